@@ -1,0 +1,255 @@
+r"""Build and parse ``WWW-Authenticate`` challenges (RFC 6750 §3, RFC 9110 §11).
+
+The builder is the only place the library writes a challenge. Configuration values
+(realm, ``error_uri``, ``resource_metadata``) are checked once, at construction; a
+failure's description and scopes are restricted to the RFC 6750 §3 character sets
+whatever they contain, so no request or token content can put CR, LF, ``"``, ``\\``
+or non-ASCII bytes into a header.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from invalidtoken_mw.reasons import Reason
+
+if TYPE_CHECKING:
+    from invalidtoken_mw.reasons import AuthFailure
+
+__all__ = [
+    "Challenge",
+    "ChallengeSettings",
+    "build_challenge",
+    "clean_description",
+    "parse_challenges",
+]
+
+# RFC 6750 §3: error-description and realm-like values: %x20-21 / %x23-5B / %x5D-7E.
+_DESCRIPTION_OK = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+# RFC 6750 §3: error-uri and scope-token characters: %x21 / %x23-5B / %x5D-7E.
+_NQCHAR_RUN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_MAX_DESCRIPTION = 300
+
+# Typographic characters people paste into messages, mapped to their ASCII cousins.
+_ASCII_COUSINS = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": "'",
+        "\u201d": "'",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2026": "...",
+        '"': "'",
+        "\\": "/",
+    }
+)
+
+
+def clean_description(text: str) -> str:
+    """Restrict ``text`` to the RFC 6750 §3 ``error_description`` character set."""
+    if _DESCRIPTION_OK.fullmatch(text) and len(text) <= _MAX_DESCRIPTION:
+        return text
+    folded = unicodedata.normalize("NFKD", text.translate(_ASCII_COUSINS))
+    kept = (
+        ch if ("\x20" <= ch <= "\x7e") else (" " if ch.isspace() or ch < "\x20" else "")
+        for ch in folded
+    )
+    cleaned = " ".join("".join(kept).split())
+    if len(cleaned) > _MAX_DESCRIPTION:
+        cleaned = cleaned[: _MAX_DESCRIPTION - 3].rstrip() + "..."
+    return cleaned
+
+
+def _check_nqchars(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _NQCHAR_RUN.fullmatch(value):
+        raise ValueError(
+            f"{name}={value!r} is not allowed in a WWW-Authenticate challenge: use a"
+            " non-empty URI of printable ASCII without spaces, '\"' or '\\'"
+            " (RFC 6750 §3), percent-encoding anything else."
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeSettings:
+    r"""How this service introduces itself in challenges; validated at construction.
+
+    Args:
+        realm: The protection space (RFC 9110 §11.5), printable ASCII without ``"``
+            or ``\\``.
+        error_uri: A page explaining the errors (RFC 6750 §3 ``error_uri``), added to
+            every challenge that carries an error code.
+        resource_metadata: The URL of this resource's OAuth protected resource
+            metadata (RFC 9728 §5.1), added to every challenge.
+
+    Raises:
+        ValueError: A value cannot appear in a header as it is.
+    """
+
+    realm: str = "api"
+    error_uri: str | None = None
+    resource_metadata: str | None = None
+
+    def __post_init__(self) -> None:
+        """Reject values that would need escaping or could break the header."""
+        if not isinstance(self.realm, str) or not _DESCRIPTION_OK.fullmatch(self.realm):
+            raise ValueError(
+                f"realm={self.realm!r} is not allowed: use printable ASCII without"
+                " '\"' or '\\' (for example realm=\"orders\")."
+            )
+        if not self.realm.strip():
+            raise ValueError('realm must not be empty: name the API, e.g. realm="orders".')
+        _check_nqchars("error_uri", self.error_uri)
+        _check_nqchars("resource_metadata", self.resource_metadata)
+
+
+def build_challenge(failure: AuthFailure, settings: ChallengeSettings) -> str | None:
+    """Return the ``WWW-Authenticate`` value for ``failure``, or ``None`` for a 5xx.
+
+    A request without credentials gets a bare ``Bearer realm="..."`` (RFC 6750 §3:
+    no error information); every other client fault adds ``error`` and
+    ``error_description``, plus ``error_uri`` when configured and ``scope`` for
+    ``insufficient_scope``. Server faults (503) get no challenge: new credentials
+    would not help.
+    """
+    reason = failure.reason
+    if reason.is_server_fault:
+        return None
+    parts = [f'Bearer realm="{settings.realm}"']
+    if reason.error is not None:
+        parts.append(f'error="{reason.error}"')
+        parts.append(f'error_description="{clean_description(failure.description)}"')
+        if settings.error_uri is not None:
+            parts.append(f'error_uri="{settings.error_uri}"')
+        if reason is Reason.INSUFFICIENT_SCOPE:
+            scopes = [s for s in failure.scopes if _NQCHAR_RUN.fullmatch(s)]
+            if scopes:
+                parts.append(f'scope="{" ".join(dict.fromkeys(scopes))}"')
+    if settings.resource_metadata is not None:
+        parts.append(f'resource_metadata="{settings.resource_metadata}"')
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """One parsed challenge: a scheme with either a ``token68`` or parameters.
+
+    Scheme and parameter names are lower-cased (they are case-insensitive,
+    RFC 9110 §11.1 and §11.2); values are unquoted.
+    """
+
+    scheme: str
+    params: dict[str, str] = field(default_factory=dict)
+    token68: str | None = None
+
+
+_TCHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TOKEN = re.compile(_TCHAR + "+")
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_QUOTED = re.compile(r'"((?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*)"')
+_OWS = re.compile(r"[ \t]*")
+# A parameter, not a token68 ending in "=" padding: "name=" followed by a value.
+_PARAM_START = re.compile(rf"{_TCHAR}+[ \t]*=(?![ \t]*(?:[=,]|$))")
+_EQUALS = re.compile(r"=")
+_COMMA = re.compile(r",")
+_SPACES = re.compile(r" +")
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+class _Parser:
+    """A small recursive-descent reader over one header value."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def skip(self, pattern: re.Pattern[str] = _OWS) -> None:
+        m = pattern.match(self.text, self.pos)
+        if m:
+            self.pos = m.end()
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.text)
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def expect(self, pattern: re.Pattern[str], what: str) -> re.Match[str]:
+        m = pattern.match(self.text, self.pos)
+        if not m:
+            raise ValueError(f"expected {what} at offset {self.pos}")
+        self.pos = m.end()
+        return m
+
+    def skip_empty_list_items(self) -> None:
+        while True:
+            self.skip()
+            if self.peek() != ",":
+                return
+            self.pos += 1
+
+    def param_follows(self) -> bool:
+        return _PARAM_START.match(self.text, self.pos) is not None
+
+    def param(self) -> tuple[str, str]:
+        name = self.expect(_TOKEN, "a parameter name").group().lower()
+        self.skip()
+        self.expect(_EQUALS, "'='")
+        self.skip()
+        if self.peek() == '"':
+            value = _UNESCAPE.sub(r"\1", self.expect(_QUOTED, "a quoted string").group(1))
+        else:
+            value = self.expect(_TOKEN, "a token or quoted string").group()
+        return name, value
+
+    def challenge(self) -> Challenge:
+        scheme = self.expect(_TOKEN, "an auth-scheme").group().lower()
+        if self.at_end() or self.peek() == ",":
+            return Challenge(scheme)
+        self.expect(_SPACES, "a space after the auth-scheme")
+        if self.at_end() or self.peek() == ",":
+            return Challenge(scheme)
+        if not self.param_follows():
+            token68 = self.expect(_TOKEN68, "a token68").group()
+            self.skip()
+            if not (self.at_end() or self.peek() == ","):
+                raise ValueError(f"unexpected text after token68 at offset {self.pos}")
+            return Challenge(scheme, token68=token68)
+        params: dict[str, str] = {}
+        while True:
+            name, value = self.param()
+            if name in params:
+                raise ValueError(f"parameter {name!r} appears twice (RFC 9110 §11.2)")
+            params[name] = value
+            self.skip()
+            if self.at_end():
+                break
+            self.expect(_COMMA, "','")
+            self.skip_empty_list_items()
+            if self.at_end() or not self.param_follows():
+                break
+        return Challenge(scheme, params)
+
+
+def parse_challenges(value: str) -> list[Challenge]:
+    """Parse a ``WWW-Authenticate`` field value into its challenges (RFC 9110 §11.6.1).
+
+    Raises:
+        ValueError: The value does not follow the RFC 9110 grammar, or a parameter
+            occurs twice in one challenge.
+    """
+    parser = _Parser(value)
+    challenges: list[Challenge] = []
+    parser.skip_empty_list_items()
+    while not parser.at_end():
+        challenges.append(parser.challenge())
+        parser.skip_empty_list_items()
+    if not challenges:
+        raise ValueError("no challenge in the header value")
+    return challenges

@@ -1,0 +1,230 @@
+"""The failure taxonomy: every way a bearer-token request can be refused.
+
+Each :class:`Reason` maps to exactly one HTTP status and one RFC 6750 §3.1 error
+code (or none), and carries a fixed, client-friendly description. :class:`AuthFailure`
+is the library's one exception type; the middlewares render it, and application code
+may raise it too.
+
+Exception hierarchy::
+
+    Exception
+     └── AuthFailure
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["AuthFailure", "Reason"]
+
+
+class Reason(str, Enum):
+    """Why a request was refused; the value is what logs and bodies carry."""
+
+    MISSING_TOKEN = "missing_token"
+    INVALID_REQUEST = "invalid_request"
+    MALFORMED_TOKEN = "malformed_token"
+    ALGORITHM_NOT_ALLOWED = "algorithm_not_allowed"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    WRONG_ISSUER = "wrong_issuer"
+    WRONG_AUDIENCE = "wrong_audience"
+    WRONG_TOKEN_TYPE = "wrong_token_type"
+    MISSING_CLAIM = "missing_claim"
+    REVOKED = "revoked"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
+    KEY_UNAVAILABLE = "key_unavailable"
+    REVOCATION_UNAVAILABLE = "revocation_unavailable"
+
+    def __str__(self) -> str:
+        """Return the wire value, so ``f"{reason}"`` is ``expired``, not ``Reason.EXPIRED``."""
+        return self.value
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code answered for this reason."""
+        return _INFO[self].status
+
+    @property
+    def error(self) -> str | None:
+        """The RFC 6750 §3.1 error code, or ``None`` where the RFC wants none."""
+        return _INFO[self].error
+
+    @property
+    def problem_title(self) -> str:
+        """A short, fixed summary (the RFC 9457 ``title``)."""
+        return _INFO[self].title
+
+    @property
+    def description(self) -> str:
+        """The fixed client-friendly sentence used when no better one is given."""
+        return _INFO[self].description
+
+    @property
+    def is_server_fault(self) -> bool:
+        """True where the server, not the client, is at fault (a 5xx answer)."""
+        return _INFO[self].status >= 500  # noqa: PLR2004 - the 5xx class boundary
+
+
+@dataclass(frozen=True, slots=True)
+class _ReasonInfo:
+    status: int
+    error: str | None
+    title: str
+    description: str
+
+
+_INVALID_TOKEN = "invalid_token"  # noqa: S105 - an RFC 6750 error code, not a secret
+
+_INFO: dict[Reason, _ReasonInfo] = {
+    Reason.MISSING_TOKEN: _ReasonInfo(
+        401,
+        None,
+        "Authentication required",
+        "This resource requires a bearer token in the Authorization header.",
+    ),
+    Reason.INVALID_REQUEST: _ReasonInfo(
+        400,
+        "invalid_request",
+        "Invalid authentication request",
+        "The request carries the access token in an invalid way.",
+    ),
+    Reason.MALFORMED_TOKEN: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Malformed access token",
+        "The access token is malformed.",
+    ),
+    Reason.ALGORITHM_NOT_ALLOWED: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Signing algorithm not allowed",
+        "The access token is signed with an algorithm this service does not accept.",
+    ),
+    Reason.UNKNOWN_KEY: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Unknown signing key",
+        "The access token is signed with a key this service does not know.",
+    ),
+    Reason.BAD_SIGNATURE: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Invalid signature",
+        "The access token signature is invalid.",
+    ),
+    Reason.EXPIRED: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Access token expired",
+        "The access token expired. Obtain a new one and retry.",
+    ),
+    Reason.NOT_YET_VALID: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Access token not yet valid",
+        "The access token is not valid yet. The clocks of the client, the issuer"
+        " and this service may disagree.",
+    ),
+    Reason.WRONG_ISSUER: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Wrong issuer",
+        "The access token was issued by an issuer this service does not trust.",
+    ),
+    Reason.WRONG_AUDIENCE: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Wrong audience",
+        "The access token was issued for another audience.",
+    ),
+    Reason.WRONG_TOKEN_TYPE: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Wrong token type",
+        "The token is not an access token of the type this service requires.",
+    ),
+    Reason.MISSING_CLAIM: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Missing claim",
+        "The access token lacks a required claim.",
+    ),
+    Reason.REVOKED: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Access token revoked",
+        "The access token has been revoked.",
+    ),
+    Reason.INSUFFICIENT_SCOPE: _ReasonInfo(
+        403,
+        "insufficient_scope",
+        "Insufficient scope",
+        "The access token does not grant the scope this request requires.",
+    ),
+    Reason.KEY_UNAVAILABLE: _ReasonInfo(
+        503,
+        None,
+        "Signing keys unavailable",
+        "The service cannot check access tokens right now. Retry later.",
+    ),
+    Reason.REVOCATION_UNAVAILABLE: _ReasonInfo(
+        503,
+        None,
+        "Revocation check unavailable",
+        "The service cannot check access tokens right now. Retry later.",
+    ),
+}
+
+
+class AuthFailure(Exception):  # noqa: N818 - the name is public API; it is a failure, not an error
+    """Raised when a request cannot be authenticated or authorised.
+
+    Args:
+        reason: Why, as a :class:`Reason` or its string value.
+        description: A client-friendly sentence replacing the reason's default one.
+            It must not contain secrets or the token; the challenge builder
+            restricts it to the RFC 6750 §3 character set in any case.
+        scopes: For ``insufficient_scope``, the scopes the request lacked; they are
+            announced in the challenge's ``scope`` parameter.
+    """
+
+    __slots__ = ("description", "reason", "scopes")
+
+    def __init__(
+        self,
+        reason: Reason | str,
+        description: str | None = None,
+        *,
+        scopes: Iterable[str] = (),
+    ) -> None:
+        """Create a failure; an unknown ``reason`` string raises :class:`ValueError`."""
+        self.reason: Reason = Reason(reason)
+        self.description: str = description or self.reason.description
+        self.scopes: tuple[str, ...] = tuple(scopes)
+        super().__init__(self.reason.value, self.description)
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code of this failure."""
+        return self.reason.status
+
+    @property
+    def error(self) -> str | None:
+        """The RFC 6750 error code of this failure, or ``None``."""
+        return self.reason.error
+
+    def __repr__(self) -> str:
+        """Show the reason and description (never a token: failures never hold one)."""
+        return f"AuthFailure({self.reason.value!r}, {self.description!r})"
+
+    def __str__(self) -> str:
+        """Return ``reason: description``."""
+        return f"{self.reason.value}: {self.description}"

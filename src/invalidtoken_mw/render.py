@@ -1,0 +1,153 @@
+"""Turn an :class:`~invalidtoken_mw.AuthFailure` into status, headers and body bytes.
+
+Every adapter answers through :class:`Renderer`, so ASGI, WSGI, Flask and FastAPI
+send the same bytes for the same failure. The body is one JSON document with the
+RFC 9457 members (``type``, ``title``, ``status``, ``detail``) and the OAuth members
+(``error``, ``error_description``) plus ``reason``. Answers for the default
+descriptions are computed once, at construction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, NamedTuple
+
+from invalidtoken_mw.challenge import ChallengeSettings, build_challenge, clean_description
+from invalidtoken_mw.reasons import AuthFailure, Reason
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "DEFAULT_PROBLEM_TYPE_BASE",
+    "JSON",
+    "PROBLEM_JSON",
+    "RenderedFailure",
+    "Renderer",
+    "wants_problem_json",
+]
+
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+# RFC 9457 §3.1.1 suggests tag URIs (RFC 4151) for problem types that need not resolve.
+DEFAULT_PROBLEM_TYPE_BASE = "tag:invalidtoken-mw,2026:reason:"
+DEFAULT_RETRY_AFTER = 5
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class RenderedFailure(NamedTuple):
+    """What to send: a status, header pairs (lower-case names) and the body bytes."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
+def wants_problem_json(accept: str | None) -> bool:
+    """Whether an ``Accept`` value asks for ``application/problem+json`` (q > 0)."""
+    if not accept or "problem+json" not in accept:
+        return False
+    for item in accept.split(","):
+        media_type, _, params = item.partition(";")
+        if media_type.strip().lower() != PROBLEM_JSON:
+            continue
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value.strip()) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
+class Renderer:
+    """Render failures for one service; configuration is checked at construction.
+
+    Args:
+        challenge: The realm and optional URIs of the ``WWW-Authenticate`` challenge.
+        problem_json: Answer ``application/problem+json`` when ``Accept`` asks for it.
+            When off, the same document is always sent as ``application/json``.
+        problem_type_base: Prefix of the RFC 9457 ``type`` member; the reason value
+            is appended (for example ``https://example.com/errors/`` gives
+            ``https://example.com/errors/expired``).
+        retry_after: Seconds announced in ``Retry-After`` on 503 answers.
+
+    Raises:
+        ValueError: A value cannot be sent as it is.
+    """
+
+    __slots__ = ("_cache", "challenge", "problem_json", "problem_type_base", "retry_after")
+
+    def __init__(
+        self,
+        challenge: ChallengeSettings | None = None,
+        *,
+        problem_json: bool = True,
+        problem_type_base: str = DEFAULT_PROBLEM_TYPE_BASE,
+        retry_after: int = DEFAULT_RETRY_AFTER,
+    ) -> None:
+        """Validate the options and precompute the answer for every reason."""
+        if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0:
+            raise ValueError("retry_after must be a whole number of seconds >= 0, e.g. 5.")
+        if not problem_type_base.isascii() or any(c.isspace() for c in problem_type_base):
+            raise ValueError("problem_type_base must be an ASCII URI prefix without spaces.")
+        self.challenge = challenge if challenge is not None else ChallengeSettings()
+        self.problem_json = problem_json
+        self.problem_type_base = problem_type_base
+        self.retry_after = retry_after
+        self._cache: Mapping[Reason, tuple[RenderedFailure, RenderedFailure]] = {
+            reason: self._compute(AuthFailure(reason)) for reason in Reason
+        }
+
+    def render(
+        self,
+        failure: AuthFailure,
+        *,
+        method: str = "GET",
+        accept: str | None = None,
+    ) -> RenderedFailure:
+        """Return the answer to send for ``failure``.
+
+        Args:
+            failure: What went wrong.
+            method: The request method; ``HEAD`` gets the headers and no body.
+            accept: The request's ``Accept`` value, for the media type.
+        """
+        if failure.scopes or failure.description is not failure.reason.description:
+            json_answer, problem_answer = self._compute(failure)
+        else:
+            json_answer, problem_answer = self._cache[failure.reason]
+        answer = problem_answer if self.problem_json and wants_problem_json(accept) else json_answer
+        if method == "HEAD":
+            return RenderedFailure(answer.status, answer.headers, b"")
+        return answer
+
+    def _compute(self, failure: AuthFailure) -> tuple[RenderedFailure, RenderedFailure]:
+        reason = failure.reason
+        description = clean_description(failure.description)
+        document = {
+            "type": f"{self.problem_type_base}{reason.value}",
+            "title": reason.problem_title,
+            "status": reason.status,
+            "detail": description,
+            "error": reason.error,
+            "error_description": description,
+            "reason": reason.value,
+        }
+        body = json.dumps(document, separators=(",", ":")).encode("ascii")
+        common: list[tuple[str, str]] = [
+            ("cache-control", "no-store"),
+            ("content-length", str(len(body))),
+        ]
+        challenge = build_challenge(failure, self.challenge)
+        if challenge is not None:
+            common.append(("www-authenticate", challenge))
+        if reason.is_server_fault:
+            common.append(("retry-after", str(self.retry_after)))
+        return (
+            RenderedFailure(reason.status, (("content-type", JSON), *common), body),
+            RenderedFailure(reason.status, (("content-type", PROBLEM_JSON), *common), body),
+        )

@@ -81,7 +81,7 @@ class _ReasonInfo:
     description: str
 
 
-_INVALID_TOKEN = "invalid_token"  # noqa: S105 - an RFC 6750 error code, not a secret
+_INVALID_TOKEN = "invalid_token"
 
 _INFO: dict[Reason, _ReasonInfo] = {
     Reason.MISSING_TOKEN: _ReasonInfo(

@@ -6,28 +6,57 @@ translate I/O.
 """
 
 from invalidtoken_mw._version import __version__
+from invalidtoken_mw.asgi import InvalidTokenMiddleware
 from invalidtoken_mw.challenge import (
     Challenge,
     ChallengeSettings,
     build_challenge,
     parse_challenges,
 )
+from invalidtoken_mw.classify import failure_from_pyjwt
+from invalidtoken_mw.explain import Check, Explanation
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
+from invalidtoken_mw.guard import Guard, TokenVerifier
+from invalidtoken_mw.jwks import JWKSCache
+from invalidtoken_mw.log import AuthEventLog, RequestFacts, otel_field_names
+from invalidtoken_mw.metrics import OpenTelemetryMetrics, PrometheusMetrics, RejectionRecorder
+from invalidtoken_mw.ratelimit import EventRateLimiter
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.render import RenderedFailure, Renderer, wants_problem_json
+from invalidtoken_mw.scopes import check_scopes, granted_scopes
+from invalidtoken_mw.verify import JWTVerifier
+from invalidtoken_mw.wsgi import InvalidTokenWSGIMiddleware
 
 __all__ = [
+    "AuthEventLog",
     "AuthFailure",
     "Challenge",
     "ChallengeSettings",
+    "Check",
+    "EventRateLimiter",
+    "Explanation",
     "ExtractedToken",
+    "Guard",
+    "InvalidTokenMiddleware",
+    "InvalidTokenWSGIMiddleware",
+    "JWKSCache",
+    "JWTVerifier",
+    "OpenTelemetryMetrics",
+    "PrometheusMetrics",
     "Reason",
+    "RejectionRecorder",
     "RenderedFailure",
     "Renderer",
+    "RequestFacts",
     "TokenExtractor",
     "TokenSource",
+    "TokenVerifier",
     "__version__",
     "build_challenge",
+    "check_scopes",
+    "failure_from_pyjwt",
+    "granted_scopes",
+    "otel_field_names",
     "parse_challenges",
     "wants_problem_json",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "ChallengeSettings",
     "build_challenge",
     "clean_description",
+    "failure_description",
     "parse_challenges",
 ]
 
@@ -53,7 +54,9 @@ def clean_description(text: str) -> str:
     """Restrict ``text`` to the RFC 6750 §3 ``error_description`` character set."""
     if _DESCRIPTION_OK.fullmatch(text) and len(text) <= _MAX_DESCRIPTION:
         return text
-    folded = unicodedata.normalize("NFKD", text.translate(_ASCII_COUSINS))
+    # Normalise first: NFKD folds some characters (fullwidth quote and backslash) onto '"'
+    # and '\\', which the translation must still see.
+    folded = unicodedata.normalize("NFKD", text).translate(_ASCII_COUSINS)
     kept = (
         ch if ("\x20" <= ch <= "\x7e") else (" " if ch.isspace() or ch < "\x20" else "")
         for ch in folded
@@ -62,6 +65,11 @@ def clean_description(text: str) -> str:
     if len(cleaned) > _MAX_DESCRIPTION:
         cleaned = cleaned[: _MAX_DESCRIPTION - 3].rstrip() + "..."
     return cleaned
+
+
+def failure_description(failure: AuthFailure) -> str:
+    """The failure's description as sent: cleaned, or the reason's default if nothing is left."""
+    return clean_description(failure.description) or failure.reason.description
 
 
 def _check_nqchars(name: str, value: str | None) -> str | None:
@@ -124,7 +132,7 @@ def build_challenge(failure: AuthFailure, settings: ChallengeSettings) -> str | 
     parts = [f'Bearer realm="{settings.realm}"']
     if reason.error is not None:
         parts.append(f'error="{reason.error}"')
-        parts.append(f'error_description="{clean_description(failure.description)}"')
+        parts.append(f'error_description="{failure_description(failure)}"')
         if settings.error_uri is not None:
             parts.append(f'error_uri="{settings.error_uri}"')
         if reason is Reason.INSUFFICIENT_SCOPE:

@@ -88,6 +88,8 @@ def _malformed(description: str) -> AuthFailure:
 
 def _check_token(token: str) -> str:
     """Return ``token`` if it is a b64token, else raise with the most useful hint."""
+    if token.lower() == "bearer":  # a b64token, but surely 'Bearer Bearer' with no token
+        raise _malformed(_HINT_DOUBLE_SCHEME)
     if _B64TOKEN.fullmatch(token):
         if token.startswith(_JWT_HEADER_START):
             count = token.count(".") + 1
@@ -96,7 +98,7 @@ def _check_token(token: str) -> str:
         return token
     if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'":  # noqa: PLR2004
         raise _malformed(_HINT_QUOTED)
-    if token[:7].lower() == "bearer " or token.lower() == "bearer":
+    if token[:7].lower() == "bearer ":
         raise _malformed(_HINT_DOUBLE_SCHEME)
     if any(ch.isspace() for ch in token):
         raise _malformed(_HINT_WHITESPACE)
@@ -188,7 +190,7 @@ class TokenExtractor:
         scheme, _, rest = value.partition(" ")
         if scheme.lower() != "bearer":
             lowered = scheme.lower()
-            if lowered.startswith("bearer\t"):
+            if lowered.startswith("bearer") and lowered[6:7].isspace():
                 raise _malformed(_HINT_WHITESPACE)
             if lowered.startswith("bearer") and lowered[6:7] in {":", "=", ","}:
                 raise _malformed(_HINT_SCHEME_PUNCTUATION)
@@ -196,7 +198,7 @@ class TokenExtractor:
         token = rest.lstrip(" ")
         if not token:
             raise AuthFailure(Reason.INVALID_REQUEST, _EMPTY)
-        if ", " in token and token.partition(", ")[2][:7].lower() == "bearer ":
+        if "," in token and token.partition(",")[2].lstrip(" ")[:7].lower() == "bearer ":
             # Two Authorization headers folded into one by a proxy or WSGI server.
             raise AuthFailure(Reason.INVALID_REQUEST, _SEVERAL)
         return _check_token(token)

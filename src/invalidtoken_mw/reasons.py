@@ -18,7 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 __all__ = ["AuthFailure", "Reason"]
 
@@ -194,9 +194,11 @@ class AuthFailure(Exception):  # noqa: N818 - the name is public API; it is a fa
             restricts it to the RFC 6750 §3 character set in any case.
         scopes: For ``insufficient_scope``, the scopes the request lacked; they are
             announced in the challenge's ``scope`` parameter.
+        context: Extra fields for the ``auth_rejected`` log event (never sent to the
+            client), e.g. ``{"unexpected_error": "TypeError"}``.
     """
 
-    __slots__ = ("description", "reason", "scopes")
+    __slots__ = ("context", "description", "reason", "scopes")
 
     def __init__(
         self,
@@ -204,11 +206,13 @@ class AuthFailure(Exception):  # noqa: N818 - the name is public API; it is a fa
         description: str | None = None,
         *,
         scopes: Iterable[str] = (),
+        context: Mapping[str, object] | None = None,
     ) -> None:
         """Create a failure; an unknown ``reason`` string raises :class:`ValueError`."""
         self.reason: Reason = Reason(reason)
         self.description: str = description or self.reason.description
         self.scopes: tuple[str, ...] = tuple(scopes)
+        self.context: Mapping[str, object] = context or {}
         super().__init__(self.reason.value, self.description)
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, NamedTuple
 
-from invalidtoken_mw.challenge import ChallengeSettings, build_challenge, clean_description
+from invalidtoken_mw.challenge import ChallengeSettings, build_challenge, failure_description
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
@@ -46,7 +46,8 @@ class RenderedFailure(NamedTuple):
 
 def wants_problem_json(accept: str | None) -> bool:
     """Whether an ``Accept`` value asks for ``application/problem+json`` (q > 0)."""
-    if not accept or "problem+json" not in accept:
+    # Media types are case-insensitive (RFC 9110 §8.3.1); the loop below lowers each one.
+    if not accept or "problem+json" not in accept.lower():
         return False
     for item in accept.split(","):
         media_type, _, params = item.partition(";")
@@ -127,7 +128,7 @@ class Renderer:
 
     def _compute(self, failure: AuthFailure) -> tuple[RenderedFailure, RenderedFailure]:
         reason = failure.reason
-        description = clean_description(failure.description)
+        description = failure_description(failure)
         document = {
             "type": f"{self.problem_type_base}{reason.value}",
             "title": reason.problem_title,

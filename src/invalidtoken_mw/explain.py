@@ -1,0 +1,238 @@
+"""Explain a token: every check, passed or failed, in plain English.
+
+:func:`explain` runs each of the verifier's checks on its own and keeps going past
+the first failure, so a person sees everything that is wrong at once. The verdict
+(:attr:`Explanation.failure`) is exactly what :meth:`JWTVerifier.verify` answers.
+It reads the token's untrusted header and claims for display: the report is for the
+operator's terminal, never for a response.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import jwt
+
+from invalidtoken_mw.reasons import AuthFailure
+
+if TYPE_CHECKING:
+    from invalidtoken_mw.verify import JWTVerifier
+
+__all__ = ["Check", "Explanation", "explain", "human_duration"]
+
+_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+
+
+def human_duration(seconds: float) -> str:
+    """Render a duration as its two largest units, e.g. ``3 h 12 min`` or ``45 s``."""
+    remaining = int(abs(seconds))
+    parts: list[str] = []
+    for unit, size in _UNITS:
+        if remaining >= size or (unit == "s" and not parts):
+            parts.append(f"{remaining // size} {unit}")
+            remaining %= size
+        if len(parts) == 2:  # noqa: PLR2004 - two units read best
+            break
+    return " ".join(parts)
+
+
+def _iso(timestamp: float) -> str:
+    try:
+        moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return f"{timestamp!r} (out of range)"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One check: its name, whether it passed (``None``: not applicable) and why."""
+
+    name: str
+    passed: bool | None
+    detail: str
+
+    @classmethod
+    def of(cls, name: str, passed: bool, detail: str) -> Check:  # noqa: FBT001 - the verdict
+        """A check that passed or failed."""
+        return cls(name, passed, detail)
+
+    @classmethod
+    def ok(cls, name: str, detail: str) -> Check:
+        """A check that passed."""
+        return cls(name, True, detail)  # noqa: FBT003 - the dataclass field
+
+    @classmethod
+    def fail(cls, name: str, detail: str) -> Check:
+        """A check that failed."""
+        return cls(name, False, detail)  # noqa: FBT003 - the dataclass field
+
+    @classmethod
+    def skip(cls, name: str, detail: str) -> Check:
+        """A check that does not apply."""
+        return cls(name, None, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Everything :func:`explain` found out about a token."""
+
+    header: dict[str, Any] | None
+    claims: dict[str, Any] | None
+    checks: tuple[Check, ...]
+    failure: AuthFailure | None = field(default=None)
+
+    @property
+    def valid(self) -> bool:
+        """True when the verifier accepts the token."""
+        return self.failure is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form of the report."""
+        return {
+            "valid": self.valid,
+            "reason": None if self.failure is None else self.failure.reason.value,
+            "status": 200 if self.failure is None else self.failure.status,
+            "description": None if self.failure is None else self.failure.description,
+            "header": self.header,
+            "claims": self.claims,
+            "checks": [
+                {"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks
+            ],
+        }
+
+
+def _number(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _time_checks(claims: dict[str, Any], leeway: float, now: float) -> list[Check]:
+    checks: list[Check] = []
+    exp = _number(claims, "exp")
+    if "exp" not in claims:
+        checks.append(Check.skip("exp", "no exp claim: the token never expires"))
+    elif exp is None:
+        checks.append(Check.fail("exp", "exp is not a number"))
+    elif exp <= now - leeway:
+        ago = human_duration(now - exp)
+        checks.append(Check.fail("exp", f"expired {ago} ago at {_iso(exp)}"))
+    else:
+        left = human_duration(exp - now)
+        note = (
+            f"valid for another {left} (until {_iso(exp)})"
+            if exp > now
+            else (
+                f"expired {human_duration(now - exp)} ago, accepted within the {leeway:g} s leeway"
+            )
+        )
+        checks.append(Check.ok("exp", note))
+    for name, label in (("nbf", "not valid before"), ("iat", "issued at")):
+        value = _number(claims, name)
+        if name not in claims:
+            continue
+        if value is None:
+            checks.append(Check.fail(name, f"{name} is not a number"))
+        elif value > now + leeway:
+            ahead = human_duration(value - now)
+            checks.append(
+                Check.fail(
+                    name,
+                    f"{label} {_iso(value)}, {ahead} in the future: the issuer's clock or"
+                    " this machine's is probably wrong",
+                )
+            )
+        else:
+            checks.append(Check.ok(name, f"{label} {_iso(value)}"))
+    return checks
+
+
+def _claim_checks(
+    verifier: JWTVerifier, header: dict[str, Any], claims: dict[str, Any]
+) -> list[Check]:
+    checks: list[Check] = []
+    if verifier.issuer is not None:
+        iss = claims.get("iss")
+        expected = " or ".join(verifier.issuer)
+        ok = isinstance(iss, str) and iss in verifier.issuer
+        checks.append(Check.of("iss", ok, f"issuer is {iss!r}, this service expects {expected}"))
+    if verifier.audience is not None:
+        aud = claims.get("aud")
+        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        ok = any(a in verifier.audience for a in auds if isinstance(a, str))
+        shown = ", ".join(str(a) for a in auds) or "absent"
+        expected = " or ".join(verifier.audience)
+        checks.append(Check.of("aud", ok, f"audience is {shown}, this service expects {expected}"))
+    if verifier.token_type is not None:
+        typ = header.get("typ")
+        ok = (
+            isinstance(typ, str) and typ.lower().removeprefix("application/") == verifier.token_type
+        )
+        checks.append(
+            Check.of("typ", ok, f"typ is {typ!r}, this service expects {verifier.token_type!r}")
+        )
+    missing = [c for c in verifier.required_claims if claims.get(c) is None]
+    if verifier.required_claims:
+        detail = "missing: " + ", ".join(missing) if missing else "all present"
+        checks.append(Check.of("required_claims", not missing, detail))
+    return checks
+
+
+def _signature_check(verifier: JWTVerifier, token: str) -> Check:
+    """Key lookup and signature, with every claim check switched off."""
+    try:
+        parsed = verifier._parse(token)  # noqa: SLF001 - explain is the verifier's companion
+        jwk = None if verifier._jwks is None else verifier._jwks.get_key(parsed.kid)  # noqa: SLF001
+        key = verifier._key_for(parsed, jwk)  # noqa: SLF001
+        jwt.PyJWT({"enforce_minimum_key_length": True}).decode(
+            token,
+            key=key,
+            algorithms=[parsed.alg],
+            options={
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+            },
+        )
+    except AuthFailure as failure:
+        return Check.fail("signature", failure.description)
+    except jwt.InvalidSignatureError:
+        return Check.fail("signature", "the signature does not match the key")
+    except jwt.PyJWTError as exc:
+        return Check.fail("signature", f"cannot check the signature ({type(exc).__name__})")
+    return Check.ok("signature", f"signed with {parsed.alg}, key {parsed.kid or '(static)'}")
+
+
+def explain(verifier: JWTVerifier, token: str, *, now: float | None = None) -> Explanation:
+    """Report every check of ``verifier`` on ``token``, continuing past failures.
+
+    Needs no network with a static key; with a JWKS URL it may fetch the key set.
+    """
+    now = time.time() if now is None else now
+    try:
+        parsed = verifier._parse(token)  # noqa: SLF001 - explain is the verifier's companion
+    except AuthFailure as refused:
+        return Explanation(None, None, (Check.fail("structure", refused.description),), refused)
+    checks = [
+        Check.ok("structure", "three base64url segments with JSON header and claims"),
+        Check.ok("alg", f"{parsed.alg} is allowed ({', '.join(verifier.algorithms)})"),
+        _signature_check(verifier, token),
+        *_time_checks(parsed.claims, verifier.leeway, now),
+        *_claim_checks(verifier, parsed.header, parsed.claims),
+    ]
+    failure: AuthFailure | None = None
+    try:
+        verifier.verify(token)
+    except AuthFailure as exc:
+        failure = exc
+    return Explanation(parsed.header, parsed.claims, tuple(checks), failure)

@@ -1,0 +1,251 @@
+"""The ``auth_rejected`` event: one structured log event per refused request.
+
+Emitted through ``structlog.get_logger("invalidtoken_mw")``; the library never calls
+``structlog.configure()``, so the application's configuration decides how it renders.
+Every value is sanitised (control characters removed, strings truncated, odd types and
+huge integers stringified) so no renderer can fail, and the token itself never appears:
+only a keyed fingerprint of it and, read without trusting them, a few header fields
+and claims.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import secrets
+import threading
+import time
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import structlog
+
+from invalidtoken_mw._jose import JWS_SHAPE, decode_object
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from structlog.typing import EventDict
+
+    from invalidtoken_mw.metrics import RejectionRecorder
+    from invalidtoken_mw.ratelimit import EventRateLimiter
+    from invalidtoken_mw.reasons import AuthFailure
+
+__all__ = [
+    "EVENT",
+    "OTEL_FIELD_NAMES",
+    "AuthEventLog",
+    "RequestFacts",
+    "otel_field_names",
+    "sanitize",
+]
+
+EVENT = "auth_rejected"
+_MAX_STRING = 200
+_MAX_SAFE_INT = 2**53  # beyond this JSON consumers (and orjson) lose precision or fail
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_HEADER_FIELDS = ("alg", "kid", "typ")
+_CLAIM_FIELDS = ("iss", "sub", "aud", "jti", "exp", "iat", "nbf")
+_FINGERPRINT_HEX = 16
+
+
+def sanitize(value: object) -> str | int | float | bool | list[Any] | None:
+    """Make an untrusted value safe for any log renderer.
+
+    Strings lose control characters and are truncated; integers beyond 2**53 and any
+    other type become (truncated) strings; short lists of scalars are kept.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else _truncate(str(value))
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return _truncate(_CONTROL.sub("", value))
+    if isinstance(value, list) and len(value) <= 10 and all(isinstance(v, str) for v in value):  # noqa: PLR2004
+        return [_truncate(_CONTROL.sub("", v)) for v in value]
+    return _truncate(_CONTROL.sub("", repr(value)))
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= _MAX_STRING else text[: _MAX_STRING - 3] + "..."
+
+
+class RequestFacts(NamedTuple):
+    """What the log event says about the request, gathered by the adapter."""
+
+    method: str
+    path: str
+    client_ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+def _peek(token: str) -> dict[str, Any]:
+    """Read, without trusting them, the header and claim fields worth logging."""
+    if len(token) > 16384 or not JWS_SHAPE.fullmatch(token):  # noqa: PLR2004 - log budget
+        return {}
+    header_b64, claims_b64, _ = token.split(".")
+    header = decode_object(header_b64) or {}
+    claims = decode_object(claims_b64) or {}
+    fields = {name: sanitize(header[name]) for name in _HEADER_FIELDS if name in header}
+    fields.update({name: sanitize(claims[name]) for name in _CLAIM_FIELDS if name in claims})
+    return fields
+
+
+class AuthEventLog:
+    """Emit ``auth_rejected`` events (and count rejections) for one middleware instance.
+
+    Args:
+        fingerprint_key: Key of the HMAC-SHA256 token fingerprint. Give every
+            instance the same key to correlate a token across processes; by default
+            a random per-process key (fingerprints then only correlate within one
+            process, and cannot be brute-forced from the logs).
+        rate_limit: Per-reason flood protection for the log; ``None`` logs every
+            rejection. Suppressed events are counted into the next one's
+            ``suppressed`` field.
+        metrics: Counters told about every rejection, logged or not.
+        log_accepted: Also emit an ``auth_accepted`` event at debug level.
+    """
+
+    __slots__ = (
+        "_counts",
+        "_counts_lock",
+        "_fingerprint_key",
+        "_logger",
+        "_metrics",
+        "log_accepted",
+        "rate_limit",
+    )
+
+    def __init__(
+        self,
+        *,
+        fingerprint_key: bytes | None = None,
+        rate_limit: EventRateLimiter | None = None,
+        metrics: Iterable[RejectionRecorder] = (),
+        log_accepted: bool = False,
+    ) -> None:
+        """Prepare the logger and the fingerprint key."""
+        if fingerprint_key is not None and len(fingerprint_key) < 16:  # noqa: PLR2004
+            raise ValueError("fingerprint_key must be at least 16 bytes of secret material.")
+        self._fingerprint_key = fingerprint_key or secrets.token_bytes(32)
+        self._logger = structlog.get_logger("invalidtoken_mw")
+        self.rate_limit = rate_limit
+        self._metrics = tuple(metrics)
+        for recorder in self._metrics:
+            if not callable(getattr(recorder, "record", None)):
+                raise TypeError("each metrics entry needs a record(reason) method.")
+        self.log_accepted = log_accepted
+        self._counts: dict[str, int] = {}
+        self._counts_lock = threading.Lock()
+
+    def fingerprint(self, token: str) -> str:
+        """A short keyed hash identifying ``token`` without revealing it."""
+        digest = hmac.new(self._fingerprint_key, token.encode("utf-8", "replace"), hashlib.sha256)
+        return digest.hexdigest()[:_FINGERPRINT_HEX]
+
+    def stats(self) -> dict[str, int]:
+        """A snapshot of rejections (by reason value) and acceptances since start-up."""
+        with self._counts_lock:
+            return dict(self._counts)
+
+    def _count(self, key: str) -> None:
+        with self._counts_lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def count_accepted(self) -> None:
+        """Count an accepted request (the cheap path when ``log_accepted`` is off)."""
+        self._count("accepted")
+
+    def accepted(self, request: RequestFacts, token: str | None) -> None:
+        """Count an accepted request; log ``auth_accepted`` at debug when enabled."""
+        self._count("accepted")
+        if self.log_accepted:
+            fields = _request_fields(request)
+            if token:
+                fields["token_fingerprint"] = self.fingerprint(token)
+            self._logger.debug("auth_accepted", **fields)
+
+    def rejected(self, failure: AuthFailure, request: RequestFacts, token: str | None) -> None:
+        """Count a refused request and emit its one ``auth_rejected`` event (unless flooded)."""
+        reason = failure.reason
+        self._count(reason.value)
+        for recorder in self._metrics:
+            recorder.record(reason)
+        suppressed = 0
+        if self.rate_limit is not None:
+            allowed = self.rate_limit.acquire(reason)
+            if allowed is None:
+                return
+            suppressed = allowed
+        fields: dict[str, Any] = {
+            "reason": reason.value,
+            "error": reason.error,
+            "status": reason.status,
+            **_request_fields(request),
+        }
+        if failure.scopes:
+            fields["missing_scopes"] = sanitize(list(failure.scopes))
+        if failure.context:
+            fields.update({k: sanitize(v) for k, v in failure.context.items()})
+        if suppressed:
+            fields["suppressed"] = suppressed
+        if token:
+            fields["token_fingerprint"] = self.fingerprint(token)
+            fields.update(_peek(token))
+            _time_fields(fields)
+        if reason.is_server_fault or "unexpected_error" in fields:
+            self._logger.error(EVENT, **fields)
+        else:
+            self._logger.warning(EVENT, **fields)
+
+
+def _request_fields(request: RequestFacts) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "method": sanitize(request.method),
+        "path": sanitize(request.path),
+        "client_ip": sanitize(request.client_ip),
+    }
+    if request.user_agent is not None:
+        fields["user_agent"] = sanitize(request.user_agent)
+    if request.request_id is not None:
+        fields["request_id"] = sanitize(request.request_id)
+    return fields
+
+
+def _time_fields(fields: dict[str, Any]) -> None:
+    now = time.time()
+    exp, nbf = fields.get("exp"), fields.get("nbf")
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool) and exp <= now:
+        fields["expired_for_s"] = int(now - exp)
+    if isinstance(nbf, (int, float)) and not isinstance(nbf, bool) and nbf > now:
+        fields["not_before_in_s"] = int(nbf - now)
+
+
+# OpenTelemetry semantic conventions / ECS names for the event's fields.
+OTEL_FIELD_NAMES: dict[str, str] = {
+    "method": "http.request.method",
+    "path": "url.path",
+    "client_ip": "client.address",
+    "user_agent": "user_agent.original",
+    "status": "http.response.status_code",
+    "reason": "error.type",
+    "request_id": "http.request.id",
+}
+
+
+def otel_field_names(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
+    """A structlog processor renaming ``auth_rejected`` fields to OpenTelemetry/ECS names.
+
+    Add it to the application's processor chain before the renderer::
+
+        structlog.configure(processors=[..., otel_field_names, structlog.processors.JSONRenderer()])
+
+    Other events pass through unchanged.
+    """
+    if event_dict.get("event") not in {EVENT, "auth_accepted"}:
+        return event_dict
+    return {OTEL_FIELD_NAMES.get(key, key): value for key, value in event_dict.items()}

@@ -1,0 +1,305 @@
+"""RedisRevocationStore: revocations shared by every instance, through Redis.
+
+- Keys are ``{prefix}jti:<hash of iss and jti>`` and ``{prefix}sub:<hash of iss and
+  sub>``; token entries expire at the token's ``exp`` plus leeway, subject entries
+  after the longest token lifetime. No key lives forever.
+- One ``MGET`` answers a check. A short per-process cache (default 1 s) keeps Redis
+  off the hot path; every revocation is published on a channel, and each instance's
+  subscriber thread empties its cache at once (and again after a reconnect), so a
+  revocation is effective everywhere well under a second.
+- Redis outages: short timeouts, no retries on the request path, and a short pause
+  before Redis is tried again; fail closed (``revocation_unavailable``, 503) by
+  default, or fail open with a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from cachetools import TTLCache
+
+from invalidtoken_mw.reasons import AuthFailure, Reason
+from invalidtoken_mw.revocation import (
+    DEFAULT_MAX_TOKEN_LIFETIME,
+    _check_lifetime,
+    revocation_keys,
+    subject_revoked,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["RedisRevocationStore"]
+
+_log = structlog.get_logger("invalidtoken_mw")
+# Connection settings copied from a given sync client to its asyncio twin.
+_ASYNC_COPY = ("host", "port", "db", "username", "password", "ssl", "path")
+_Identity = tuple[str, "str | None", "str | None", "float | None"]
+
+
+def _import_redis() -> Any:  # noqa: ANN401 - optional dependency
+    try:
+        import redis  # noqa: PLC0415 - optional dependency
+        import redis.asyncio  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise ImportError(
+            "RedisRevocationStore needs: pip install 'invalidtoken-mw[redis]'"
+        ) from exc
+    return redis
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:40]
+
+
+class RedisRevocationStore:
+    """Revocations in Redis, shared by every instance that points at it.
+
+    Args:
+        url: A ``redis://`` or ``rediss://`` URL. Either ``url`` or ``client``.
+        client: A ready ``redis.Redis`` client (its own timeouts and retries apply).
+        prefix: Prefix of every key and of the channel.
+        local_cache_ttl: Seconds an answer is reused in-process (0 disables).
+        max_token_lifetime: How long a subject revocation lasts, in seconds.
+        leeway: Seconds added to each entry's lifetime, matching the verifier's leeway.
+        fail_open: Accept tokens (with a warning log) when Redis is unreachable,
+            instead of answering 503.
+        timeout: Socket timeout, in seconds, for clients made from ``url``.
+        retry_interval: After a Redis error, seconds before Redis is tried again.
+
+    Raises:
+        ValueError: Neither or both of ``url`` and ``client``; bad numbers.
+        ImportError: ``redis`` is not installed (extra ``invalidtoken-mw[redis]``).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,  # noqa: ANN401 - optional dependency's type
+        prefix: str = "invalidtoken:",
+        local_cache_ttl: float = 1.0,
+        max_token_lifetime: float = DEFAULT_MAX_TOKEN_LIFETIME,
+        leeway: float = 60.0,
+        fail_open: bool = False,
+        timeout: float = 0.25,
+        retry_interval: float = 1.0,
+    ) -> None:
+        """Configure the clients; nothing connects until first use."""
+        redis = _import_redis()
+        if (url is None) == (client is None):
+            raise ValueError("pass exactly one of url='redis://...' or client=redis.Redis(...).")
+        if local_cache_ttl < 0 or timeout <= 0 or retry_interval < 0:
+            raise ValueError("local_cache_ttl and retry_interval must be >= 0, timeout > 0.")
+        self.prefix = prefix
+        self.channel = f"{prefix}revocations"
+        self.max_token_lifetime = _check_lifetime(max_token_lifetime)
+        self.leeway = float(leeway)
+        self.fail_open = fail_open
+        self.retry_interval = float(retry_interval)
+        self._errors = (redis.RedisError, OSError)
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+        }
+        self._url = url
+        self._async_options = options
+        self._client = client if client is not None else redis.Redis.from_url(url, **options)
+        self._async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._lock = threading.Lock()
+        self._cache: TTLCache[_Identity, bool] | None = (
+            TTLCache(100_000, local_cache_ttl) if local_cache_ttl else None
+        )
+        self._down_until = 0.0
+        self._subscriber: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    # -- keys -------------------------------------------------------------------
+
+    def _token_key(self, issuer: str, jti: str) -> str:
+        return f"{self.prefix}jti:{_digest(issuer, jti)}"
+
+    def _subject_key(self, issuer: str, subject: str) -> str:
+        return f"{self.prefix}sub:{_digest(issuer, subject)}"
+
+    def _keys(self, identity: _Identity) -> list[str]:
+        iss, jti, sub, _ = identity
+        return [
+            self._token_key(iss, jti) if jti is not None else f"{self.prefix}none",
+            self._subject_key(iss, sub) if sub is not None else f"{self.prefix}none",
+        ]
+
+    @staticmethod
+    def _verdict(identity: _Identity, values: list[Any]) -> bool:
+        token_entry, subject_entry = values
+        if token_entry is not None:
+            return True
+        before = None if subject_entry is None else float(subject_entry)
+        return subject_revoked(identity[3], before)
+
+    # -- revoking -----------------------------------------------------------------
+
+    def revoke(self, *, jti: str, issuer: str, expires_at: float) -> None:
+        """Revoke one token until its ``exp``; an already expired token is a no-op."""
+        expires = int(float(expires_at) + self.leeway) + 1
+        if expires <= time.time():
+            return
+        self._client.set(self._token_key(issuer, jti), "1", exat=expires)
+        self._client.publish(self.channel, "jti")
+
+    def revoke_subject(self, subject: str, *, issuer: str, before: float | None = None) -> None:
+        """Reject the subject's tokens issued before ``before`` (default: now)."""
+        moment = time.time() if before is None else float(before)
+        ttl = int(self.max_token_lifetime + self.leeway) + 1
+        self._client.set(self._subject_key(issuer, subject), repr(moment), ex=ttl)
+        self._client.publish(self.channel, "sub")
+
+    async def revoke_async(self, *, jti: str, issuer: str, expires_at: float) -> None:
+        """Async form of :meth:`revoke`."""
+        expires = int(float(expires_at) + self.leeway) + 1
+        if expires <= time.time():
+            return
+        client = self._async_client()
+        await client.set(self._token_key(issuer, jti), "1", exat=expires)
+        await client.publish(self.channel, "jti")
+
+    async def revoke_subject_async(
+        self, subject: str, *, issuer: str, before: float | None = None
+    ) -> None:
+        """Async form of :meth:`revoke_subject`."""
+        moment = time.time() if before is None else float(before)
+        ttl = int(self.max_token_lifetime + self.leeway) + 1
+        client = self._async_client()
+        await client.set(self._subject_key(issuer, subject), repr(moment), ex=ttl)
+        await client.publish(self.channel, "sub")
+
+    # -- checking -----------------------------------------------------------------
+
+    def _cached(self, identity: _Identity) -> bool | None:
+        if self._cache is None:
+            return None
+        self._ensure_subscriber()
+        with self._lock:
+            return self._cache.get(identity)
+
+    def _store(self, identity: _Identity, verdict: bool) -> None:  # noqa: FBT001 - the verdict
+        if self._cache is not None:
+            with self._lock:
+                self._cache[identity] = verdict
+
+    def _unavailable(self, exc: BaseException) -> bool:
+        self._down_until = time.monotonic() + self.retry_interval
+        if self.fail_open:
+            _log.warning("revocation_check_skipped", error_type=type(exc).__name__)
+            return False
+        raise AuthFailure(Reason.REVOCATION_UNAVAILABLE) from exc
+
+    def _paused(self) -> bool:
+        return self._down_until > 0 and time.monotonic() < self._down_until
+
+    def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        """Whether ``claims`` belong to a revoked token or subject.
+
+        Raises:
+            AuthFailure: ``revocation_unavailable`` when Redis cannot answer and the
+                store fails closed.
+        """
+        identity = revocation_keys(claims)
+        cached = self._cached(identity)
+        if cached is not None:
+            return cached
+        try:
+            if self._paused():
+                raise ConnectionError("Redis marked unavailable; retrying shortly")
+            verdict = self._verdict(identity, self._client.mget(self._keys(identity)))
+        except self._errors as exc:
+            return self._unavailable(exc)
+        self._down_until = 0.0
+        self._store(identity, verdict)
+        return verdict
+
+    async def is_revoked_async(self, claims: Mapping[str, Any]) -> bool:
+        """Same as :meth:`is_revoked` on the asyncio client (never blocks the loop)."""
+        identity = revocation_keys(claims)
+        cached = self._cached(identity)
+        if cached is not None:
+            return cached
+        try:
+            if self._paused():
+                raise ConnectionError("Redis marked unavailable; retrying shortly")
+            values = await self._async_client().mget(self._keys(identity))
+            verdict = self._verdict(identity, values)
+        except self._errors as exc:
+            return self._unavailable(exc)
+        self._down_until = 0.0
+        self._store(identity, verdict)
+        return verdict
+
+    def _async_client(self) -> Any:  # noqa: ANN401 - optional dependency's type
+        """One asyncio client per event loop (connections belong to a loop)."""
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            redis = _import_redis()
+            if self._url is not None:
+                client = redis.asyncio.Redis.from_url(self._url, **self._async_options)
+            else:
+                given = self._client.connection_pool.connection_kwargs
+                kwargs = {k: given[k] for k in _ASYNC_COPY if k in given}
+                client = redis.asyncio.Redis(**kwargs, **self._async_options)
+            self._async_clients = {
+                **{lp: c for lp, c in self._async_clients.items() if not lp.is_closed()},
+                loop: client,
+            }
+        return client
+
+    # -- invalidation ---------------------------------------------------------------
+
+    def flush_local_cache(self) -> None:
+        """Forget every cached answer (done automatically on each revocation)."""
+        if self._cache is not None:
+            with self._lock:
+                self._cache.clear()
+
+    def _ensure_subscriber(self) -> None:
+        if self._subscriber is None or not self._subscriber.is_alive():
+            with self._lock:
+                if self._subscriber is None or not self._subscriber.is_alive():
+                    self._subscriber = threading.Thread(
+                        target=self._listen, name="invalidtoken-mw-revocations", daemon=True
+                    )
+                    self._subscriber.start()
+
+    def _listen(self) -> None:
+        """Empty the local cache on every published revocation; reconnect forever."""
+        while not self._closed.is_set():
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self.channel)
+                self.flush_local_cache()  # anything may have been missed while away
+                while not self._closed.is_set():
+                    if pubsub.get_message(timeout=0.2) is not None:
+                        self.flush_local_cache()
+            except self._errors:
+                self.flush_local_cache()
+                self._closed.wait(0.2)
+            finally:
+                pubsub.close()
+
+    def close(self) -> None:
+        """Stop the subscriber thread and close the clients."""
+        self._closed.set()
+        if self._subscriber is not None:
+            self._subscriber.join(timeout=2)
+        self._client.close()
+
+    def __len__(self) -> int:
+        """Revocation keys currently in Redis under this prefix (for operators and tests)."""
+        return sum(1 for _ in self._client.scan_iter(match=f"{self.prefix}*", count=1000))

@@ -1,0 +1,63 @@
+"""Scope checks (RFC 6749 §3.3, RFC 9068 §2.2.3): which scopes a token grants.
+
+Both the space-separated ``scope`` string claim and the ``scp`` list claim (used by
+several identity providers) are understood.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from invalidtoken_mw.reasons import AuthFailure, Reason
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+__all__ = ["check_scopes", "granted_scopes", "validate_scopes"]
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """Check configured scopes once and return them as a tuple.
+
+    Raises:
+        ValueError: A scope is not an RFC 6749 §3.3 scope-token.
+        TypeError: ``scopes`` is a single string (a common slip for a list).
+    """
+    if isinstance(scopes, str):
+        raise TypeError(f"scopes must be a list, e.g. [{scopes!r}], not a string.")
+    result = tuple(dict.fromkeys(scopes))
+    for scope in result:
+        if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
+            raise ValueError(
+                f"scope {scope!r} is not valid: a scope is printable ASCII without spaces,"
+                " '\"' or '\\' (RFC 6749 §3.3)."
+            )
+    return result
+
+
+def granted_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """The scopes a token grants, from ``scope`` (string) and ``scp`` (list or string)."""
+    granted: set[str] = set()
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            granted.update(value.split())
+        elif isinstance(value, list):
+            granted.update(v for v in value if isinstance(v, str))
+    return frozenset(granted)
+
+
+def check_scopes(claims: Mapping[str, Any], required: Iterable[str]) -> None:
+    """Raise ``insufficient_scope`` unless the token grants every ``required`` scope.
+
+    Raises:
+        AuthFailure: With ``scopes`` set to the required scopes the token lacks.
+    """
+    granted = granted_scopes(claims)
+    missing = [scope for scope in required if scope not in granted]
+    if missing:
+        raise AuthFailure(Reason.INSUFFICIENT_SCOPE, scopes=missing)

@@ -1,0 +1,386 @@
+"""JWTVerifier: decide whether a bearer JWT is good and, when it is not, exactly why.
+
+Checks run in a fixed order, cheapest and most fundamental first, so a forged token
+is ``bad_signature`` and never ``expired`` (design.md):
+
+1. size and structure (three base64url segments, JSON objects; JWE refused);
+2. ``alg`` against the configured allowlist (never taken from the token);
+3. the key, by ``kid`` (static key, or JWKS with a rate-limited refresh);
+4. the signature and the registered claims, by PyJWT;
+5. ``typ`` and the remaining claim checks.
+
+Verdicts are cached by the exact token string: a verified token until it expires
+(or ``cache_ttl``), a permanently bad one for ``negative_cache_ttl``, so a client
+resending the same token costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+
+import jwt
+import structlog
+from cachetools import TLRUCache
+
+from invalidtoken_mw._jose import JWS_SHAPE, decode_object
+from invalidtoken_mw.classify import failure_from_pyjwt
+from invalidtoken_mw.explain import Explanation, explain
+from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
+from invalidtoken_mw.jwks import JWKSCache
+from invalidtoken_mw.keys import check_algorithms, jwk_accepts, prepare_static_key
+from invalidtoken_mw.reasons import AuthFailure, Reason
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
+    from invalidtoken_mw.revocation import RevocationStore
+
+__all__ = ["JWTVerifier"]
+
+_log = structlog.get_logger("invalidtoken_mw")
+
+_JWE_SEGMENTS = 4  # dots in a JWE compact serialisation
+_DESC_SEGMENTS = "The access token is malformed: a JWT has 3 dot-separated parts of base64url text."
+_DESC_JWE = "The access token is encrypted (JWE); this service accepts signed tokens (JWS) only."
+_DESC_HEADER = "The access token is malformed: its header is not a JSON object."
+_DESC_CLAIMS = "The access token is malformed: its claims are not a JSON object."
+_DESC_TOO_LARGE = "The access token is malformed: it is larger than this service accepts."
+_DESC_NONE = "The access token is not signed (alg none); this service requires a signature."
+_DESC_TYP = "The token is not an access token of the type this service requires ({typ})."
+
+# Verdicts that stay true for a given token and configuration; safe to remember.
+_LASTING = frozenset(
+    {
+        Reason.MALFORMED_TOKEN,
+        Reason.ALGORITHM_NOT_ALLOWED,
+        Reason.BAD_SIGNATURE,
+        Reason.EXPIRED,
+        Reason.WRONG_ISSUER,
+        Reason.WRONG_AUDIENCE,
+        Reason.WRONG_TOKEN_TYPE,
+        Reason.MISSING_CLAIM,
+        Reason.REVOKED,
+    }
+)
+
+
+class _Parsed(NamedTuple):
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    alg: str
+    kid: str | None
+
+
+def _copy_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Copy decoded JSON (dicts, lists, scalars) several times faster than ``deepcopy``."""
+    return {k: _copy_value(v) for k, v in value.items()}
+
+
+def _copy_value(value: Any) -> Any:  # noqa: ANN401 - any JSON value
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy_value(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy_value(v) for v in value]
+    return value
+
+
+def _object(segment: str, description: str) -> dict[str, Any]:
+    value = decode_object(segment)
+    if value is None:
+        raise AuthFailure(Reason.MALFORMED_TOKEN, description)
+    return value
+
+
+def _normalise_typ(value: str) -> str:
+    return value.lower().removeprefix("application/")
+
+
+def _as_tuple(value: str | Iterable[str] | None, name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    values = (value,) if isinstance(value, str) else tuple(value)
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise ValueError(f"{name} must be a non-empty string or a list of them.")
+    return values
+
+
+class JWTVerifier:
+    """Verify bearer JWTs against a key or a JWKS endpoint.
+
+    Args:
+        key: An HMAC secret, a PEM public key, a JWK dict or a ``cryptography``
+            public key. Exactly one of ``key`` and ``jwks_url``.
+        jwks_url: An ``https://`` (or ``http://``) JWKS endpoint.
+        algorithms: The allowlist; required, never taken from the token.
+        issuer: The expected ``iss`` (exact match), or several.
+        audience: This resource's identifier; the token's ``aud`` must contain it.
+        leeway: Seconds of clock skew tolerated for ``exp``, ``nbf`` and ``iat``.
+        required_claims: Claims that must be present.
+        token_type: Require this JOSE ``typ``, e.g. ``"at+jwt"`` for RFC 9068
+            access tokens (compared case-insensitively, ``application/`` optional).
+        max_token_bytes: Longer tokens are refused before any decoding.
+        cache_size: Verified tokens remembered (0 turns the caches off).
+        cache_ttl: Longest time a verified token is remembered, in seconds; never
+            past its own ``exp``.
+        negative_cache_ttl: How long a permanently bad token's verdict is remembered.
+        jwks_timeout: Seconds allowed for one JWKS fetch.
+        jwks_cooldown: Minimum seconds between refreshes caused by unknown ``kid``.
+        revocation: A revocation store (e.g. :class:`MemoryRevocationStore` or
+            :class:`RedisRevocationStore`), checked after every other check, on
+            cached verdicts too.
+
+    Raises:
+        ValueError: The configuration is unusable; the message says how to fix it.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str | bytes | Mapping[str, Any] | object | None = None,
+        jwks_url: str | None = None,
+        algorithms: Iterable[str],
+        issuer: str | Iterable[str] | None = None,
+        audience: str | Iterable[str] | None = None,
+        leeway: float = 60,
+        required_claims: Iterable[str] = ("exp",),
+        token_type: str | None = None,
+        max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+        cache_size: int = 10_000,
+        cache_ttl: float = 300,
+        negative_cache_ttl: float = 60,
+        jwks_timeout: float = 3.0,
+        jwks_cooldown: float = 5.0,
+        revocation: RevocationStore | None = None,
+    ) -> None:
+        """Validate the configuration and parse the key once."""
+        if (key is None) == (jwks_url is None):
+            raise ValueError("pass exactly one of key=... (a static key) or jwks_url=....")
+        self.algorithms = check_algorithms(algorithms)
+        self.issuer = _as_tuple(issuer, "issuer")
+        self.audience = _as_tuple(audience, "audience")
+        if isinstance(leeway, bool) or not isinstance(leeway, (int, float)) or leeway < 0:
+            raise ValueError("leeway must be a number of seconds >= 0, e.g. 60.")
+        self.leeway = float(leeway)
+        self.required_claims = tuple(required_claims)
+        if token_type is not None and not token_type.strip():
+            raise ValueError("token_type must be a media type such as 'at+jwt', or None.")
+        self.token_type = _normalise_typ(token_type) if token_type else None
+        if max_token_bytes < 1:
+            raise ValueError("max_token_bytes must be at least 1; the default is 8192.")
+        self.max_token_bytes = max_token_bytes
+        if cache_size < 0 or cache_ttl <= 0 or negative_cache_ttl < 0:
+            raise ValueError("cache_size must be >= 0 and cache_ttl > 0 seconds.")
+        self._static_keys: dict[str, Any] | None = None
+        self._jwks: JWKSCache | None = None
+        if jwks_url is not None:
+            self._jwks = JWKSCache(jwks_url, timeout=jwks_timeout, cooldown=jwks_cooldown)
+        else:
+            self._static_keys = prepare_static_key(key, self.algorithms)
+        if revocation is not None and not callable(getattr(revocation, "is_revoked", None)):
+            raise TypeError(
+                "revocation must be a store with is_revoked(), e.g. MemoryRevocationStore()."
+            )
+        self.revocation = revocation
+        self._decoder = jwt.PyJWT({"enforce_minimum_key_length": True})
+        self._options: dict[str, Any] = {
+            "require": list(self.required_claims),
+            "verify_aud": self.audience is not None,
+            "verify_iss": self.issuer is not None,
+        }
+        self._issuer_arg: str | tuple[str, ...] | None = (
+            self.issuer[0] if self.issuer and len(self.issuer) == 1 else self.issuer
+        )
+        self._lock = threading.Lock()
+        self._cache_ttl = float(cache_ttl)
+        self._negative_ttl = float(negative_cache_ttl)
+        self._cache: TLRUCache[str, tuple[dict[str, Any], float]] | None = None
+        self._negative: TLRUCache[str, AuthFailure] | None = None
+        if cache_size:
+            self._cache = TLRUCache(cache_size, self._positive_expiry, timer=time.time)
+            if negative_cache_ttl:
+                self._negative = TLRUCache(cache_size, self._negative_expiry, timer=time.time)
+
+    # -- caches ---------------------------------------------------------------
+
+    def _positive_expiry(
+        self, _token: str, value: tuple[dict[str, Any], float], now: float
+    ) -> float:
+        return min(now + self._cache_ttl, value[1])
+
+    def _negative_expiry(self, _token: str, _value: AuthFailure, now: float) -> float:
+        return now + self._negative_ttl
+
+    def _cached(self, token: str) -> dict[str, Any] | None:
+        """Return cached claims, or raise the cached failure; ``None`` on a miss."""
+        if self._cache is None:
+            return None
+        with self._lock:
+            hit = self._cache.get(token)
+            failure = (
+                None if hit is not None or self._negative is None else self._negative.get(token)
+            )
+        if hit is not None:
+            claims, valid_until = hit
+            if time.time() < valid_until:
+                # Deep: the app may mutate nested claims (a scope list) of its copy.
+                return _copy_json(claims)
+            raise AuthFailure(Reason.EXPIRED)
+        if failure is not None:
+            # A fresh exception per hit: re-raising one shared instance would grow its
+            # traceback on every hit and share it between threads.
+            raise AuthFailure(failure.reason, failure.description, scopes=failure.scopes)
+        return None
+
+    def _remember(self, token: str, claims: dict[str, Any]) -> None:
+        if self._cache is None:
+            return
+        valid_until = math.inf
+        if "exp" in claims:
+            # PyJWT accepted int(exp) (it also reads a numeric string); an exp beyond any
+            # float never ends. A token whose exp PyJWT cannot read never gets here.
+            try:
+                valid_until = int(claims["exp"]) + self.leeway
+            except OverflowError:
+                valid_until = math.inf
+        with self._lock:
+            self._cache[token] = (_copy_json(claims), valid_until)
+
+    def _revoked(self, token: str) -> NoReturn:
+        failure = AuthFailure(Reason.REVOKED)
+        with self._lock:
+            if self._cache is not None:
+                self._cache.pop(token, None)
+        self._remember_failure(token, failure)
+        raise failure
+
+    def _remember_failure(self, token: str, failure: AuthFailure) -> None:
+        if self._negative is not None and failure.reason in _LASTING:
+            with self._lock:
+                self._negative[token] = failure
+
+    # -- the checks -----------------------------------------------------------
+
+    def _parse(self, token: str) -> _Parsed:
+        """Structure and algorithm checks: no key, no cryptography."""
+        if len(token) > self.max_token_bytes:
+            raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_TOO_LARGE)
+        if not JWS_SHAPE.fullmatch(token):
+            if token.count(".") == _JWE_SEGMENTS:
+                raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_JWE)
+            raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_SEGMENTS)
+        header_b64, claims_b64, _ = token.split(".")
+        header = _object(header_b64, _DESC_HEADER)
+        claims = _object(claims_b64, _DESC_CLAIMS)
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            if isinstance(alg, str) and alg.lower() == "none":
+                raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED, _DESC_NONE)
+            raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED)
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_HEADER)
+        return _Parsed(header, claims, alg, kid)
+
+    def _key_for(self, parsed: _Parsed, jwk: jwt.PyJWK | None) -> Any:  # noqa: ANN401 - key objects
+        """The key object that must have signed this token."""
+        if jwk is None:
+            assert self._static_keys is not None  # noqa: S101 - no JWK means a static key
+            return self._static_keys[parsed.alg]
+        key = jwk_accepts(jwk, parsed.alg)
+        if key is None:
+            raise AuthFailure(
+                Reason.ALGORITHM_NOT_ALLOWED,
+                "The access token's algorithm does not match its signing key.",
+            )
+        return key
+
+    def _finish(self, token: str, parsed: _Parsed, jwk: jwt.PyJWK | None) -> dict[str, Any]:
+        """Key, signature and claims (PyJWT), then ``typ``."""
+        key = self._key_for(parsed, jwk)
+        try:
+            claims: dict[str, Any] = self._decoder.decode(
+                token,
+                key=key,
+                algorithms=[parsed.alg],
+                options=self._options,  # type: ignore[arg-type]
+                audience=self.audience,
+                issuer=self._issuer_arg,
+                leeway=self.leeway,
+            )
+        except jwt.PyJWTError as exc:
+            raise failure_from_pyjwt(exc) from exc
+        if self.token_type is not None:
+            typ = parsed.header.get("typ")
+            if not isinstance(typ, str) or _normalise_typ(typ) != self.token_type:
+                raise AuthFailure(Reason.WRONG_TOKEN_TYPE, _DESC_TYP.format(typ=self.token_type))
+        return claims
+
+    @contextmanager
+    def _recording(self, token: str) -> Iterator[None]:
+        """Remember lasting failures; turn unexpected exceptions into a 401, never a 500."""
+        try:
+            yield
+        except AuthFailure as failure:
+            self._remember_failure(token, failure)
+            raise
+        except Exception as exc:
+            # A bug, here or in PyJWT: say so loudly, but answer 401, never 500.
+            _log.error(
+                "verifier_unexpected_error",
+                error_type=type(exc).__name__,
+                token_length=len(token),
+            )
+            raise AuthFailure(
+                Reason.MALFORMED_TOKEN, context={"unexpected_error": type(exc).__name__}
+            ) from exc
+
+    # -- public API -------------------------------------------------------------
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Return the claims of a valid token.
+
+        Raises:
+            AuthFailure: The token is refused; ``.reason`` says why.
+        """
+        claims = self._cached(token)
+        if claims is None:
+            with self._recording(token):
+                parsed = self._parse(token)
+                jwk = None if self._jwks is None else self._jwks.get_key(parsed.kid)
+                claims = self._finish(token, parsed, jwk)
+            self._remember(token, claims)
+        if self.revocation is not None and self.revocation.is_revoked(claims):
+            self._revoked(token)
+        return dict(claims)
+
+    async def verify_async(self, token: str) -> dict[str, Any]:
+        """Return the claims of a valid token without blocking the event loop.
+
+        Only a JWKS fetch waits (in a worker thread); a cached verdict answers at once.
+
+        Raises:
+            AuthFailure: The token is refused; ``.reason`` says why.
+        """
+        claims = self._cached(token)
+        if claims is None:
+            with self._recording(token):
+                parsed = self._parse(token)
+                jwk = None if self._jwks is None else await self._jwks.get_key_async(parsed.kid)
+                claims = self._finish(token, parsed, jwk)
+            self._remember(token, claims)
+        if self.revocation is not None and await self.revocation.is_revoked_async(claims):
+            self._revoked(token)
+        return dict(claims)
+
+    def explain(self, token: str) -> Explanation:
+        """Report every check on ``token``, continuing past the first failure.
+
+        The verdict in the report is exactly what :meth:`verify` answers. With a
+        static key no network is needed.
+        """
+        return explain(self, token)

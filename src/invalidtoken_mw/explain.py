@@ -9,6 +9,7 @@ operator's terminal, never for a response.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +29,8 @@ _UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
 
 def human_duration(seconds: float) -> str:
     """Render a duration as its two largest units, e.g. ``3 h 12 min`` or ``45 s``."""
+    if not math.isfinite(seconds):
+        return "forever"
     remaining = int(abs(seconds))
     parts: list[str] = []
     for unit, size in _UNITS:
@@ -106,10 +109,18 @@ class Explanation:
 
 
 def _number(claims: dict[str, Any], name: str) -> float | None:
+    """The claim as PyJWT reads it (``int(value)``), or ``None`` where PyJWT refuses it."""
     value = claims.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if value is None:
         return None
-    return float(value)
+    try:
+        whole = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    try:
+        return float(whole)
+    except OverflowError:  # 10**400 is beyond any date, but PyJWT accepts it
+        return math.inf if whole > 0 else -math.inf
 
 
 def _time_checks(claims: dict[str, Any], leeway: float, now: float) -> list[Check]:
@@ -164,7 +175,8 @@ def _claim_checks(
     if verifier.audience is not None:
         aud = claims.get("aud")
         auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        ok = any(a in verifier.audience for a in auds if isinstance(a, str))
+        # As PyJWT: one non-string member makes the whole claim unusable.
+        ok = all(isinstance(a, str) for a in auds) and any(a in verifier.audience for a in auds)
         shown = ", ".join(str(a) for a in auds) or "absent"
         expected = " or ".join(verifier.audience)
         checks.append(Check.of("aud", ok, f"audience is {shown}, this service expects {expected}"))

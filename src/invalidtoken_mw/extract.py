@@ -30,6 +30,11 @@ _JWT_HEADER_START = "eyJ"  # base64url of '{"' - every JWT starts this way
 _JWT_SEGMENTS = 3
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _PARAM = "access_token"
+# Several Authorization lines folded into one by a proxy or WSGI server (RFC 9110 §5.3):
+# a comma, then the next credentials' auth-scheme (a token) and a space. A b64token never
+# contains a comma, so after a Bearer token this can only be folding.
+_FOLDED = re.compile(r",[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]")
+_FOLDED_BEARER = re.compile(r",[ \t]*bearer(?:[ \t]|\Z)", re.IGNORECASE)
 
 _MALFORMED_PREFIX = "The access token is malformed: "
 _HINT_TOO_LARGE = (
@@ -194,11 +199,14 @@ class TokenExtractor:
                 raise _malformed(_HINT_WHITESPACE)
             if lowered.startswith("bearer") and lowered[6:7] in {":", "=", ","}:
                 raise _malformed(_HINT_SCHEME_PUNCTUATION)
+            if _FOLDED_BEARER.search(rest):
+                # "Basic ..., Bearer ...": folded lines, one of them a bearer token.
+                raise AuthFailure(Reason.INVALID_REQUEST, _SEVERAL)
             return None
         token = rest.lstrip(" ")
         if not token:
             raise AuthFailure(Reason.INVALID_REQUEST, _EMPTY)
-        if "," in token and token.partition(",")[2].lstrip(" ")[:7].lower() == "bearer ":
+        if _FOLDED.search(token):
             # Two Authorization headers folded into one by a proxy or WSGI server.
             raise AuthFailure(Reason.INVALID_REQUEST, _SEVERAL)
         return _check_token(token)

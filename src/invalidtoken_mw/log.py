@@ -44,10 +44,12 @@ __all__ = [
 EVENT = "auth_rejected"
 _MAX_STRING = 200
 _MAX_SAFE_INT = 2**53  # beyond this JSON consumers (and orjson) lose precision or fail
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Lone surrogates (from "\ud800" escapes in claims) are not UTF-8: orjson and files refuse them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _HEADER_FIELDS = ("alg", "kid", "typ")
 _CLAIM_FIELDS = ("iss", "sub", "aud", "jti", "exp", "iat", "nbf")
 _FINGERPRINT_HEX = 16
+_PROCESS_KEY = secrets.token_bytes(32)
 
 
 def sanitize(value: object) -> str | int | float | bool | list[Any] | None:
@@ -58,15 +60,19 @@ def sanitize(value: object) -> str | int | float | bool | list[Any] | None:
     """
     if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, int):
-        return value if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else _truncate(str(value))
+    if isinstance(value, int) and -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, str):
         return _truncate(_CONTROL.sub("", value))
     if isinstance(value, list) and len(value) <= 10 and all(isinstance(v, str) for v in value):  # noqa: PLR2004
         return [_truncate(_CONTROL.sub("", v)) for v in value]
-    return _truncate(_CONTROL.sub("", repr(value)))
+    try:
+        text = str(value) if isinstance(value, int) else repr(value)
+    except Exception:  # noqa: BLE001 - e.g. ints past sys.get_int_max_str_digits(), odd __repr__
+        text = f"<{type(value).__name__}>"
+    return _truncate(_CONTROL.sub("", text))
 
 
 def _truncate(text: str) -> str:
@@ -131,7 +137,7 @@ class AuthEventLog:
         """Prepare the logger and the fingerprint key."""
         if fingerprint_key is not None and len(fingerprint_key) < 16:  # noqa: PLR2004
             raise ValueError("fingerprint_key must be at least 16 bytes of secret material.")
-        self._fingerprint_key = fingerprint_key or secrets.token_bytes(32)
+        self._fingerprint_key = fingerprint_key or _PROCESS_KEY
         self._logger = structlog.get_logger("invalidtoken_mw")
         self.rate_limit = rate_limit
         self._metrics = tuple(metrics)
@@ -190,7 +196,9 @@ class AuthEventLog:
         if failure.scopes:
             fields["missing_scopes"] = sanitize(list(failure.scopes))
         if failure.context:
-            fields.update({k: sanitize(v) for k, v in failure.context.items()})
+            # Context from application code adds fields; it cannot replace ours or "event".
+            reserved = {"event", *fields}
+            fields.update({k: sanitize(v) for k, v in failure.context.items() if k not in reserved})
         if suppressed:
             fields["suppressed"] = suppressed
         if token:

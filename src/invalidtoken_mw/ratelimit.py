@@ -55,8 +55,9 @@ class EventRateLimiter:
             ``None`` when the event must be suppressed; otherwise the number of events
             suppressed for ``key`` since the last one emitted (to report, then reset).
         """
-        now = self._clock()
         with self._lock:
+            # Read inside the lock: a stale time would move the refill clock backwards.
+            now = self._clock()
             bucket = self._buckets.get(key)
             if bucket is None:
                 bucket = self._buckets[key] = [float(self.burst), now, 0.0]

@@ -1,0 +1,336 @@
+"""Real servers for the end-to-end tests, and the small applications they serve.
+
+:func:`run_uvicorn` and :func:`run_waitress` start a server on 127.0.0.1 with a free
+port in a background thread, wait until it accepts connections, yield its base URL
+and, on exit, shut it down cleanly: connections, listening socket and worker threads
+are all closed, so ``-W error`` sees no ``ResourceWarning``.
+
+The applications answer the same routes with the same bytes under both servers
+(:func:`success_body`), so a test can compare uvicorn and waitress byte for byte:
+
+=========================  ================================================
+route                      answer
+=========================  ================================================
+``/orders``                the claims, method and body (``OPTIONS``: 204)
+``/health``, ``/healthz``  ``{"status": "ok"}`` plus the lifespan flag (ASGI)
+``/raise/auth-failure``    raises ``AuthFailure(insufficient_scope)``
+``/raise/expired``         raises ``jwt.ExpiredSignatureError``
+``/app-401/bare``          a 401 without a challenge
+``/app-401/own``           a 401 with its own ``Basic`` challenge
+``/stream-then-fail``      streams one chunk, then raises ``AuthFailure``
+``/ws``                    (ASGI) accepts and sends the token's ``sub``
+=========================  ================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import jwt
+import uvicorn
+import waitress
+from fastapi import FastAPI
+from flask import Flask
+from flask import Response as FlaskResponse
+from flask import request as flask_request
+from starlette.applications import Starlette
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from waitress import wasyncore
+
+from invalidtoken_mw import (
+    AuthFailure,
+    InvalidTokenMiddleware,
+    InvalidTokenWSGIMiddleware,
+    JWTVerifier,
+)
+from tokens import AUDIENCE, ISSUER, SECRET
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator
+
+    from starlette.requests import Request
+    from starlette.types import ASGIApp
+    from starlette.websockets import WebSocket
+
+REALM = "orders"
+REQUIRED_SCOPE = "orders:write"
+WSGI_CLAIMS_KEY = "invalidtoken_mw.claims"
+START_TIMEOUT = 10.0
+
+MAIN_OPTIONS: dict[str, Any] = {
+    "realm": REALM,
+    "exclude_paths": ("/health",),
+    "scopes": [REQUIRED_SCOPE],
+}
+"""The middleware as most services configure it: one realm, a public path, one scope."""
+
+RELAXED_OPTIONS: dict[str, Any] = {
+    "realm": REALM,
+    "optional": True,
+    "allow_query_token": True,
+    "allow_body_token": True,
+    "add_missing_challenge": False,
+}
+"""Every opt-in switched on: anonymous access, query and form-body tokens, no added challenge."""
+
+
+def make_verifier() -> JWTVerifier:
+    """A fresh verifier for the HS256 test tokens of :mod:`tokens`."""
+    return JWTVerifier(key=SECRET, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)
+
+
+def success_body(method: str, claims: dict[str, Any] | None, body: str) -> bytes:
+    """The bytes every test application answers a successful ``/orders`` request with."""
+    document = {"body": body, "claims": claims, "method": method}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+_PREFLIGHT_HEADERS = {
+    "access-control-allow-origin": "*",
+    "access-control-allow-methods": "GET, POST",
+}
+_OWN_CHALLENGE = {"www-authenticate": 'Basic realm="legacy"'}
+
+
+# -- ASGI: Starlette and FastAPI -------------------------------------------------------
+
+
+async def _orders(request: Request) -> Response:
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=_PREFLIGHT_HEADERS)
+    body = (await request.body()).decode()
+    content = success_body(request.method, request.state.token_claims, body)
+    return Response(content, media_type="application/json")
+
+
+async def _health(request: Request) -> Response:
+    started = getattr(request.state, "lifespan_started", False)
+    return Response(json.dumps({"lifespan_started": started, "status": "ok"}))
+
+
+def _fail_with_auth_failure() -> None:
+    raise AuthFailure("insufficient_scope", scopes=[REQUIRED_SCOPE])
+
+
+def _fail_with_pyjwt_error() -> None:
+    raise jwt.ExpiredSignatureError("Signature has expired")
+
+
+async def _raise_auth_failure(_request: Request) -> Response:
+    _fail_with_auth_failure()
+    return Response()
+
+
+async def _raise_expired(_request: Request) -> Response:
+    _fail_with_pyjwt_error()
+    return Response()
+
+
+async def _app_401_bare(_request: Request) -> Response:
+    return Response(status_code=401)
+
+
+async def _app_401_own(_request: Request) -> Response:
+    return Response(status_code=401, headers=_OWN_CHALLENGE)
+
+
+async def _stream_then_fail(_request: Request) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise AuthFailure("expired")
+
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+async def _websocket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_json({"sub": websocket.state.token_claims["sub"]})
+    await websocket.close()
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    yield {"lifespan_started": True}
+
+
+def make_starlette_app(**options: Any) -> Starlette:
+    """The Starlette test application with the middleware added by ``add_middleware``."""
+    routes = [
+        Route("/orders", _orders, methods=["GET", "POST", "OPTIONS"]),
+        Route("/health", _health),
+        Route("/health/live", _health),
+        Route("/healthz", _health),
+        Route("/raise/auth-failure", _raise_auth_failure),
+        Route("/raise/expired", _raise_expired),
+        Route("/app-401/bare", _app_401_bare),
+        Route("/app-401/own", _app_401_own),
+        Route("/stream-then-fail", _stream_then_fail),
+        WebSocketRoute("/ws", _websocket),
+    ]
+    app = Starlette(routes=routes, lifespan=_lifespan)
+    app.add_middleware(InvalidTokenMiddleware, verifier=make_verifier(), **options)
+    return app
+
+
+def make_fastapi_app(**options: Any) -> FastAPI:
+    """A FastAPI application whose endpoints raise failures, middleware via ``add_middleware``."""
+    app = FastAPI()
+    # FastAPI endpoints take no Request here: it would need run-time annotations.
+    app.add_api_route("/raise/auth-failure", _fail_with_auth_failure)
+    app.add_api_route("/raise/expired", _fail_with_pyjwt_error)
+    app.add_middleware(InvalidTokenMiddleware, verifier=make_verifier(), **options)
+    return app
+
+
+# -- WSGI: Flask -----------------------------------------------------------------------
+
+
+def make_flask_app(**options: Any) -> Flask:
+    """The Flask twin of :func:`make_starlette_app` (no websocket, no lifespan).
+
+    ``PROPAGATE_EXCEPTIONS`` is on: otherwise Flask turns every exception a view
+    raises into its own 500 page before the middleware can see it.
+    """
+    app = Flask("orders")
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+
+    @app.route("/orders", methods=["GET", "POST", "OPTIONS"])
+    def orders() -> FlaskResponse:
+        if flask_request.method == "OPTIONS":
+            return FlaskResponse(status=204, headers=_PREFLIGHT_HEADERS)
+        claims = flask_request.environ[WSGI_CLAIMS_KEY]
+        body = flask_request.get_data(as_text=True)
+        content = success_body(flask_request.method, claims, body)
+        return FlaskResponse(content, mimetype="application/json")
+
+    @app.route("/health")
+    @app.route("/health/live")
+    @app.route("/healthz")
+    def health() -> FlaskResponse:
+        return FlaskResponse(json.dumps({"status": "ok"}))
+
+    @app.route("/raise/auth-failure")
+    def raise_auth_failure() -> FlaskResponse:
+        _fail_with_auth_failure()
+        return FlaskResponse()
+
+    @app.route("/raise/expired")
+    def raise_expired() -> FlaskResponse:
+        _fail_with_pyjwt_error()
+        return FlaskResponse()
+
+    @app.route("/app-401/bare")
+    def app_401_bare() -> FlaskResponse:
+        return FlaskResponse(status=401)
+
+    @app.route("/app-401/own")
+    def app_401_own() -> FlaskResponse:
+        return FlaskResponse(status=401, headers=_OWN_CHALLENGE)
+
+    @app.route("/stream-then-fail")
+    def stream_then_fail() -> FlaskResponse:
+        def chunks() -> Iterator[bytes]:
+            yield b"partial"
+            raise AuthFailure("expired")
+
+        return FlaskResponse(chunks(), mimetype="text/plain")
+
+    # Flask types wsgi_app as a method; replacing it is the documented way to wrap it.
+    app.wsgi_app = InvalidTokenWSGIMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, verifier=make_verifier(), **options
+    )
+    return app
+
+
+# -- servers ---------------------------------------------------------------------------
+
+
+def client(base_url: str) -> httpx.Client:
+    """An HTTP client for a test server; proxy settings from the environment are ignored."""
+    return httpx.Client(base_url=base_url, trust_env=False)
+
+
+def _wait_until(ready: Callable[[], bool], thread: threading.Thread, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not ready():
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def run_uvicorn(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread; yield ``http://127.0.0.1:<port>``.
+
+    The listening socket is bound here (port 0), so the port is known before start.
+    ``http="h11"`` and ``ws="websockets-sansio"`` are pinned: h11 refuses request
+    heads over 16 KiB (``h11_max_incomplete_event_size``), and that websocket
+    implementation advertises the ``websocket.http.response`` extension. Lifespan
+    is on, so a failing startup fails the fixture.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        http="h11",
+        ws="websockets-sansio",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+    )
+    thread.start()
+    try:
+        _wait_until(lambda: server.started, thread, "uvicorn")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(START_TIMEOUT)
+        sock.close()
+
+
+@contextlib.contextmanager
+def run_waitress(app: Any, *, threads: int = 8) -> Iterator[str]:
+    """Serve ``app`` with waitress in a thread; yield ``http://127.0.0.1:<port>``.
+
+    waitress's ``run()`` only ends when its socket map is empty, which another
+    thread cannot arrange safely, so the loop here polls a stop flag instead. On
+    exit the worker threads finish first, then every connection and the listening
+    socket close, all in the server's own thread. waitress accepts request heads of
+    up to 256 KiB (``max_request_header_size``).
+    """
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
+    socket_map = server._map  # noqa: SLF001 - waitress has no public stop() for run()
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            while not stop.is_set():
+                wasyncore.loop(timeout=0.05, map=socket_map, count=1)
+        finally:
+            server.task_dispatcher.shutdown()
+            for channel in list(socket_map.values()):
+                if channel is not server:
+                    channel.handle_close()
+            server.close()
+
+    # create_server has already bound and listened: connections queue from here on.
+    thread = threading.Thread(target=serve, name="waitress", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        stop.set()
+        thread.join(START_TIMEOUT)

@@ -35,8 +35,7 @@ def main() -> None:
             print(f"{label:<30} {answer.status}  {failure.reason.value:<16} {challenge}")
     print("\nEvery reason, as sent on the wire\n")
     for reason in Reason:
-        failure = AuthFailure(reason, scopes=("orders:write",))
-        answer = renderer.render(failure)
+        answer = renderer.render(AuthFailure(reason, scopes=("orders:write",)))
         challenge = dict(answer.headers).get("www-authenticate", "(no challenge on 503)")
         print(f"{reason.value:<24} {answer.status}  {challenge}")
 

@@ -22,7 +22,9 @@ from invalidtoken_mw.log import AuthEventLog, RequestFacts, otel_field_names
 from invalidtoken_mw.metrics import OpenTelemetryMetrics, PrometheusMetrics, RejectionRecorder
 from invalidtoken_mw.ratelimit import EventRateLimiter
 from invalidtoken_mw.reasons import AuthFailure, Reason
+from invalidtoken_mw.redis_store import RedisRevocationStore
 from invalidtoken_mw.render import RenderedFailure, Renderer, wants_problem_json
+from invalidtoken_mw.revocation import MemoryRevocationStore, RevocationStore
 from invalidtoken_mw.scopes import check_scopes, granted_scopes
 from invalidtoken_mw.verify import JWTVerifier
 from invalidtoken_mw.wsgi import InvalidTokenWSGIMiddleware
@@ -41,13 +43,16 @@ __all__ = [
     "InvalidTokenWSGIMiddleware",
     "JWKSCache",
     "JWTVerifier",
+    "MemoryRevocationStore",
     "OpenTelemetryMetrics",
     "PrometheusMetrics",
     "Reason",
+    "RedisRevocationStore",
     "RejectionRecorder",
     "RenderedFailure",
     "Renderer",
     "RequestFacts",
+    "RevocationStore",
     "TokenExtractor",
     "TokenSource",
     "TokenVerifier",

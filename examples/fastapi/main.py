@@ -1,0 +1,80 @@
+"""An orders API protected by invalidtoken-mw (FastAPI).
+
+Configuration comes from the environment:
+
+- ``INVALIDTOKEN_JWKS_URL`` (an identity provider's JWKS endpoint), or
+  ``INVALIDTOKEN_KEY`` / ``INVALIDTOKEN_KEY_FILE`` (an HMAC secret or a PEM public key);
+- ``INVALIDTOKEN_ALGORITHMS`` (comma-separated, default ``RS256``);
+- ``INVALIDTOKEN_ISSUER`` and ``INVALIDTOKEN_AUDIENCE`` (default ``api://orders``);
+- ``INVALIDTOKEN_REDIS_URL`` (optional): share revocations through Redis.
+
+Run it: ``uvicorn --factory main:create_app --app-dir examples/fastapi`` (see README.md
+beside this file).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, WebSocket
+
+from invalidtoken_mw import JWTVerifier, MemoryRevocationStore
+from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
+
+ORDERS = [{"id": 1, "item": "coffee beans", "quantity": 2}]
+
+
+def verifier_from_env(env: dict[str, str] | None = None) -> JWTVerifier:
+    """Build the verifier from ``INVALIDTOKEN_*`` environment variables."""
+    env = dict(os.environ) if env is None else env
+    key: str | None = env.get("INVALIDTOKEN_KEY")
+    if env.get("INVALIDTOKEN_KEY_FILE"):
+        key = Path(env["INVALIDTOKEN_KEY_FILE"]).read_text(encoding="utf-8")
+    revocation: Any = MemoryRevocationStore()
+    if env.get("INVALIDTOKEN_REDIS_URL"):
+        from invalidtoken_mw import RedisRevocationStore  # noqa: PLC0415 - optional extra
+
+        revocation = RedisRevocationStore(env["INVALIDTOKEN_REDIS_URL"])
+    return JWTVerifier(
+        key=key,
+        jwks_url=env.get("INVALIDTOKEN_JWKS_URL"),
+        algorithms=env.get("INVALIDTOKEN_ALGORITHMS", "RS256").split(","),
+        issuer=env.get("INVALIDTOKEN_ISSUER"),
+        audience=env.get("INVALIDTOKEN_AUDIENCE", "api://orders"),
+        revocation=revocation,
+    )
+
+
+def create_app(verifier: JWTVerifier | None = None) -> FastAPI:
+    """The orders API; ``verifier`` defaults to :func:`verifier_from_env`."""
+    app = FastAPI(title="Orders API (invalidtoken-mw example)")
+    install(
+        app,
+        verifier=verifier if verifier is not None else verifier_from_env(),
+        realm="orders",
+        exclude_paths=["/health"],
+    )
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/orders", dependencies=[Depends(require_scopes("orders:read"))])
+    def list_orders(claims: TokenClaims) -> dict[str, Any]:
+        return {"subject": claims.get("sub"), "orders": ORDERS}
+
+    @app.post("/orders", dependencies=[Depends(require_scopes("orders:write"))], status_code=201)
+    def create_order(claims: TokenClaims) -> dict[str, Any]:
+        return {"id": len(ORDERS) + 1, "item": "tea", "quantity": 1, "by": claims.get("sub")}
+
+    @app.websocket("/ws/orders")
+    async def order_feed(websocket: WebSocket) -> None:
+        # The middleware refused bad tokens before this point (HTTP 401/403 or close 1008).
+        await websocket.accept()
+        claims = websocket.scope["state"]["token_claims"]
+        await websocket.send_json({"subject": claims.get("sub"), "orders": ORDERS})
+        await websocket.close()
+
+    return app

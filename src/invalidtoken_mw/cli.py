@@ -1,0 +1,255 @@
+"""The ``invalidtoken-mw`` command line: explain, mint, revoke and demo.
+
+``explain`` answers "why is this token rejected?" offline with a static key; ``mint``
+makes development tokens with a chosen defect; ``revoke`` writes to a shared Redis
+revocation store; ``demo`` runs the FastAPI example and shows every failure. Machine
+output (``--json``) goes to stdout alone; everything else a person reads goes to
+stdout or stderr with colour only when a terminal is attached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jwt
+
+from invalidtoken_mw._term import Style
+from invalidtoken_mw.challenge import ChallengeSettings
+from invalidtoken_mw.reasons import AuthFailure
+from invalidtoken_mw.render import Renderer
+from invalidtoken_mw.scopes import check_scopes
+from invalidtoken_mw.verify import JWTVerifier
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from invalidtoken_mw.explain import Explanation
+
+__all__ = ["main"]
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _read_key(args: argparse.Namespace) -> Any:  # noqa: ANN401 - secret, PEM or JWK
+    if args.key_file:
+        text = Path(args.key_file).read_text(encoding="utf-8")
+    elif args.key is not None:
+        text = args.key
+    else:
+        return None
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        return json.loads(stripped)
+    return stripped if "-----BEGIN" in stripped else text
+
+
+def _default_algorithms(key: Any) -> list[str]:  # noqa: ANN401 - secret, PEM or JWK
+    """A sensible allowlist from the key's type; never from the token."""
+    if isinstance(key, dict):
+        if "alg" in key:
+            return [key["alg"]]
+        return {"RSA": ["RS256"], "EC": ["ES256"], "OKP": ["EdDSA"]}.get(
+            str(key.get("kty")), ["RS256"]
+        )
+    if isinstance(key, str) and "-----BEGIN" in key:
+        return ["ES256"] if "EC " in key or _is_ec_pem(key) else ["RS256"]
+    return ["HS256"] if key is not None else ["RS256"]
+
+
+def _is_ec_pem(pem: str) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - only for explain
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key  # noqa: PLC0415
+
+    try:
+        return isinstance(load_pem_public_key(pem.encode()), ec.EllipticCurvePublicKey)
+    except ValueError:
+        return False
+
+
+def _token_arg(value: str) -> str:
+    return sys.stdin.read().strip() if value == "-" else value.strip()
+
+
+def _build_verifier(args: argparse.Namespace) -> JWTVerifier:
+    key = _read_key(args)
+    algorithms = args.alg or _default_algorithms(key)
+    return JWTVerifier(
+        key=key,
+        jwks_url=args.jwks_url,
+        algorithms=algorithms,
+        issuer=args.issuer or None,
+        audience=args.audience or None,
+        leeway=args.leeway,
+        required_claims=tuple(args.require),
+        token_type=args.token_type,
+        cache_size=0,
+    )
+
+
+def _answer(failure: AuthFailure | None, realm: str) -> dict[str, Any]:
+    if failure is None:
+        return {"status": 200, "www_authenticate": None, "body": None}
+    rendered = Renderer(ChallengeSettings(realm)).render(failure)
+    headers = dict(rendered.headers)
+    return {
+        "status": rendered.status,
+        "www_authenticate": headers.get("www-authenticate"),
+        "body": json.loads(rendered.body),
+    }
+
+
+def _explain(args: argparse.Namespace) -> int:
+    try:
+        verifier = _build_verifier(args)
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"invalidtoken-mw: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    token = _token_arg(args.token)
+    report = verifier.explain(token)
+    failure = report.failure
+    if failure is None and args.scope:
+        try:
+            check_scopes(report.claims or {}, args.scope)
+        except AuthFailure as exc:
+            failure = exc
+    answer = _answer(failure, args.realm)
+    if args.json:
+        data = report.to_dict()
+        data.update(
+            valid=failure is None,
+            reason=None if failure is None else failure.reason.value,
+            status=answer["status"],
+            response=answer,
+        )
+        json.dump(data, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        _print_report(report, failure, answer, Style(sys.stdout))
+    return EXIT_VALID if failure is None else EXIT_INVALID
+
+
+def _print_report(
+    report: Explanation, failure: AuthFailure | None, answer: dict[str, Any], style: Style
+) -> None:
+    out = sys.stdout
+    if report.header is not None:
+        out.write(style.bold("Header") + "\n" + json.dumps(report.header, indent=2) + "\n")
+        out.write(style.bold("Claims") + "\n" + json.dumps(report.claims, indent=2) + "\n")
+    out.write(style.bold("Checks") + "\n")
+    for check in report.checks:
+        mark = (
+            "-" if check.passed is None else style.ok("PASS") if check.passed else style.bad("FAIL")
+        )
+        out.write(f"  {mark:>4}  {check.name:<16} {check.detail}\n")
+    verdict = (
+        style.ok("VALID") if failure is None else style.bad(f"REJECTED: {failure.reason.value}")
+    )
+    out.write(f"\n{style.bold('Verdict')}  {verdict}\n")
+    out.write(f"{style.bold('The middleware would answer')}\n  HTTP {answer['status']}\n")
+    if answer["www_authenticate"]:
+        out.write(f"  WWW-Authenticate: {answer['www_authenticate']}\n")
+    if answer["body"] is not None:
+        out.write(f"  {json.dumps(answer['body'])}\n")
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    import redis  # noqa: PLC0415 - optional extra
+
+    from invalidtoken_mw.redis_store import RedisRevocationStore  # noqa: PLC0415
+
+    store = RedisRevocationStore(args.redis_url, prefix=args.prefix, timeout=3.0)
+    try:
+        if args.token:
+            claims = jwt.decode(_token_arg(args.token), options={"verify_signature": False})
+            jti, issuer, exp = claims.get("jti"), claims.get("iss", ""), claims.get("exp")
+            if not isinstance(jti, str) or not isinstance(exp, (int, float)):
+                print("invalidtoken-mw: the token has no jti or exp to revoke by", file=sys.stderr)
+                return EXIT_USAGE
+            store.revoke(jti=jti, issuer=issuer, expires_at=exp)
+            print(f"revoked jti={jti} issuer={issuer} until exp={exp}")
+        elif args.subject:
+            store.revoke_subject(args.subject, issuer=args.issuer or "", before=args.before)
+            print(f"revoked subject={args.subject} issuer={args.issuer or ''}")
+        else:
+            if args.jti is None or args.expires_at is None:
+                print(
+                    "invalidtoken-mw: give --token, --subject, or --jti with --expires-at",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            store.revoke(jti=args.jti, issuer=args.issuer or "", expires_at=args.expires_at)
+            print(f"revoked jti={args.jti} issuer={args.issuer or ''}")
+    except (redis.RedisError, OSError) as exc:
+        print(f"invalidtoken-mw: cannot reach Redis: {type(exc).__name__}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        store.close()
+    return EXIT_VALID
+
+
+def _add_verifier_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("verification (as the middleware is configured)")
+    group.add_argument("--key", help="HMAC secret, PEM public key or JWK JSON")
+    group.add_argument("--key-file", help="read --key from this file")
+    group.add_argument("--jwks-url", help="JWKS endpoint instead of a static key")
+    group.add_argument("--alg", action="append", help="allowed algorithm (repeatable)")
+    group.add_argument("--issuer", action="append", help="expected issuer (repeatable)")
+    group.add_argument("--audience", action="append", help="this resource's audience")
+    group.add_argument("--leeway", type=float, default=60, help="clock skew seconds (60)")
+    group.add_argument("--require", action="append", default=["exp"], help="required claim")
+    group.add_argument("--token-type", help="required typ, e.g. at+jwt")
+    group.add_argument("--scope", action="append", help="scope the request needs")
+    group.add_argument("--realm", default="api", help="realm of the challenge shown")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``invalidtoken-mw``."""
+    parser = argparse.ArgumentParser(
+        prog="invalidtoken-mw",
+        description="Explain, mint and revoke bearer tokens; run the demo.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    explain = sub.add_parser("explain", help="explain why a token is accepted or rejected")
+    explain.add_argument("token", help="the token, or - to read it from stdin")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_verifier_options(explain)
+    explain.set_defaults(handler=_explain)
+
+    from invalidtoken_mw.mint import add_mint_parser  # noqa: PLC0415 - keeps start-up small
+
+    add_mint_parser(sub)
+
+    revoke = sub.add_parser("revoke", help="revoke a token or a subject in Redis")
+    revoke.add_argument(
+        "--redis-url",
+        default=os.environ.get("INVALIDTOKEN_REDIS_URL", "redis://localhost:6379/0"),
+        help="Redis URL (default $INVALIDTOKEN_REDIS_URL or redis://localhost:6379/0)",
+    )
+    revoke.add_argument("--prefix", default="invalidtoken:", help="key prefix")
+    revoke.add_argument("--token", help="revoke this token by its iss and jti (- for stdin)")
+    revoke.add_argument("--jti", help="token id to revoke")
+    revoke.add_argument("--issuer", help="issuer of the token or subject")
+    revoke.add_argument("--expires-at", type=float, help="exp of the token (epoch seconds)")
+    revoke.add_argument("--subject", help="revoke every token of this subject issued before")
+    revoke.add_argument("--before", type=float, help="epoch seconds (default: now)")
+    revoke.set_defaults(handler=_revoke)
+
+    from invalidtoken_mw.demo import add_demo_parser  # noqa: PLC0415 - keeps start-up small
+
+    add_demo_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handler = args.handler
+    return int(handler(args))

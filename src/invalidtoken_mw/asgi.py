@@ -43,6 +43,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _app_path(scope: Scope) -> str:
+    """The path below the mount point, like WSGI's ``PATH_INFO`` (``exclude_paths`` match it)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] or "/" if root and path.startswith(root) else path
+
+
 def _is_preflight(scope: Scope) -> bool:
     """A CORS preflight carries no credentials by design (Fetch standard)."""
     return (
@@ -84,7 +91,7 @@ class InvalidTokenMiddleware(Guard[ASGIApp]):
         if kind != "http" and kind != "websocket":  # noqa: PLR1714 - cheaper than a tuple test
             await self.app(scope, receive, send)
             return
-        if self.is_public(scope["path"]) or (
+        if self.is_public(_app_path(scope)) or (
             scope.get("method") == "OPTIONS" and _is_preflight(scope)
         ):
             scope.setdefault("state", {})["token_claims"] = None

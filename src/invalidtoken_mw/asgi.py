@@ -91,47 +91,21 @@ class InvalidTokenMiddleware(Guard[ASGIApp]):
         if kind != "http" and kind != "websocket":  # noqa: PLR1714 - cheaper than a tuple test
             await self.app(scope, receive, send)
             return
-        if self.is_public(_app_path(scope)) or (
+        if (self.exclude_paths and self.is_public(_app_path(scope))) or (
             scope.get("method") == "OPTIONS" and _is_preflight(scope)
         ):
             scope.setdefault("state", {})["token_claims"] = None
             await self.app(scope, receive, send)
             return
-        authorization = [v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"]
-        token: str | None = None
-        source: TokenSource | None = None
-        try:
-            body = None
-            if (
-                self.extractor.allow_body
-                and kind == "http"
-                and self.extractor.wants_body(scope["method"], _header(scope, b"content-type"))
-            ):
-                raw, receive = await _buffer_body(receive)
-                body = raw.decode("latin-1")
-            found = self.extract(
-                authorization, scope.get("query_string", b"").decode("latin-1"), body
-            )
-            claims = None
-            if found is not None:
-                token, source = found.token, found.source
-                claims = self.authorize(await self.verifier.verify_async(token))
-        except AuthFailure as failure:
-            await self._deny(scope, send, failure, token)
+        claims, token, private, receive, refused = await self._authenticate(scope, receive)
+        if refused is not None:
+            await self._deny(scope, send, refused, token)
             return
         scope.setdefault("state", {})["token_claims"] = claims
-        if self.events.log_accepted:
-            self.events.accepted(self._facts(scope), token)
-        else:
-            self.events.count_accepted()
+        self._count_accepted(scope, token)
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
-        await self._call_app(scope, receive, send, token, private=source is TokenSource.QUERY)
-
-    async def _call_app(
-        self, scope: Scope, receive: Receive, send: Send, token: str | None, *, private: bool
-    ) -> None:
         started = False
 
         async def watch(message: Message) -> None:
@@ -145,10 +119,50 @@ class InvalidTokenMiddleware(Guard[ASGIApp]):
         try:
             await self.app(scope, receive, watch)
         except Exception as exc:
-            failure = failure_from_exception(exc)
-            if failure is None or started:
+            raised = failure_from_exception(exc)
+            if raised is None or started:
                 raise
-            await self._deny(scope, send, failure, token)
+            await self._deny(scope, send, raised, token)
+
+    def _count_accepted(self, scope: Scope, token: str | None) -> None:
+        if self.events.log_accepted:
+            self.events.accepted(self._facts(scope), token)
+        else:
+            self.events.count_accepted()
+
+    async def _authenticate(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[dict[str, Any] | None, str | None, bool, Receive, AuthFailure | None]:
+        """Find and verify the token: ``(claims, token, private, receive, failure)``.
+
+        ``receive`` is replaced when the body had to be read for a form token;
+        ``private`` is true for a query-string token (RFC 6750 §2.3).
+        """
+        extractor = self.extractor
+        authorization = [v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"]
+        token: str | None = None
+        try:
+            body = None
+            if (
+                extractor.allow_body
+                and scope["type"] == "http"
+                and extractor.wants_body(scope["method"], _header(scope, b"content-type"))
+            ):
+                raw, receive = await _buffer_body(receive)
+                body = raw.decode("latin-1")
+            query = (
+                scope.get("query_string", b"").decode("latin-1") if extractor.allow_query else ""
+            )
+            found = self.extract(authorization, query, body)
+            if found is None:
+                return None, None, False, receive, None
+            token = found.token
+            claims = await self.verifier.verify_async(token)
+            if self.scopes:
+                self.authorize(claims)
+        except AuthFailure as failure:
+            return None, token, False, receive, failure
+        return claims, token, found.source is TokenSource.QUERY, receive, None
 
     def _patch_start(self, scope: Scope, message: Message, *, private: bool) -> Message:
         headers = [

@@ -176,20 +176,7 @@ class TokenExtractor:
             AuthFailure: ``missing_token``, ``invalid_request`` or ``malformed_token``.
         """
         if self._header_only and len(authorization) == 1:
-            # The common case, kept short: one header, no other method enabled; a client
-            # resends the same header, so a good one is remembered.
-            value = authorization[0]
-            with self._lock:
-                known = self._known.get(value)
-            if known is not None:
-                return known
-            header_token = self._from_header(value)
-            if header_token is None:
-                raise AuthFailure(Reason.MISSING_TOKEN)
-            result = ExtractedToken(header_token, TokenSource.HEADER)
-            with self._lock:
-                self._known[value] = result
-            return result
+            return self._one_header(authorization[0])
         found: list[ExtractedToken] = []
         if len(authorization) > 1:
             raise AuthFailure(Reason.INVALID_REQUEST, _SEVERAL)
@@ -206,6 +193,23 @@ class TokenExtractor:
         if len(found) > 1:
             raise AuthFailure(Reason.INVALID_REQUEST, _SEVERAL)
         return found[0]
+
+    def _one_header(self, value: str) -> ExtractedToken:
+        """The common case, kept short: one header and no other method enabled.
+
+        A client resends the same header, so a well-formed one is remembered.
+        """
+        with self._lock:
+            known = self._known.get(value)
+        if known is not None:
+            return known
+        header_token = self._from_header(value)
+        if header_token is None:
+            raise AuthFailure(Reason.MISSING_TOKEN)
+        result = ExtractedToken(header_token, TokenSource.HEADER)
+        with self._lock:
+            self._known[value] = result
+        return result
 
     def _from_header(self, value: str) -> str | None:
         """Return the token of a ``Bearer`` header, ``None`` for another scheme."""

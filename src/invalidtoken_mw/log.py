@@ -17,7 +17,7 @@ import re
 import secrets
 import threading
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 import structlog
 
@@ -117,6 +117,7 @@ class AuthEventLog:
     """
 
     __slots__ = (
+        "_accepted",
         "_counts",
         "_counts_lock",
         "_fingerprint_key",
@@ -146,6 +147,7 @@ class AuthEventLog:
                 raise TypeError("each metrics entry needs a record(reason) method.")
         self.log_accepted = log_accepted
         self._counts: dict[str, int] = {}
+        self._accepted = 0
         self._counts_lock = threading.Lock()
 
     def fingerprint(self, token: str) -> str:
@@ -156,7 +158,7 @@ class AuthEventLog:
     def stats(self) -> dict[str, int]:
         """A snapshot of rejections (by reason value) and acceptances since start-up."""
         with self._counts_lock:
-            return dict(self._counts)
+            return {**self._counts, "accepted": self._accepted}
 
     def _count(self, key: str) -> None:
         with self._counts_lock:
@@ -164,11 +166,12 @@ class AuthEventLog:
 
     def count_accepted(self) -> None:
         """Count an accepted request (the cheap path when ``log_accepted`` is off)."""
-        self._count("accepted")
+        with self._counts_lock:
+            self._accepted += 1
 
     def accepted(self, request: RequestFacts, token: str | None) -> None:
         """Count an accepted request; log ``auth_accepted`` at debug when enabled."""
-        self._count("accepted")
+        self.count_accepted()
         if self.log_accepted:
             fields = _request_fields(request)
             if token:
@@ -226,11 +229,20 @@ def _request_fields(request: RequestFacts) -> dict[str, Any]:
 
 def _time_fields(fields: dict[str, Any]) -> None:
     now = time.time()
-    exp, nbf = fields.get("exp"), fields.get("nbf")
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool) and exp <= now:
-        fields["expired_for_s"] = int(now - exp)
-    if isinstance(nbf, (int, float)) and not isinstance(nbf, bool) and nbf > now:
-        fields["not_before_in_s"] = int(nbf - now)
+    exp = fields.get("exp")
+    # A future nbf, or failing that a future iat, is what makes a token not yet valid.
+    start = max(
+        (v for v in (fields.get("nbf"), fields.get("iat")) if _is_number(v)),
+        default=None,
+    )
+    if _is_number(exp) and exp <= now:
+        fields["expired_for_s"] = sanitize(int(now - exp))
+    if start is not None and start > now:
+        fields["not_before_in_s"] = sanitize(int(start - now))
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # OpenTelemetry semantic conventions / ECS names for the event's fields.

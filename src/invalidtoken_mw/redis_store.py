@@ -2,7 +2,8 @@
 
 - Keys are ``{prefix}jti:<hash of iss and jti>`` and ``{prefix}sub:<hash of iss and
   sub>``; token entries expire at the token's ``exp`` plus leeway, subject entries
-  after the longest token lifetime. No key lives forever.
+  after the longest token lifetime. No key lives forever. Revoking a subject again
+  never shortens an earlier revocation of it.
 - One ``MGET`` answers a check. A short per-process cache (default 1 s) keeps Redis
   off the hot path; every revocation is published on a channel, and each instance's
   subscriber thread empties its cache at once (and again after a reconnect), so a
@@ -41,6 +42,16 @@ _log = structlog.get_logger("invalidtoken_mw")
 # Connection settings copied from a given sync client to its asyncio twin.
 _ASYNC_COPY = ("host", "port", "db", "username", "password", "ssl", "path")
 _Identity = tuple[str, "str | None", "str | None", "float | None"]
+# Two revocations of one subject: the later ``before`` and the longer lifetime win,
+# atomically, so a second revocation can never shorten the first.
+_REVOKE_SUBJECT = """
+local moment = ARGV[1]
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) > tonumber(moment) then moment = current end
+local ttl = math.max(redis.call('TTL', KEYS[1]), tonumber(ARGV[2]))
+redis.call('SET', KEYS[1], moment, 'EX', ttl)
+return 1
+"""
 
 
 def _import_redis() -> Any:  # noqa: ANN401 - optional dependency
@@ -118,6 +129,7 @@ class RedisRevocationStore:
             TTLCache(100_000, local_cache_ttl) if local_cache_ttl else None
         )
         self._down_until = 0.0
+        self._generation = 0  # bumped by every flush: a slower read must not refill
         self._subscriber: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -148,36 +160,44 @@ class RedisRevocationStore:
 
     def revoke(self, *, jti: str, issuer: str, expires_at: float) -> None:
         """Revoke one token until its ``exp``; an already expired token is a no-op."""
-        expires = int(float(expires_at) + self.leeway) + 1
-        if expires <= time.time():
+        if float(expires_at) + self.leeway <= time.time():
             return
+        expires = int(float(expires_at) + self.leeway) + 1
         self._client.set(self._token_key(issuer, jti), "1", exat=expires)
+        self.flush_local_cache()  # this instance at once; the others through the channel
         self._client.publish(self.channel, "jti")
 
     def revoke_subject(self, subject: str, *, issuer: str, before: float | None = None) -> None:
         """Reject the subject's tokens issued before ``before`` (default: now)."""
-        moment = time.time() if before is None else float(before)
-        ttl = int(self.max_token_lifetime + self.leeway) + 1
-        self._client.set(self._subject_key(issuer, subject), repr(moment), ex=ttl)
+        moment, ttl = self._subject_entry(before)
+        self._client.eval(_REVOKE_SUBJECT, 1, self._subject_key(issuer, subject), moment, ttl)
+        self.flush_local_cache()
         self._client.publish(self.channel, "sub")
+
+    def _subject_entry(self, before: float | None) -> tuple[str, int]:
+        """The stored ``before`` and the seconds it lasts (past tokens issued up to it)."""
+        now = time.time()
+        moment = now if before is None else float(before)
+        return repr(moment), int(max(moment - now, 0) + self.max_token_lifetime + self.leeway) + 1
 
     async def revoke_async(self, *, jti: str, issuer: str, expires_at: float) -> None:
         """Async form of :meth:`revoke`."""
-        expires = int(float(expires_at) + self.leeway) + 1
-        if expires <= time.time():
+        if float(expires_at) + self.leeway <= time.time():
             return
+        expires = int(float(expires_at) + self.leeway) + 1
         client = self._async_client()
         await client.set(self._token_key(issuer, jti), "1", exat=expires)
+        self.flush_local_cache()
         await client.publish(self.channel, "jti")
 
     async def revoke_subject_async(
         self, subject: str, *, issuer: str, before: float | None = None
     ) -> None:
         """Async form of :meth:`revoke_subject`."""
-        moment = time.time() if before is None else float(before)
-        ttl = int(self.max_token_lifetime + self.leeway) + 1
+        moment, ttl = self._subject_entry(before)
         client = self._async_client()
-        await client.set(self._subject_key(issuer, subject), repr(moment), ex=ttl)
+        await client.eval(_REVOKE_SUBJECT, 1, self._subject_key(issuer, subject), moment, ttl)
+        self.flush_local_cache()
         await client.publish(self.channel, "sub")
 
     # -- checking -----------------------------------------------------------------
@@ -189,13 +209,15 @@ class RedisRevocationStore:
         with self._lock:
             return self._cache.get(identity)
 
-    def _store(self, identity: _Identity, verdict: bool) -> None:  # noqa: FBT001 - the verdict
+    def _store(self, identity: _Identity, *, verdict: bool, generation: int) -> None:
         if self._cache is not None:
             with self._lock:
-                self._cache[identity] = verdict
+                if generation == self._generation:  # no revocation arrived while reading
+                    self._cache[identity] = verdict
 
-    def _unavailable(self, exc: BaseException) -> bool:
-        self._down_until = time.monotonic() + self.retry_interval
+    def _unavailable(self, exc: BaseException, *, paused: bool) -> bool:
+        if not paused:  # a request refused during the pause must not extend it
+            self._down_until = time.monotonic() + self.retry_interval
         if self.fail_open:
             _log.warning("revocation_check_skipped", error_type=type(exc).__name__)
             return False
@@ -215,14 +237,15 @@ class RedisRevocationStore:
         cached = self._cached(identity)
         if cached is not None:
             return cached
+        generation, paused = self._generation, self._paused()
         try:
-            if self._paused():
+            if paused:
                 raise ConnectionError("Redis marked unavailable; retrying shortly")
             verdict = self._verdict(identity, self._client.mget(self._keys(identity)))
         except self._errors as exc:
-            return self._unavailable(exc)
+            return self._unavailable(exc, paused=paused)
         self._down_until = 0.0
-        self._store(identity, verdict)
+        self._store(identity, verdict=verdict, generation=generation)
         return verdict
 
     async def is_revoked_async(self, claims: Mapping[str, Any]) -> bool:
@@ -231,15 +254,16 @@ class RedisRevocationStore:
         cached = self._cached(identity)
         if cached is not None:
             return cached
+        generation, paused = self._generation, self._paused()
         try:
-            if self._paused():
+            if paused:
                 raise ConnectionError("Redis marked unavailable; retrying shortly")
             values = await self._async_client().mget(self._keys(identity))
             verdict = self._verdict(identity, values)
         except self._errors as exc:
-            return self._unavailable(exc)
+            return self._unavailable(exc, paused=paused)
         self._down_until = 0.0
-        self._store(identity, verdict)
+        self._store(identity, verdict=verdict, generation=generation)
         return verdict
 
     def _async_client(self) -> Any:  # noqa: ANN401 - optional dependency's type
@@ -266,6 +290,7 @@ class RedisRevocationStore:
         """Forget every cached answer (done automatically on each revocation)."""
         if self._cache is not None:
             with self._lock:
+                self._generation += 1
                 self._cache.clear()
 
     def _ensure_subscriber(self) -> None:
@@ -294,11 +319,25 @@ class RedisRevocationStore:
                 pubsub.close()
 
     def close(self) -> None:
-        """Stop the subscriber thread and close the clients."""
+        """Stop the subscriber thread and close the sync client (see :meth:`aclose`)."""
         self._closed.set()
         if self._subscriber is not None:
             self._subscriber.join(timeout=2)
         self._client.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's asyncio client, then everything :meth:`close` closes.
+
+        Call it from the loop that served requests (an ASGI lifespan shutdown): an
+        asyncio connection can only be closed on its own loop.
+        """
+        client = self._async_clients.get(asyncio.get_running_loop())
+        if client is not None:
+            self._async_clients = {
+                lp: c for lp, c in self._async_clients.items() if c is not client
+            }
+            await client.aclose()
+        await asyncio.to_thread(self.close)
 
     def __len__(self) -> int:
         """Revocation keys currently in Redis under this prefix (for operators and tests)."""

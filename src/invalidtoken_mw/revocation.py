@@ -69,8 +69,8 @@ class MemoryRevocationStore:
     """A bounded, thread-safe revocation store for one process.
 
     Args:
-        maxsize: Entries kept at most per kind (token ids, subjects); the ones closest
-            to expiry are dropped first when full.
+        maxsize: Entries kept at most per kind (token ids, subjects); the least
+            recently used are dropped first when full.
         max_token_lifetime: How long a subject revocation lasts, in seconds: the
             longest lifetime of a token your issuer hands out.
         leeway: Seconds added to each entry's lifetime, matching the verifier's leeway.

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from invalidtoken_mw import AuthFailure, InvalidTokenMiddleware, InvalidTokenWSGIMiddleware
+from invalidtoken_mw import (
+    AuthFailure,
+    InvalidTokenMiddleware,
+    InvalidTokenWSGIMiddleware,
+    Reason,
+)
 from servers import make_verifier
 from tokens import claims, mint
 
@@ -293,6 +298,35 @@ def test_row31_websocket_with_extension_gets_http_denial() -> None:
     )
     assert expected == (start["type"], start["status"], start["headers"][-1])
     assert "websocket.http.response.body" == body["type"]
+
+
+def test_row29_websocket_app_failure_before_accept_is_denied() -> None:
+    """An AuthFailure raised by a websocket route before accepting is denied like our own."""
+    scope = websocket_scope(None)
+    scope["headers"] = [bearer()]
+
+    async def app(_scope: Scope, _receive: Receive, _send: Send) -> None:
+        raise AuthFailure(Reason.INSUFFICIENT_SCOPE, scopes=["orders:read"])
+
+    send = Recorder()
+    run(middleware(app), scope, Script({"type": "websocket.connect"}), send)
+    expected = [{"type": "websocket.close", "code": 1008, "reason": "insufficient_scope"}]
+    assert expected == send.messages
+
+
+def test_row29_websocket_app_failure_after_accept_is_not_touched() -> None:
+    """After the handshake is accepted, a failure from the route propagates untouched."""
+    scope = websocket_scope(None)
+    scope["headers"] = [bearer()]
+
+    async def app(_scope: Scope, _receive: Receive, send: Send) -> None:
+        await send({"type": "websocket.accept"})
+        raise AuthFailure(Reason.EXPIRED)
+
+    send = Recorder()
+    with pytest.raises(AuthFailure):
+        run(middleware(app), scope, Script({"type": "websocket.connect"}), send)
+    assert [{"type": "websocket.accept"}] == send.messages
 
 
 # -- WSGI: repeated Authorization headers arrive folded --------------------------------

@@ -6,6 +6,7 @@ Configuration comes from the environment:
   ``INVALIDTOKEN_KEY`` / ``INVALIDTOKEN_KEY_FILE`` (an HMAC secret or a PEM public key);
 - ``INVALIDTOKEN_ALGORITHMS`` (comma-separated, default ``RS256``);
 - ``INVALIDTOKEN_ISSUER`` and ``INVALIDTOKEN_AUDIENCE`` (default ``api://orders``);
+- ``INVALIDTOKEN_TOKEN_TYPE`` (optional): the required ``typ`` header, e.g. ``at+jwt``;
 - ``INVALIDTOKEN_REDIS_URL`` (optional): share revocations through Redis.
 
 Run it: ``uvicorn --factory main:create_app --app-dir examples/fastapi`` (see README.md
@@ -20,7 +21,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, WebSocket
 
-from invalidtoken_mw import JWTVerifier, MemoryRevocationStore
+from invalidtoken_mw import JWTVerifier, MemoryRevocationStore, check_scopes
 from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
 
 ORDERS = [{"id": 1, "item": "coffee beans", "quantity": 2}]
@@ -43,6 +44,7 @@ def verifier_from_env(env: dict[str, str] | None = None) -> JWTVerifier:
         algorithms=env.get("INVALIDTOKEN_ALGORITHMS", "RS256").split(","),
         issuer=env.get("INVALIDTOKEN_ISSUER"),
         audience=env.get("INVALIDTOKEN_AUDIENCE", "api://orders"),
+        token_type=env.get("INVALIDTOKEN_TOKEN_TYPE") or None,
         revocation=revocation,
     )
 
@@ -71,9 +73,11 @@ def create_app(verifier: JWTVerifier | None = None) -> FastAPI:
 
     @app.websocket("/ws/orders")
     async def order_feed(websocket: WebSocket) -> None:
-        # The middleware refused bad tokens before this point (HTTP 401/403 or close 1008).
-        await websocket.accept()
+        # The middleware refused bad tokens before this point (HTTP 401/403 or close 1008);
+        # a failure raised here before accept() is denied the same way.
         claims = websocket.scope["state"]["token_claims"]
+        check_scopes(claims, ["orders:read"])
+        await websocket.accept()
         await websocket.send_json({"subject": claims.get("sub"), "orders": ORDERS})
         await websocket.close()
 

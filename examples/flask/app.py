@@ -4,7 +4,7 @@ Configuration comes from the environment, like the FastAPI example:
 ``INVALIDTOKEN_JWKS_URL`` or ``INVALIDTOKEN_KEY`` / ``INVALIDTOKEN_KEY_FILE``,
 ``INVALIDTOKEN_ALGORITHMS`` (default ``RS256``), ``INVALIDTOKEN_ISSUER``,
 ``INVALIDTOKEN_AUDIENCE`` (default ``api://orders``) and optionally
-``INVALIDTOKEN_REDIS_URL``.
+``INVALIDTOKEN_TOKEN_TYPE`` (e.g. ``at+jwt``) and ``INVALIDTOKEN_REDIS_URL``.
 
 Run it: ``flask --app examples/flask/app.py:create_app run`` (see README.md beside this file).
 """
@@ -40,6 +40,7 @@ def verifier_from_env(env: dict[str, str] | None = None) -> JWTVerifier:
         algorithms=env.get("INVALIDTOKEN_ALGORITHMS", "RS256").split(","),
         issuer=env.get("INVALIDTOKEN_ISSUER"),
         audience=env.get("INVALIDTOKEN_AUDIENCE", "api://orders"),
+        token_type=env.get("INVALIDTOKEN_TOKEN_TYPE") or None,
         revocation=revocation,
     )
 

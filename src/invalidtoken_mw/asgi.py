@@ -34,6 +34,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _MAX_FORM_BYTES = 1 << 20  # a form body larger than this is not searched for a token
 _WS_DENIAL = "websocket.http.response"
 _POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
+# Messages that answer a websocket handshake: after one, the middleware cannot deny.
+_WS_ANSWERS = frozenset({"websocket.accept", "websocket.close", "websocket.http.response.start"})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -94,8 +96,10 @@ class InvalidTokenMiddleware(Guard[ASGIApp]):
         if (self.exclude_paths and self.is_public(_app_path(scope))) or (
             scope.get("method") == "OPTIONS" and _is_preflight(scope)
         ):
+            # Public: no token needed, but the app may still refuse (FastAPI's
+            # TokenClaims on a public route, a bare 401), and that is answered as usual.
             scope.setdefault("state", {})["token_claims"] = None
-            await self.app(scope, receive, send)
+            await self._call_app(scope, receive, send, None, private=False)
             return
         claims, token, private, receive, refused = await self._authenticate(scope, receive)
         if refused is not None:
@@ -103,17 +107,28 @@ class InvalidTokenMiddleware(Guard[ASGIApp]):
             return
         scope.setdefault("state", {})["token_claims"] = claims
         self._count_accepted(scope, token)
-        if kind == "websocket":
-            await self.app(scope, receive, send)
-            return
+        await self._call_app(scope, receive, send, token, private=private)
+
+    async def _call_app(
+        self, scope: Scope, receive: Receive, send: Send, token: str | None, *, private: bool
+    ) -> None:
+        """Call the application; answer failures it raises before its response starts.
+
+        For http, a 401 without a challenge gets one and a query-token response gets
+        ``Cache-Control: private``; for websocket, a failure raised before the handshake
+        is answered is denied like the middleware's own.
+        """
         started = False
 
         async def watch(message: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind == "http.response.start":
                 started = True
                 if message["status"] == 401 or private:  # noqa: PLR2004
                     message = self._patch_start(scope, message, private=private)
+            elif kind in _WS_ANSWERS:
+                started = True
             await send(message)
 
         try:

@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from invalidtoken_mw.asgi import InvalidTokenMiddleware
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
-from invalidtoken_mw.guard import TokenVerifier
+from invalidtoken_mw.guard import TokenVerifier, expose_challenge
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import check_scopes, validate_scopes
 
@@ -41,8 +41,6 @@ bearer_scheme = HTTPBearer(
     description="A bearer access token (RFC 6750).",
     auto_error=False,
 )
-
-_DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
 
 
 async def token_claims(
@@ -101,10 +99,12 @@ def install(
         verifier: Verifies tokens (usually a :class:`~invalidtoken_mw.JWTVerifier`).
         realm: The challenge's realm.
         exclude_paths: More public paths (see :class:`~invalidtoken_mw.guard.Guard`).
-        public_docs: Keep ``/docs``, ``/redoc`` and ``/openapi.json`` public.
+        public_docs: Keep the app's docs, ReDoc, OpenAPI and OAuth2-redirect URLs public
+            (``/docs``, ``/redoc``, ``/openapi.json`` by default, or as configured).
         **options: Any other :class:`~invalidtoken_mw.guard.Guard` option.
     """
-    public = [*(_DOCS_PATHS if public_docs else ()), *exclude_paths]
+    docs = (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url)
+    public = [*(p for p in docs if p and public_docs), *exclude_paths]
     settings = ChallengeSettings(realm, options.get("error_uri"), options.get("resource_metadata"))
     app.add_middleware(
         InvalidTokenMiddleware,
@@ -130,7 +130,9 @@ def _challenge_handler(
             if "realm=" not in current:
                 headers = {k: v for k, v in headers.items() if k.lower() != "www-authenticate"}
                 headers["WWW-Authenticate"] = bare
-                exc = StarletteHTTPException(exc.status_code, exc.detail, headers)
+            if "origin" in request.headers:  # CORS: let browser clients read the challenge
+                headers = dict(expose_challenge(headers.items()))
+            exc = StarletteHTTPException(exc.status_code, exc.detail, headers)
         return await http_exception_handler(request, exc)
 
     return handler

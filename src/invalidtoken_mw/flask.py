@@ -3,7 +3,8 @@
 Follows the Flask extension pattern: ``InvalidToken(app)`` or ``InvalidToken()`` then
 ``init_app(app)`` (app factories); setup happens only in :meth:`InvalidToken.init_app`;
 the instance is registered as ``app.extensions["invalidtoken"]``. Settings come from
-keyword arguments, then ``INVALIDTOKEN_*`` config keys, then defaults.
+keyword arguments, then ``INVALIDTOKEN_*`` config keys, then defaults (which
+``init_app`` puts in ``app.config`` with ``setdefault``).
 
 Authentication runs in a ``before_request`` hook through the same
 :class:`~invalidtoken_mw.guard.Guard` as the middlewares, so answers and log events are
@@ -15,11 +16,13 @@ without a challenge gets one.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import jwt
 from flask import Blueprint, Flask, Response, current_app, g, request
 
+from invalidtoken_mw.extract import TokenSource
 from invalidtoken_mw.guard import Guard, failure_from_exception
 from invalidtoken_mw.log import RequestFacts
 from invalidtoken_mw.reasons import AuthFailure, Reason
@@ -55,6 +58,12 @@ _OPTIONS = (
     "metrics",
     "log_accepted",
 )
+# The defaults init_app puts in app.config (setdefault): Guard's own keyword defaults.
+_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(Guard.__init__).parameters.items()
+    if name in _OPTIONS and parameter.default is not inspect.Parameter.empty
+}
 
 
 class InvalidToken:
@@ -83,17 +92,22 @@ class InvalidToken:
         Raises:
             ValueError: No verifier in the options or ``INVALIDTOKEN_VERIFIER``.
         """
-        settings = {
-            name: self.options.get(name, app.config.get(f"INVALIDTOKEN_{name.upper()}"))
-            for name in _OPTIONS
-        }
-        settings = {k: v for k, v in settings.items() if v is not None}
-        if "verifier" not in settings:
+        for name, default in _DEFAULTS.items():
+            app.config.setdefault(f"INVALIDTOKEN_{name.upper()}", default)
+        # An explicit None (e.g. log_rate_limit=None) is a setting too, not "unset".
+        settings: dict[str, Any] = {}
+        for name in _OPTIONS:
+            key = f"INVALIDTOKEN_{name.upper()}"
+            if name in self.options:
+                settings[name] = self.options[name]
+            elif key in app.config:
+                settings[name] = app.config[key]
+        if settings.get("verifier") is None:
             raise ValueError(
                 "InvalidToken needs a verifier: InvalidToken(app, verifier=JWTVerifier(...))"
                 " or app.config['INVALIDTOKEN_VERIFIER']."
             )
-        guard: Guard[Flask] = Guard(app, **settings)  # type: ignore[arg-type]
+        guard: Guard[Flask] = Guard(app, **settings)
         app.extensions[_EXTENSION] = _State(self, guard)
         app.before_request(_authenticate)
         app.after_request(_add_challenge)
@@ -157,6 +171,7 @@ def _authenticate() -> None:
     guard = state.guard
     g.token_claims = None
     g.invalidtoken_token = None
+    g.invalidtoken_private = False
     if (
         (
             request.method == "OPTIONS"
@@ -178,6 +193,7 @@ def _authenticate() -> None:
     if found is None:
         return
     g.invalidtoken_token = found.token
+    g.invalidtoken_private = found.source is TokenSource.QUERY
     g.token_claims = guard.authorize(guard.verifier.verify(found.token))
     guard.events.count_accepted()
 
@@ -196,13 +212,18 @@ def _render_failure(exc: Exception) -> Response:
 
 
 def _add_challenge(response: Response) -> Response:
-    if response.status_code == 401 and "WWW-Authenticate" not in response.headers:  # noqa: PLR2004
+    # A response to a query-token request must not be cached publicly (RFC 6750 §2.3).
+    private = bool(g.get("invalidtoken_private"))
+    if private or (
+        response.status_code == 401  # noqa: PLR2004
+        and "WWW-Authenticate" not in response.headers
+    ):
         guard = _state().guard
         patched = guard.patch_app_headers(
-            401,
+            response.status_code,
             list(response.headers.items()),
             cors="Origin" in request.headers,
-            private=False,
+            private=private,
         )
         response.headers.clear()
         response.headers.extend(patched)

@@ -63,7 +63,8 @@ class InvalidTokenWSGIMiddleware(Guard[WSGIApp]):
             and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
         ):
             environ[CLAIMS_KEY] = None
-            return self.app(environ, start_response)
+            # A public route may still raise AuthFailure or answer 401: handled as elsewhere.
+            return self._call_app(environ, start_response, None, private=False)
         header = environ.get("HTTP_AUTHORIZATION")
         token: str | None = None
         source: TokenSource | None = None

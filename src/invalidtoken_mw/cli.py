@@ -10,31 +10,38 @@ stdout or stderr with colour only when a terminal is attached.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jwt
+import structlog
 
+from invalidtoken_mw._jose import decode_object
 from invalidtoken_mw._term import Style
 from invalidtoken_mw.challenge import ChallengeSettings
-from invalidtoken_mw.reasons import AuthFailure
+from invalidtoken_mw.explain import Check, Explanation
+from invalidtoken_mw.extract import TokenExtractor
+from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.render import Renderer
-from invalidtoken_mw.scopes import check_scopes
+from invalidtoken_mw.scopes import check_scopes, granted_scopes, validate_scopes
 from invalidtoken_mw.verify import JWTVerifier
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    from invalidtoken_mw.explain import Explanation
 
 __all__ = ["main"]
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+_JWT_SEGMENTS = 3
+_JWE_SEGMENTS = 5
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _read_key(args: argparse.Namespace) -> Any:  # noqa: ANN401 - secret, PEM or JWK
@@ -78,6 +85,8 @@ def _token_arg(value: str) -> str:
 
 
 def _build_verifier(args: argparse.Namespace) -> JWTVerifier:
+    if args.key is None and args.key_file is None and args.jwks_url is None:
+        raise ValueError("give the verification key: --key, --key-file or --jwks-url")
     key = _read_key(args)
     algorithms = args.alg or _default_algorithms(key)
     return JWTVerifier(
@@ -93,61 +102,154 @@ def _build_verifier(args: argparse.Namespace) -> JWTVerifier:
     )
 
 
-def _answer(failure: AuthFailure | None, realm: str) -> dict[str, Any]:
+def _answer(failure: AuthFailure | None, renderer: Renderer) -> dict[str, Any]:
     if failure is None:
-        return {"status": 200, "www_authenticate": None, "body": None}
-    rendered = Renderer(ChallengeSettings(realm)).render(failure)
+        return {"status": 200, "www_authenticate": None, "headers": {}, "body": None}
+    rendered = renderer.render(failure)
     headers = dict(rendered.headers)
     return {
         "status": rendered.status,
         "www_authenticate": headers.get("www-authenticate"),
+        "headers": headers,
         "body": json.loads(rendered.body),
     }
+
+
+def _segments_check(token: str) -> Check | None:
+    """A plain-English line when the token does not have the 3 segments of a JWT."""
+    count = token.count(".") + 1
+    if count == _JWT_SEGMENTS:
+        return None
+    if count == 1:
+        detail = "the token has 1 segment: it is not a JWT, or it looks truncated — copy it again"
+    elif count < _JWT_SEGMENTS:
+        detail = f"the token has {count} segments: it looks truncated — copy it again"
+    elif count == _JWE_SEGMENTS:
+        detail = (
+            f"the token has {count} segments: it is encrypted (JWE), not a signed JWT"
+            " — ask the issuer for a signed access token"
+        )
+    else:
+        detail = (
+            f"the token has {count} segments, a JWT has 3: it looks like two tokens"
+            " pasted together — copy it again"
+        )
+    return Check.fail("segments", detail)
+
+
+def _extraction_failure(token: str) -> AuthFailure | None:
+    """What the middleware's extraction says about ``Authorization: Bearer <token>``."""
+    try:
+        TokenExtractor().extract([f"Bearer {token}"])
+    except AuthFailure as failure:
+        return failure
+    return None
+
+
+def _scope_check(
+    claims: dict[str, Any], required: tuple[str, ...]
+) -> tuple[Check, AuthFailure | None]:
+    granted = " ".join(sorted(granted_scopes(claims))) or "no scope"
+    try:
+        check_scopes(claims, required)
+    except AuthFailure as failure:
+        detail = (
+            f"the token grants {granted}; this request needs {' '.join(required)}"
+            f" (missing: {' '.join(failure.scopes)})"
+        )
+        return Check.fail("scope", detail), failure
+    return Check.ok("scope", f"grants {' '.join(required)}"), None
+
+
+def _unverified_parts(token: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The header and claims of a token the verifier could not parse, for display only."""
+    segments = token.strip("\"'").split(".")
+    if len(segments) < 2:  # noqa: PLR2004 - header and claims
+        return None, None
+    return decode_object(segments[0]), decode_object(segments[1])
+
+
+def _named_for_the_reader(report: Explanation) -> list[Check]:
+    """The report's checks; a refused algorithm is named ``alg``, not ``structure``."""
+    if report.failure is not None and report.failure.reason is Reason.ALGORITHM_NOT_ALLOWED:
+        return [
+            Check(c.name if c.name != "structure" else "alg", c.passed, c.detail)
+            for c in report.checks
+        ]
+    return list(report.checks)
 
 
 def _explain(args: argparse.Namespace) -> int:
     try:
         verifier = _build_verifier(args)
+        renderer = Renderer(ChallengeSettings(args.realm))
+        required = validate_scopes(args.scope or ())
     except (ValueError, TypeError, OSError) as exc:
         print(f"invalidtoken-mw: {exc}", file=sys.stderr)
         return EXIT_USAGE
     token = _token_arg(args.token)
+    if token[:7].lower() == "bearer ":
+        print("invalidtoken-mw: explaining the token after 'Bearer '", file=sys.stderr)
+        token = token[7:].strip()
+    if not token:
+        print("invalidtoken-mw: no token given (empty argument or stdin)", file=sys.stderr)
+        return EXIT_USAGE
     report = verifier.explain(token)
-    failure = report.failure
-    if failure is None and args.scope:
-        try:
-            check_scopes(report.claims or {}, args.scope)
-        except AuthFailure as exc:
-            failure = exc
-    answer = _answer(failure, args.realm)
+    refused = _extraction_failure(token)
+    segments = _segments_check(token)
+    checks = [c for c in (segments,) if c is not None]
+    if refused is not None:
+        # The middleware stops at extraction; the verifier's structure failure says less.
+        checks.append(Check.fail("bearer", refused.description))
+        checks.extend(c for c in report.checks if c.name != "structure")
+    else:
+        checks.extend(_named_for_the_reader(report))
+    header, claims = report.header, report.claims
+    if header is None:
+        header, claims = _unverified_parts(token)
+    failure = refused or report.failure
+    if required and claims is not None:
+        scope, lacking = _scope_check(claims, required)
+        checks.append(scope)
+        failure = failure or lacking
+    answer = _answer(failure, renderer)
     if args.json:
-        data = report.to_dict()
-        data.update(
-            valid=failure is None,
-            reason=None if failure is None else failure.reason.value,
-            status=answer["status"],
-            response=answer,
-        )
+        data = {
+            "valid": failure is None,
+            "reason": None if failure is None else failure.reason.value,
+            "status": answer["status"],
+            "description": None if failure is None else failure.description,
+            "header": header,
+            "claims": claims,
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
+            "response": answer,
+        }
         json.dump(data, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
-        _print_report(report, failure, answer, Style(sys.stdout))
+        shown = Explanation(header, claims, tuple(checks), failure)
+        _print_report(shown, answer, Style(sys.stdout))
     return EXIT_VALID if failure is None else EXIT_INVALID
 
 
-def _print_report(
-    report: Explanation, failure: AuthFailure | None, answer: dict[str, Any], style: Style
-) -> None:
+def _printable(text: str) -> str:
+    """Escape control characters: a hostile claim must not drive the operator's terminal."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
+def _print_report(report: Explanation, answer: dict[str, Any], style: Style) -> None:
     out = sys.stdout
     if report.header is not None:
         out.write(style.bold("Header") + "\n" + json.dumps(report.header, indent=2) + "\n")
+    if report.claims is not None:
         out.write(style.bold("Claims") + "\n" + json.dumps(report.claims, indent=2) + "\n")
     out.write(style.bold("Checks") + "\n")
     for check in report.checks:
         mark = (
             "-" if check.passed is None else style.ok("PASS") if check.passed else style.bad("FAIL")
         )
-        out.write(f"  {mark:>4}  {check.name:<16} {check.detail}\n")
+        out.write(f"  {mark:>4}  {check.name:<16} {_printable(check.detail)}\n")
+    failure = report.failure
     verdict = (
         style.ok("VALID") if failure is None else style.bad(f"REJECTED: {failure.reason.value}")
     )
@@ -155,6 +257,8 @@ def _print_report(
     out.write(f"{style.bold('The middleware would answer')}\n  HTTP {answer['status']}\n")
     if answer["www_authenticate"]:
         out.write(f"  WWW-Authenticate: {answer['www_authenticate']}\n")
+    if "retry-after" in answer["headers"]:
+        out.write(f"  Retry-After: {answer['headers']['retry-after']}\n")
     if answer["body"] is not None:
         out.write(f"  {json.dumps(answer['body'])}\n")
 
@@ -167,13 +271,19 @@ def _revoke(args: argparse.Namespace) -> int:
     store = RedisRevocationStore(args.redis_url, prefix=args.prefix, timeout=3.0)
     try:
         if args.token:
-            claims = jwt.decode(_token_arg(args.token), options={"verify_signature": False})
+            try:
+                claims = jwt.decode(_token_arg(args.token), options={"verify_signature": False})
+            except jwt.DecodeError:
+                print("invalidtoken-mw: --token is not a readable JWT", file=sys.stderr)
+                return EXIT_USAGE
             jti, issuer, exp = claims.get("jti"), claims.get("iss", ""), claims.get("exp")
             if not isinstance(jti, str) or not isinstance(exp, (int, float)):
                 print("invalidtoken-mw: the token has no jti or exp to revoke by", file=sys.stderr)
                 return EXIT_USAGE
-            store.revoke(jti=jti, issuer=issuer, expires_at=exp)
-            print(f"revoked jti={jti} issuer={issuer} until exp={exp}")
+            if store.revoke(jti=jti, issuer=issuer, expires_at=exp):
+                print(f"revoked jti={jti} issuer={issuer} until exp={exp}")
+            else:
+                print(f"jti={jti} has already expired: nothing to revoke")
         elif args.subject:
             store.revoke_subject(args.subject, issuer=args.issuer or "", before=args.before)
             print(f"revoked subject={args.subject} issuer={args.issuer or ''}")
@@ -184,8 +294,10 @@ def _revoke(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return EXIT_USAGE
-            store.revoke(jti=args.jti, issuer=args.issuer or "", expires_at=args.expires_at)
-            print(f"revoked jti={args.jti} issuer={args.issuer or ''}")
+            if store.revoke(jti=args.jti, issuer=args.issuer or "", expires_at=args.expires_at):
+                print(f"revoked jti={args.jti} issuer={args.issuer or ''}")
+            else:
+                print(f"jti={args.jti} has already expired: nothing to revoke")
     except (redis.RedisError, OSError) as exc:
         print(f"invalidtoken-mw: cannot reach Redis: {type(exc).__name__}", file=sys.stderr)
         return EXIT_INVALID
@@ -248,8 +360,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_library_logs() -> None:
+    """Send log events (a failed JWKS fetch, say) to stderr: stdout may be ``--json``."""
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # A terminal or pipe that cannot encode "—" must not turn a report into a traceback.
+        sys.stdout.reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    _quiet_library_logs()
     handler = args.handler
-    return int(handler(args))
+    try:
+        return int(handler(args))
+    except BrokenPipeError:
+        # The reader (head, less) left early: no traceback, and none at exit either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INVALID

@@ -1,9 +1,12 @@
 """``invalidtoken-mw demo``: the FastAPI example, one request per failure, one table.
 
 Starts ``examples/fastapi/main.py`` on a free loopback port with a freshly generated
-ES256 key, sends one request per kind of failure (and one that succeeds), and prints
-what each got back and the ``auth_rejected`` events it caused; ``--serve`` keeps the
-server running and prints curl commands with ready-made tokens instead.
+ES256 key, published as a JWKS on the same server, sends one request per
+:class:`~invalidtoken_mw.Reason` (and one that succeeds), and prints what each got back
+and the ``auth_rejected`` events it caused; ``--serve`` keeps the server running and
+prints curl commands with ready-made tokens instead. The two outages (the JWKS endpoint
+and the revocation store) are staged: the first request meets a JWKS endpoint
+answering 503, and one subject's revocation check fails as an unreachable Redis does.
 """
 
 from __future__ import annotations
@@ -11,26 +14,44 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import shutil
 import socket
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from invalidtoken_mw._term import Style
 from invalidtoken_mw.mint import mint_token
+from invalidtoken_mw.reasons import AuthFailure, Reason
+from invalidtoken_mw.revocation import MemoryRevocationStore
+from invalidtoken_mw.verify import JWTVerifier
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from types import ModuleType
 
-__all__ = ["add_demo_parser", "demo_requests"]
+__all__ = ["DemoRequest", "add_demo_parser", "demo_requests"]
 
 ISSUER = "https://id.demo.invalidtoken-mw.test/"
 AUDIENCE = "api://orders"
+KEY_ID = "demo-2026"
+JWKS_PATH = "/.well-known/jwks.json"
+OUTAGE_SUBJECT = "user-during-store-outage"
 _EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi" / "main.py"
+_JWKS_COOLDOWN = 0.1  # short, so the demo's JWKS outage ends at once
+_FIXED_COLUMNS = 26 + 8 + 24  # request, status and reason
+
+
+class DemoRequest(NamedTuple):
+    """One request of the demo: a label, the method and headers; all go to ``/orders``."""
+
+    label: str
+    method: str
+    headers: dict[str, str]
+    jwks_down: bool = False
 
 
 def _load_example() -> ModuleType:
@@ -47,46 +68,101 @@ def _load_example() -> ModuleType:
     return module
 
 
-def demo_requests(private_key: Any, other_key: Any) -> list[tuple[str, str, dict[str, str]]]:  # noqa: ANN401
-    """The demo's requests: ``(label, method, headers)``; all go to ``/orders``."""
+def demo_requests(
+    private_key: Any,  # noqa: ANN401 - a cryptography private key
+    other_key: Any,  # noqa: ANN401
+    *,
+    ttl: int = 300,
+) -> list[DemoRequest]:
+    """The demo's requests, one per :class:`~invalidtoken_mw.Reason` plus valid ones."""
     base = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-42", "scope": "orders:read"}
+    header = {"kid": KEY_ID, "typ": "at+jwt"}
 
-    def token(defect: str | None = None, **claims: Any) -> str:  # noqa: ANN401
-        return mint_token(private_key, algorithm="ES256", claims={**base, **claims}, defect=defect)
+    def token(defect: str | None = None, key: Any = private_key, **claims: Any) -> str:  # noqa: ANN401
+        return mint_token(
+            key,
+            algorithm="ES256",
+            claims={**base, **claims},
+            headers=dict(header),
+            defect=defect,
+            ttl=ttl,
+        )
 
     def bearer(value: str) -> dict[str, str]:
         return {"authorization": f"Bearer {value}"}
 
-    forged = mint_token(other_key, algorithm="ES256", claims=base)
+    unknown_kid = mint_token(
+        other_key, algorithm="ES256", claims=base, headers={**header, "kid": "retired-2025"}
+    )
     return [
-        ("valid token", "GET", bearer(token())),
-        ("no token", "GET", {}),
-        ("Basic credentials", "GET", {"authorization": "Basic dXNlcjpwYXNz"}),
-        ("'Bearer' and nothing", "GET", {"authorization": "Bearer"}),
-        ("token in quotes", "GET", bearer(token("quoted"))),
-        ("truncated token", "GET", bearer(token("truncated"))),
-        ("not a JWT", "GET", bearer("opaque-garbage")),
-        ("alg none", "GET", bearer(token("alg-none"))),
-        ("signed by another key", "GET", bearer(forged)),
-        ("expired", "GET", bearer(token("expired"))),
-        ("not yet valid", "GET", bearer(token("not-yet-valid"))),
-        ("wrong issuer", "GET", bearer(token("wrong-issuer"))),
-        ("wrong audience", "GET", bearer(token("wrong-audience"))),
-        ("no exp claim", "GET", bearer(token("missing-exp"))),
-        ("read token, write route", "POST", bearer(token())),
-        ("revoked", "GET", bearer(token(jti="revoked-1"))),
+        DemoRequest("JWKS endpoint down", "GET", bearer(token()), jwks_down=True),
+        DemoRequest("valid token", "GET", bearer(token())),
+        DemoRequest("no token", "GET", {}),
+        DemoRequest("Basic credentials", "GET", {"authorization": "Basic dXNlcjpwYXNz"}),
+        DemoRequest("'Bearer' and nothing", "GET", {"authorization": "Bearer"}),
+        DemoRequest("token in quotes", "GET", bearer(token("quoted"))),
+        DemoRequest("truncated token", "GET", bearer(token("truncated"))),
+        DemoRequest("not a JWT", "GET", bearer("opaque-garbage")),
+        DemoRequest("alg none", "GET", bearer(token("alg-none"))),
+        DemoRequest("unknown kid", "GET", bearer(unknown_kid)),
+        DemoRequest("signed by another key", "GET", bearer(token(key=other_key))),
+        DemoRequest("expired", "GET", bearer(token("expired"))),
+        DemoRequest("not yet valid", "GET", bearer(token("not-yet-valid"))),
+        DemoRequest("wrong issuer", "GET", bearer(token("wrong-issuer"))),
+        DemoRequest("wrong audience", "GET", bearer(token("wrong-audience"))),
+        DemoRequest("ID token (typ JWT)", "GET", bearer(token("wrong-type"))),
+        DemoRequest("no exp claim", "GET", bearer(token("missing-exp"))),
+        DemoRequest("read token, write route", "POST", bearer(token())),
+        DemoRequest("revoked", "GET", bearer(token(jti="revoked-1"))),
+        DemoRequest("revocation store down", "GET", bearer(token(sub=OUTAGE_SUBJECT))),
     ]
 
 
-@contextlib.contextmanager
-def _serving(app: Any) -> Iterator[str]:  # noqa: ANN401 - an ASGI app
-    """Run ``app`` under uvicorn on a free loopback port; yield its base URL."""
-    import uvicorn  # noqa: PLC0415 - only the demo needs a server
+class _DemoRevocationStore(MemoryRevocationStore):
+    """A memory store that is "unreachable" for one subject.
 
+    It answers as :class:`~invalidtoken_mw.RedisRevocationStore` does when Redis is
+    down and the store fails closed, so the demo can show ``revocation_unavailable``
+    without stopping a real Redis.
+    """
+
+    def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        """Fail closed for :data:`OUTAGE_SUBJECT`; otherwise check the memory store."""
+        if claims.get("sub") == OUTAGE_SUBJECT:
+            raise AuthFailure(Reason.REVOCATION_UNAVAILABLE)
+        return super().is_revoked(claims)
+
+
+class _JWKSEndpoint:
+    """Serves the demo key set at :data:`JWKS_PATH` in front of the example app."""
+
+    def __init__(self, app: Any, jwks: dict[str, Any]) -> None:  # noqa: ANN401 - an ASGI app
+        self.app = app
+        self.body = json.dumps(jwks).encode()
+        self.down = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # noqa: ANN401
+        if scope["type"] != "http" or scope["path"] != JWKS_PATH:
+            await self.app(scope, receive, send)
+            return
+        status, body = (503, b"{}") if self.down else (200, self.body)
+        headers = [(b"content-type", b"application/json"), (b"cache-control", b"max-age=300")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _loopback_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    return sock
+
+
+@contextlib.contextmanager
+def _serving(app: Any, sock: socket.socket) -> Iterator[None]:  # noqa: ANN401 - an ASGI app
+    """Run ``app`` under uvicorn on the bound ``sock`` until the block ends."""
+    import uvicorn  # noqa: PLC0415 - only the demo needs a server
+
     server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -94,7 +170,7 @@ def _serving(app: Any) -> Iterator[str]:  # noqa: ANN401 - an ASGI app
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout=5)
@@ -104,66 +180,107 @@ def _serving(app: Any) -> Iterator[str]:  # noqa: ANN401 - an ASGI app
 def _run(args: argparse.Namespace) -> int:
     import httpx  # noqa: PLC0415 - only the demo sends requests
     import structlog  # noqa: PLC0415
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
     from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-
-    from invalidtoken_mw import JWTVerifier, MemoryRevocationStore  # noqa: PLC0415
+    from jwt.algorithms import ECAlgorithm  # noqa: PLC0415
 
     style = Style(sys.stdout)
-    err = sys.stderr
+    err = Style(sys.stderr)
     example = _load_example()
     private_key = ec.generate_private_key(ec.SECP256R1())
-    public_pem = private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    store = MemoryRevocationStore()
-    store.revoke(jti="revoked-1", issuer=ISSUER, expires_at=time.time() + 3600)
+    jwk = {**ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True), "kid": KEY_ID}
+    jwk.update(use="sig", alg="ES256")
+    sock = _loopback_socket()
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    store = _DemoRevocationStore()
+    store.revoke(jti="revoked-1", issuer=ISSUER, expires_at=time.time() + 7200)
     verifier = JWTVerifier(
-        key=public_pem, algorithms=["ES256"], issuer=ISSUER, audience=AUDIENCE, revocation=store
+        jwks_url=base_url + JWKS_PATH,
+        algorithms=["ES256"],
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        token_type="at+jwt",  # noqa: S106 - a JOSE typ, not a password
+        revocation=store,
+        jwks_cooldown=_JWKS_COOLDOWN,
     )
-    requests = demo_requests(private_key, ec.generate_private_key(ec.SECP256R1()))
-    with _serving(example.create_app(verifier)) as base_url:
+    app = _JWKSEndpoint(example.create_app(verifier), {"keys": [jwk]})
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    requests = demo_requests(private_key, other_key, ttl=3600 if args.serve else 300)
+    with _serving(app, sock):
         if args.serve:
             return _serve(base_url, requests, style)
-        print(style.dim(f"example app on {base_url}, key generated, sending requests"), file=err)
+        print(
+            err.dim(f"example app on {base_url}, key generated, sending requests"), file=sys.stderr
+        )
+        rows = []
         with structlog.testing.capture_logs() as events, httpx.Client(base_url=base_url) as client:
-            rows = []
-            for label, method, headers in requests:
-                response = client.request(method, "/orders", headers=headers)
+            for number, request in enumerate(requests, 1):
+                _progress(number, len(requests))
+                app.down = request.jwks_down
+                response = client.request(request.method, "/orders", headers=request.headers)
+                if request.jwks_down:
+                    app.down = False
+                    time.sleep(_JWKS_COOLDOWN * 1.5)  # let the cool-down pass: keys are back
                 body = response.json() if response.content else {}
                 rows.append(
                     (
-                        label,
+                        request.label,
                         response.status_code,
                         body.get("reason", "-"),
-                        response.headers.get("www-authenticate", "-"),
+                        _challenge_column(response.headers),
                     )
                 )
+        _progress(0, 0)
     _print_table(rows, style)
     rejected = [e for e in events if e.get("event") == "auth_rejected"]
     print(f"\n{style.bold(f'{len(rejected)} auth_rejected log events')} (one per refusal):")
     for event in rejected:
-        shown = ("reason", "status", "path", "sub", "expired_for_s")
+        shown = ("reason", "status", "path", "sub", "expired_for_s", "missing_scopes")
         fields = {k: event[k] for k in shown if k in event}
         print("  " + json.dumps(fields))
+    others = [e.get("event") for e in events if e.get("event") != "auth_rejected"]
+    if others:
+        print(f"\n{style.bold('other log events')}: {', '.join(sorted(set(map(str, others))))}")
     return 0
 
 
+def _challenge_column(headers: Mapping[str, str]) -> str:
+    """The challenge; a 503 has none, and says when to retry instead."""
+    if "www-authenticate" in headers:
+        return headers["www-authenticate"]
+    if "retry-after" in headers:
+        return f"(none) Retry-After: {headers['retry-after']}"
+    return "-"
+
+
+def _progress(number: int, total: int) -> None:
+    """A one-line progress counter on a terminal; nothing when stderr is piped."""
+    if not sys.stderr.isatty():
+        return
+    sys.stderr.write(f"\r  request {number}/{total}" if total else "\r\x1b[K")
+    sys.stderr.flush()
+
+
 def _print_table(rows: list[tuple[str, int, str, str]], style: Style) -> None:
-    print(style.bold(f"{'request':<26}{'status':<8}{'reason':<22}WWW-Authenticate"))
+    # The challenge column takes what the terminal has left (160 columns when piped).
+    room = max(shutil.get_terminal_size((160, 24)).columns - _FIXED_COLUMNS - 1, 20)
+    print(style.bold(f"{'request':<26}{'status':<8}{'reason':<24}WWW-Authenticate"))
     for label, status, reason, challenge in rows:
         mark = style.ok(str(status)) if status < 400 else style.bad(str(status))  # noqa: PLR2004
         pad = " " * (8 - len(str(status)))
-        shown = challenge if len(challenge) <= 110 else challenge[:107] + "..."  # noqa: PLR2004
-        print(f"{label:<26}{mark}{pad}{reason:<22}{shown}")
+        shown = challenge if len(challenge) <= room else challenge[: room - 3] + "..."
+        print(f"{label:<26}{mark}{pad}{reason:<24}{shown}")
 
 
-def _serve(base_url: str, requests: list[tuple[str, str, dict[str, str]]], style: Style) -> int:
-    print(style.bold(f"Serving the example on {base_url} (Ctrl-C to stop)\n"))
-    for label, method, headers in requests:
-        auth = headers.get("authorization")
+def _serve(base_url: str, requests: list[DemoRequest], style: Style) -> int:
+    print(style.bold(f"Serving the example on {base_url} (Ctrl-C to stop)"))
+    print(f"Signing keys: {base_url}{JWKS_PATH}; tokens below are valid for an hour.\n")
+    for request in requests:
+        if request.jwks_down:
+            continue
+        auth = request.headers.get("authorization")
         header = f" -H 'Authorization: {auth}'" if auth else ""
-        print(f"# {label}\ncurl -i -X {method}{header} {base_url}/orders\n")
+        print(f"# {request.label}\ncurl -i -X {request.method}{header} {base_url}/orders\n")
+    sys.stdout.flush()
     try:
         while True:
             time.sleep(3600)

@@ -15,8 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl
 
-from cachetools import LRUCache
-
+from invalidtoken_mw._lru import LRU
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
@@ -146,7 +145,7 @@ class TokenExtractor:
         self.max_token_bytes = max_token_bytes
         self._header_only = not (allow_query or allow_body)
         self._lock = threading.Lock()
-        self._known: LRUCache[str, ExtractedToken] = LRUCache(_KNOWN_HEADERS)
+        self._known: LRU[str, ExtractedToken] = LRU(_KNOWN_HEADERS)
 
     def wants_body(self, method: str, content_type: str | None) -> bool:
         """Whether the adapter should read the body to look for a token.
@@ -199,6 +198,9 @@ class TokenExtractor:
 
         A client resends the same header, so a well-formed one is remembered.
         """
+        if len(value) > self.max_token_bytes:
+            # Refused before the lookup, which would hash the whole oversized value.
+            raise _malformed(_HINT_TOO_LARGE)
         with self._lock:
             known = self._known.get(value)
         if known is not None:

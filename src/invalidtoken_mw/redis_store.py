@@ -158,14 +158,19 @@ class RedisRevocationStore:
 
     # -- revoking -----------------------------------------------------------------
 
-    def revoke(self, *, jti: str, issuer: str, expires_at: float) -> None:
-        """Revoke one token until its ``exp``; an already expired token is a no-op."""
+    def revoke(self, *, jti: str, issuer: str, expires_at: float) -> bool:
+        """Revoke one token until its ``exp``.
+
+        Returns:
+            ``False`` when the token has already expired (nothing is written).
+        """
         if float(expires_at) + self.leeway <= time.time():
-            return
+            return False
         expires = int(float(expires_at) + self.leeway) + 1
         self._client.set(self._token_key(issuer, jti), "1", exat=expires)
         self.flush_local_cache()  # this instance at once; the others through the channel
         self._client.publish(self.channel, "jti")
+        return True
 
     def revoke_subject(self, subject: str, *, issuer: str, before: float | None = None) -> None:
         """Reject the subject's tokens issued before ``before`` (default: now)."""
@@ -180,15 +185,16 @@ class RedisRevocationStore:
         moment = now if before is None else float(before)
         return repr(moment), int(max(moment - now, 0) + self.max_token_lifetime + self.leeway) + 1
 
-    async def revoke_async(self, *, jti: str, issuer: str, expires_at: float) -> None:
+    async def revoke_async(self, *, jti: str, issuer: str, expires_at: float) -> bool:
         """Async form of :meth:`revoke`."""
         if float(expires_at) + self.leeway <= time.time():
-            return
+            return False
         expires = int(float(expires_at) + self.leeway) + 1
         client = self._async_client()
         await client.set(self._token_key(issuer, jti), "1", exat=expires)
         self.flush_local_cache()
         await client.publish(self.channel, "jti")
+        return True
 
     async def revoke_subject_async(
         self, subject: str, *, issuer: str, before: float | None = None
@@ -219,7 +225,8 @@ class RedisRevocationStore:
         if not paused:  # a request refused during the pause must not extend it
             self._down_until = time.monotonic() + self.retry_interval
         if self.fail_open:
-            _log.warning("revocation_check_skipped", error_type=type(exc).__name__)
+            if not paused:  # one warning per failed attempt, not one per request
+                _log.warning("revocation_check_skipped", error_type=type(exc).__name__)
             return False
         raise AuthFailure(Reason.REVOCATION_UNAVAILABLE) from exc
 

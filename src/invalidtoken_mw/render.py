@@ -32,6 +32,10 @@ PROBLEM_JSON = "application/problem+json"
 # RFC 9457 §3.1.1 suggests tag URIs (RFC 4151) for problem types that need not resolve.
 DEFAULT_PROBLEM_TYPE_BASE = "tag:invalidtoken-mw,2026:reason:"
 DEFAULT_RETRY_AFTER = 5
+# Answers for a custom description or scopes, remembered per renderer. The verifier's and
+# the extractor's descriptions are a fixed set; past this bound (application code can
+# write any description) answers are computed per request again.
+_CUSTOM_ANSWERS = 256
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -80,7 +84,14 @@ class Renderer:
         ValueError: A value cannot be sent as it is.
     """
 
-    __slots__ = ("_cache", "challenge", "problem_json", "problem_type_base", "retry_after")
+    __slots__ = (
+        "_cache",
+        "_custom",
+        "challenge",
+        "problem_json",
+        "problem_type_base",
+        "retry_after",
+    )
 
     def __init__(
         self,
@@ -102,6 +113,9 @@ class Renderer:
         self._cache: Mapping[Reason, tuple[RenderedFailure, RenderedFailure]] = {
             reason: self._compute(AuthFailure(reason)) for reason in Reason
         }
+        self._custom: dict[
+            tuple[Reason, str, tuple[str, ...]], tuple[RenderedFailure, RenderedFailure]
+        ] = {}
 
     def render(
         self,
@@ -118,7 +132,14 @@ class Renderer:
             accept: The request's ``Accept`` value, for the media type.
         """
         if failure.scopes or failure.description is not failure.reason.description:
-            json_answer, problem_answer = self._compute(failure)
+            # Keyed by the description as sent: cleaned, so of bounded length.
+            key = (failure.reason, failure_description(failure), failure.scopes)
+            answers = self._custom.get(key)
+            if answers is None:
+                answers = self._compute(failure)
+                if len(self._custom) < _CUSTOM_ANSWERS:
+                    self._custom[key] = answers
+            json_answer, problem_answer = answers
         else:
             json_answer, problem_answer = self._cache[failure.reason]
         answer = problem_answer if self.problem_json and wants_problem_json(accept) else json_answer

@@ -99,13 +99,18 @@ class MemoryRevocationStore:
     def _subject_expiry(self, _key: tuple[str, str], before: float, _now: float) -> float:
         return before + self.max_token_lifetime + self.leeway
 
-    def revoke(self, *, jti: str, issuer: str, expires_at: float) -> None:
-        """Revoke one token until ``expires_at`` (its ``exp``); expired tokens are a no-op."""
+    def revoke(self, *, jti: str, issuer: str, expires_at: float) -> bool:
+        """Revoke one token until ``expires_at`` (its ``exp``).
+
+        Returns:
+            ``False`` when the token has already expired (nothing is stored).
+        """
         expires = float(expires_at) + self.leeway
         if expires <= time.time():
-            return
+            return False
         with self._lock:
             self._tokens[(issuer, jti)] = expires
+        return True
 
     def revoke_subject(self, subject: str, *, issuer: str, before: float | None = None) -> None:
         """Reject the subject's tokens issued before ``before`` (default: now)."""
@@ -127,9 +132,9 @@ class MemoryRevocationStore:
         """Same as :meth:`is_revoked` (in memory: nothing to wait for)."""
         return self.is_revoked(claims)
 
-    async def revoke_async(self, *, jti: str, issuer: str, expires_at: float) -> None:
+    async def revoke_async(self, *, jti: str, issuer: str, expires_at: float) -> bool:
         """Async form of :meth:`revoke`."""
-        self.revoke(jti=jti, issuer=issuer, expires_at=expires_at)
+        return self.revoke(jti=jti, issuer=issuer, expires_at=expires_at)
 
     async def revoke_subject_async(
         self, subject: str, *, issuer: str, before: float | None = None

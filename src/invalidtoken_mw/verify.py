@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import jwt
 import structlog
-from cachetools import LRUCache
 
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
+from invalidtoken_mw._lru import LRU
 from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.explain import Explanation, explain
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
@@ -206,13 +206,13 @@ class JWTVerifier:
         self._cache_ttl = float(cache_ttl)
         self._negative_ttl = float(negative_cache_ttl)
         # Plain LRU caches with the deadline stored in each entry: a lookup costs a
-        # fifth of a TLRUCache's, and expired entries are dropped when met or evicted.
-        self._cache: LRUCache[str, _Verified] | None = None
-        self._negative: LRUCache[str, tuple[AuthFailure, float]] | None = None
+        # fraction of a TLRUCache's, and expired entries are dropped when met or evicted.
+        self._cache: LRU[str, _Verified] | None = None
+        self._negative: LRU[str, tuple[AuthFailure, float]] | None = None
         if cache_size:
-            self._cache = LRUCache(cache_size)
+            self._cache = LRU(cache_size)
             if negative_cache_ttl:
-                self._negative = LRUCache(cache_size)
+                self._negative = LRU(cache_size)
 
     # -- caches ---------------------------------------------------------------
 
@@ -251,13 +251,14 @@ class JWTVerifier:
     def _forget(self, token: str) -> None:
         with self._lock:
             if self._cache is not None:
-                self._cache.pop(token, None)
+                self._cache.pop(token)
             if self._negative is not None:
-                self._negative.pop(token, None)
+                self._negative.pop(token)
 
-    def _remember(self, token: str, claims: dict[str, Any]) -> None:
+    def _remember(self, token: str, claims: dict[str, Any]) -> dict[str, Any]:
+        """Cache PyJWT's fresh ``claims`` (never handed out) and return a copy to hand out."""
         if self._cache is None:
-            return
+            return claims
         expires_at = math.inf
         if "exp" in claims:
             # PyJWT accepted int(exp) (it also reads a numeric string); an exp beyond any
@@ -267,11 +268,11 @@ class JWTVerifier:
             except OverflowError:
                 expires_at = math.inf
         nested = any(isinstance(v, (dict, list)) for v in claims.values())
-        entry = _Verified(
-            _copy_json(claims), min(time.time() + self._cache_ttl, expires_at), expires_at, nested
-        )
+        reuse_until = min(time.time() + self._cache_ttl, expires_at)
+        entry = _Verified(claims, reuse_until, expires_at, nested)
         with self._lock:
             self._cache[token] = entry
+        return _copy_json(claims) if nested else dict(claims)
 
     def _revoked(self, token: str) -> NoReturn:
         failure = AuthFailure(Reason.REVOKED)
@@ -375,10 +376,10 @@ class JWTVerifier:
                 parsed = self._parse(token)
                 jwk = None if self._jwks is None else self._jwks.get_key(parsed.kid)
                 claims = self._finish(token, parsed, jwk)
-            self._remember(token, claims)
+            claims = self._remember(token, claims)
         if self.revocation is not None and self.revocation.is_revoked(claims):
             self._revoked(token)
-        return dict(claims)
+        return claims  # already a copy: the cached claims are never handed out
 
     async def verify_async(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid token without blocking the event loop.
@@ -394,10 +395,10 @@ class JWTVerifier:
                 parsed = self._parse(token)
                 jwk = None if self._jwks is None else await self._jwks.get_key_async(parsed.kid)
                 claims = self._finish(token, parsed, jwk)
-            self._remember(token, claims)
+            claims = self._remember(token, claims)
         if self.revocation is not None and await self.revocation.is_revoked_async(claims):
             self._revoked(token)
-        return dict(claims)
+        return claims
 
     def explain(self, token: str) -> Explanation:
         """Report every check on ``token``, continuing past the first failure.

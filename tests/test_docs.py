@@ -1,0 +1,286 @@
+"""The documentation: every Python sample runs, the tables match the code, the site builds.
+
+How samples are run (a convention for everyone writing docs):
+
+- Every fenced block opened with ```` ```python ```` in ``docs/*.md`` and ``README.md`` is
+  executed. The blocks of one page run in order in one namespace, like a doctest
+  session: a later block may use what an earlier block of the same page defined.
+- Samples should be complete (imports included) so readers can copy them. For brevity
+  a page may also use these ready-made names (see :func:`fixture_namespace`):
+  ``SECRET`` (an HS256 secret), ``ISSUER``, ``AUDIENCE``, ``make_token(**claims)``
+  (a valid token for them, claims overridable), ``token`` (one such token),
+  ``verifier`` (a ``JWTVerifier`` for them) and, on pages whose samples mention it,
+  ``redis_url`` (a fresh ``redis-server`` on loopback).
+- ``<!-- no-run -->`` on the line before a block: not executed. Only for a sample that
+  cannot run in a test (it needs a real identity provider or blocks forever); never
+  for one that can.
+- ``<!-- requires: module -->`` on the line before a block: executed only when
+  ``module`` can be imported (samples of third-party libraries outside the dev extras,
+  such as the "before" half of a migration guide); skipped otherwise.
+- Global state a sample changes (structlog's configuration) is restored after each page.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jwt
+import pytest
+import structlog
+
+from invalidtoken_mw import (
+    Guard,
+    JWTVerifier,
+    MemoryRevocationStore,
+    Reason,
+    RedisRevocationStore,
+)
+from invalidtoken_mw.fastapi import install
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = sorted([*DOCS.glob("*.md"), ROOT / "README.md"])
+SECRET = "docs-secret-for-hs256-at-least-32-bytes"
+ISSUER = "https://id.example.com/"
+AUDIENCE = "api://orders"
+_FENCE = re.compile(r"^```python\s*$")
+_MARKER = re.compile(r"^<!--\s*(no-run|requires:\s*([\w.]+))\s*-->$")
+# The pages that must keep at least this many executed samples (a guard against the
+# extractor silently finding nothing).
+_MIN_SAMPLES = 30
+_MAX_NO_RUN = 3
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One ```python block: where it is, its code and its marker."""
+
+    page: Path
+    line: int  # 1-based line of the first code line
+    code: str
+    no_run: bool = False
+    requires: str | None = None
+
+
+def samples(page: Path) -> list[Sample]:
+    """The ```python blocks of ``page``, in order, with their markers."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    found: list[Sample] = []
+    index = 0
+    while index < len(lines):
+        if not _FENCE.match(lines[index]):
+            index += 1
+            continue
+        start = index + 1
+        end = start
+        while end < len(lines) and lines[end].rstrip() != "```":
+            end += 1
+        previous = next((lines[i] for i in range(index - 1, -1, -1) if lines[i].strip()), "")
+        marker = _MARKER.match(previous.strip())
+        found.append(
+            Sample(
+                page,
+                start + 1,
+                "\n".join(lines[start:end]) + "\n",
+                no_run=bool(marker and marker.group(1) == "no-run"),
+                requires=marker.group(2) if marker else None,
+            )
+        )
+        index = end + 1
+    return found
+
+
+def make_token(**claims: Any) -> str:
+    """A valid HS256 token for the fixture verifier; ``None`` removes a claim."""
+    now = int(time.time())
+    payload: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-42",
+        "scope": "orders:read",
+        "jti": "a1b2",
+        "iat": now,
+        "exp": now + 300,
+        **claims,
+    }
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, SECRET, "HS256")
+
+
+def fixture_namespace() -> dict[str, Any]:
+    """The ready-made names a page's samples may use."""
+    return {
+        "__name__": "docs_sample",
+        "SECRET": SECRET,
+        "ISSUER": ISSUER,
+        "AUDIENCE": AUDIENCE,
+        "make_token": make_token,
+        "token": make_token(),
+        "verifier": JWTVerifier(key=SECRET, algorithms=["HS256"], issuer=ISSUER, audience=AUDIENCE),
+    }
+
+
+@pytest.fixture
+def restored_structlog() -> Iterator[None]:
+    """Put structlog's configuration back as it was after a page configured it."""
+    configured = structlog.is_configured()
+    saved = structlog.get_config()
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        if configured:
+            structlog.configure(**saved)
+
+
+def run_page(page: Path, namespace: dict[str, Any]) -> list[str]:
+    """Execute the page's samples in order; return the ones skipped for a missing module."""
+    skipped = []
+    for sample in samples(page):
+        if sample.no_run:
+            continue
+        if sample.requires and importlib.util.find_spec(sample.requires) is None:
+            skipped.append(f"{page.name}:{sample.line} needs {sample.requires}")
+            continue
+        # Pad with blank lines so tracebacks point at the line in the Markdown file.
+        source = "\n" * (sample.line - 1) + sample.code
+        exec(compile(source, str(sample.page), "exec"), namespace)  # noqa: S102 - the point
+    return skipped
+
+
+PAGES_WITH_SAMPLES = [page for page in PAGES if samples(page)]
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_SAMPLES, ids=lambda page: page.name)
+@pytest.mark.usefixtures("restored_structlog")
+def test_every_python_sample_of_the_page_runs(page: Path, request: pytest.FixtureRequest) -> None:
+    """Each ```python block of the page executes without an exception, in page order."""
+    namespace = fixture_namespace()
+    if any("redis_url" in sample.code for sample in samples(page)):
+        namespace["redis_url"] = request.getfixturevalue("redis_server").url
+    skipped = run_page(page, namespace)
+    if skipped:
+        pytest.skip("; ".join(skipped))
+
+
+def test_the_extractor_finds_the_samples_and_markers(tmp_path: Path) -> None:
+    """Blocks, their first line and both markers are read as the convention says."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# T\n\n```python\nx = 1\n```\n\n<!-- no-run -->\n```python\nserve()\n```\n"
+        "<!-- requires: authlib -->\n\n```python\nimport authlib\n```\n```sh\nls\n```\n",
+        encoding="utf-8",
+    )
+    expected = [
+        Sample(page, 4, "x = 1\n"),
+        Sample(page, 9, "serve()\n", no_run=True),
+        Sample(page, 14, "import authlib\n", requires="authlib"),
+    ]
+    assert expected == samples(page)
+
+
+def test_a_failing_sample_fails_with_its_markdown_line(tmp_path: Path) -> None:
+    """A broken sample raises, and the traceback names the page and line of the Markdown."""
+    page = tmp_path / "broken.md"
+    page.write_text("# Broken\n\n```python\nx = 1\nassert x == 2\n```\n", encoding="utf-8")
+    with pytest.raises(AssertionError) as caught:
+        run_page(page, {})
+    frame = caught.traceback[-1]
+    assert (str(page), 5) == (str(frame.path), frame.lineno + 1)
+
+
+def test_a_sample_needing_a_missing_module_is_skipped_and_the_rest_runs(tmp_path: Path) -> None:
+    """A ``requires`` block whose module is absent is skipped; later blocks still run."""
+    page = tmp_path / "migration.md"
+    page.write_text(
+        "<!-- requires: no_such_module_for_docs -->\n```python\nraise SystemExit\n```\n"
+        "<!-- no-run -->\n```python\nraise SystemExit\n```\n```python\nran = True\n```\n",
+        encoding="utf-8",
+    )
+    namespace: dict[str, Any] = {}
+    skipped = run_page(page, namespace)
+    assert (["migration.md:3 needs no_such_module_for_docs"], True) == (
+        skipped,
+        namespace.get("ran"),
+    )
+
+
+def test_there_are_many_samples_and_few_are_not_run() -> None:
+    """The docs hold plenty of executed samples and at most a handful of no-run ones."""
+    everything = [sample for page in PAGES for sample in samples(page)]
+    no_run = [f"{s.page.name}:{s.line}" for s in everything if s.no_run]
+    assert (True, True) == (len(everything) >= _MIN_SAMPLES, len(no_run) <= _MAX_NO_RUN), (
+        len(everything),
+        no_run,
+    )
+
+
+def _table_rows(page: Path) -> dict[str, list[str]]:
+    """Rows of the page's tables keyed by their first cell, backticks removed."""
+    rows = {}
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_reason_table_matches_the_taxonomy() -> None:
+    """reasons.md lists every Reason with its real status and RFC 6750 error code."""
+    rows = _table_rows(DOCS / "reasons.md")
+    expected = {reason.value: [str(reason.status), reason.error or "—"] for reason in Reason}
+    assert expected == {reason.value: rows[reason.value][:2] for reason in Reason}
+
+
+def test_reason_table_quotes_the_real_descriptions() -> None:
+    """reasons.md quotes each reason's default description word for word."""
+    text = (DOCS / "reasons.md").read_text(encoding="utf-8")
+    assert [] == [reason.value for reason in Reason if reason.description not in text]
+
+
+@pytest.mark.parametrize(
+    "documented",
+    [
+        JWTVerifier.__init__,
+        Guard.__init__,
+        install,
+        MemoryRevocationStore.__init__,
+        RedisRevocationStore.__init__,
+    ],
+    ids=["JWTVerifier", "Guard", "install", "MemoryRevocationStore", "RedisRevocationStore"],
+)
+def test_configuration_reference_names_every_option(documented: Any) -> None:
+    """configuration.md has a row for every keyword option of the documented callables."""
+    rows = _table_rows(DOCS / "configuration.md")
+    options = [
+        name
+        for name, parameter in inspect.signature(documented).parameters.items()
+        if name not in {"self", "app"} and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    assert [] == [name for name in options if name not in rows]
+
+
+def test_mkdocs_build_strict_succeeds(tmp_path: Path) -> None:
+    """``mkdocs build --strict`` builds the site without a warning, diagram included."""
+    site = tmp_path / "site"
+    result = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr
+    architecture = (site / "architecture" / "index.html").read_text(encoding="utf-8")
+    assert (True, True) == ((site / "index.html").is_file(), 'class="mermaid"' in architecture)

@@ -11,37 +11,21 @@ Run it: ``flask --app examples/flask/app.py:create_app run`` (see README.md besi
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
 from invalidtoken_mw import JWTVerifier, MemoryRevocationStore
+from invalidtoken_mw import verifier_from_env as from_env
 from invalidtoken_mw.flask import InvalidToken, current_claims, require_scopes
 
 ORDERS = [{"id": 1, "item": "coffee beans", "quantity": 2}]
 
 
-def verifier_from_env(env: dict[str, str] | None = None) -> JWTVerifier:
-    """Build the verifier from ``INVALIDTOKEN_*`` environment variables."""
-    env = dict(os.environ) if env is None else env
-    key: str | None = env.get("INVALIDTOKEN_KEY")
-    if env.get("INVALIDTOKEN_KEY_FILE"):
-        key = Path(env["INVALIDTOKEN_KEY_FILE"]).read_text(encoding="utf-8")
-    revocation: Any = MemoryRevocationStore()
-    if env.get("INVALIDTOKEN_REDIS_URL"):
-        from invalidtoken_mw import RedisRevocationStore  # noqa: PLC0415 - optional extra
-
-        revocation = RedisRevocationStore(env["INVALIDTOKEN_REDIS_URL"])
-    return JWTVerifier(
-        key=key,
-        jwks_url=env.get("INVALIDTOKEN_JWKS_URL"),
-        algorithms=env.get("INVALIDTOKEN_ALGORITHMS", "RS256").split(","),
-        issuer=env.get("INVALIDTOKEN_ISSUER"),
-        audience=env.get("INVALIDTOKEN_AUDIENCE", "api://orders"),
-        token_type=env.get("INVALIDTOKEN_TOKEN_TYPE") or None,
-        revocation=revocation,
+def verifier_from_env() -> JWTVerifier:
+    """The verifier, from ``INVALIDTOKEN_*`` environment variables (see the module docstring)."""
+    return from_env(
+        algorithms=["RS256"], audience="api://orders", revocation=MemoryRevocationStore()
     )
 
 

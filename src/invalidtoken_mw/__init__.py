@@ -14,6 +14,7 @@ from invalidtoken_mw.challenge import (
     parse_challenges,
 )
 from invalidtoken_mw.classify import failure_from_pyjwt
+from invalidtoken_mw.envconfig import verifier_from_env
 from invalidtoken_mw.explain import Check, Explanation
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
 from invalidtoken_mw.guard import Guard, TokenVerifier
@@ -63,5 +64,6 @@ __all__ = [
     "granted_scopes",
     "otel_field_names",
     "parse_challenges",
+    "verifier_from_env",
     "wants_problem_json",
 ]

@@ -436,16 +436,34 @@ def test_log_never_carries_the_query_string(server: JWKSServer, clock: FakeClock
 def test_lifetime_follows_max_age_clamped(
     server: JWKSServer, clock: FakeClock, headers: dict[str, str], ttl: int
 ) -> None:
-    """The set stays fresh for max-age (RFC 9111 §5.2.2.1) clamped to [min_ttl, max_ttl]."""
+    """The set is reused for max-age (RFC 9111 §5.2.2.1) clamped to [min_ttl, max_ttl]."""
     server.headers = headers
     cache = make_cache(server, clock, min_ttl=60, max_ttl=3600, default_ttl=300)
     cache.get_key("rsa-1")
-    clock.advance(ttl - 0.5)
+    clock.advance(ttl * 0.8 - 0.5)
     cache.get_key("rsa-1")
-    assert cache.fetch_count == 1
-    clock.advance(0.5)
+    assert 1 == cache.fetch_count
+    clock.advance(ttl * 0.2)
     cache.get_key("rsa-1")
-    assert cache.fetch_count == 2
+    assert 2 == cache.fetch_count
+
+
+def test_refresh_ahead_of_expiry_runs_in_the_background(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    """Past 80% of the lifetime a slow refresh starts, but the request is answered at once."""
+    cache = make_cache(server, clock, default_ttl=300, timeout=2.0)
+    cache.get_key("rsa-1")
+    server.mode, server.delay = "slow", 0.5
+    clock.advance(300 * 0.8)
+    started = time.monotonic()
+    key = cache.get_key("rsa-1")
+    answered_in = time.monotonic() - started
+    assert ("rsa-1", True) == (key.key_id, answered_in < 0.2)
+    deadline = time.monotonic() + 5
+    while cache.fetch_count < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert 2 == cache.fetch_count
 
 
 def test_get_key_async_never_blocks_the_event_loop(server: JWKSServer, clock: FakeClock) -> None:

@@ -61,6 +61,8 @@ _DELTA_SECONDS_CAP = float(2**31)
 # Everything a malformed response or one malformed key can raise; none may escape as a 500.
 _FETCH_ERRORS = (OSError, HTTPException, ValueError, RecursionError, jwt.PyJWTError)
 _KEY_ERRORS = (jwt.PyJWTError, TypeError, ValueError)
+# A key set is refreshed in the background once this share of its lifetime has passed.
+_REFRESH_AHEAD = 0.8
 
 
 class _InvalidJWKSError(ValueError):
@@ -76,6 +78,7 @@ class _Snapshot:
     loaded: bool
     expires_at: float
     attempted_at: float | None
+    refresh_at: float
     error: Exception | None
 
 
@@ -170,8 +173,15 @@ class JWKSCache:
         self._tasks_lock = threading.Lock()
         self._tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._fetch_count = 0
+        self._background: threading.Thread | None = None
         self._snapshot = _Snapshot(
-            {}, None, loaded=False, expires_at=-math.inf, attempted_at=None, error=None
+            {},
+            None,
+            loaded=False,
+            expires_at=-math.inf,
+            attempted_at=None,
+            refresh_at=-math.inf,
+            error=None,
         )
 
     @property
@@ -197,7 +207,10 @@ class JWKSCache:
                 ``key_unavailable`` if no key set could ever be fetched.
         """
         seen = self._snapshot
-        if self._needs_refresh(seen, kid) and self._may_fetch(seen):
+        known = self._known(seen, kid)
+        if known is not None:
+            return known
+        if self._may_fetch(seen):
             self._refresh_shared(seen)
         return self._select(self._snapshot, kid)
 
@@ -217,7 +230,10 @@ class JWKSCache:
             AuthFailure: As for :meth:`get_key`.
         """
         seen = self._snapshot
-        if self._needs_refresh(seen, kid) and self._may_fetch(seen):
+        known = self._known(seen, kid)
+        if known is not None:
+            return known
+        if self._may_fetch(seen):
             loop = asyncio.get_running_loop()
             with self._tasks_lock:
                 task = self._tasks.get(loop)
@@ -249,8 +265,31 @@ class JWKSCache:
         """
         await asyncio.to_thread(self.refresh)
 
-    def _needs_refresh(self, snapshot: _Snapshot, kid: str | None) -> bool:
-        return self._clock() >= snapshot.expires_at or _lookup(snapshot, kid) is None
+    def _known(self, snapshot: _Snapshot, kid: str | None) -> jwt.PyJWK | None:
+        """A fresh cached key for ``kid``; starts a background refresh when one is due.
+
+        Past 80% of the set's lifetime a refresh starts in a daemon thread while the
+        cached key keeps answering, so a request never waits for a routine refresh.
+        ``None`` when the key is unknown or the set has expired: the caller refreshes
+        (subject to the cool-down) or serves what it has.
+        """
+        key = _lookup(snapshot, kid)
+        if key is None:
+            return None
+        now = self._clock()
+        if now >= snapshot.expires_at:
+            return None
+        if now >= snapshot.refresh_at and self._may_fetch(snapshot):
+            with self._tasks_lock:
+                if self._background is None or not self._background.is_alive():
+                    self._background = threading.Thread(
+                        target=self._refresh_shared,
+                        args=(snapshot,),
+                        name="invalidtoken-mw-jwks-refresh",
+                        daemon=True,
+                    )
+                    self._background.start()
+        return key
 
     def _may_fetch(self, snapshot: _Snapshot) -> bool:
         last = snapshot.attempted_at
@@ -296,7 +335,13 @@ class JWKSCache:
         else:
             now = self._clock()
             snapshot = _Snapshot(
-                keys, sole, loaded=True, expires_at=now + ttl, attempted_at=now, error=None
+                keys,
+                sole,
+                loaded=True,
+                expires_at=now + ttl,
+                attempted_at=now,
+                refresh_at=now + ttl * _REFRESH_AHEAD,
+                error=None,
             )
         self._snapshot = snapshot
         return snapshot

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from redis_server import RedisServer, running_redis
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+# The longer fuzz run (README, Development): INVALIDTOKEN_FUZZ_PROFILE=long gives every
+# property test that does not pin max_examples (the fuzz tests) INVALIDTOKEN_FUZZ_EXAMPLES
+# examples each, 2000 by default.
+settings.register_profile(
+    "long",
+    max_examples=int(os.environ.get("INVALIDTOKEN_FUZZ_EXAMPLES", "2000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("INVALIDTOKEN_FUZZ_PROFILE", "default"))
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ class JWKSServer:
     read ``requests`` for the number of requests it answered or started answering.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """Start serving on ``port`` (0: a free one; a fixed one brings a stopped server back)."""
         self.jwks: dict[str, Any] = {"keys": []}
         self.mode: Mode = "ok"
         self.delay = 0.0
@@ -30,7 +31,7 @@ class JWKSServer:
         self._lock = threading.Lock()
         # Set on stop so that handlers sleeping in "slow" mode finish at once.
         self._released = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._server.daemon_threads = False
         # A short poll interval makes stop() (shutdown) return quickly.
         self._thread = threading.Thread(

@@ -275,7 +275,9 @@ def run_uvicorn(app: ASGIApp) -> Iterator[str]:
     implementation advertises the ``websocket.http.response`` extension. Lifespan
     is on, so a failing startup fails the fixture.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only disables Nagle (TCP_NODELAY) on sockets whose
+    # proto says TCP, and without it every keep-alive response waits ~40 ms.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from cachetools import LRUCache
 from structlog.testing import capture_logs
 
 from direct import Request, call_asgi_async, call_wsgi
@@ -32,7 +33,6 @@ from invalidtoken_mw import (
     JWTVerifier,
     MemoryRevocationStore,
 )
-from invalidtoken_mw._lru import LRU
 from servers import run_waitress
 from tokens import AUDIENCE, ISSUER, OTHER_SECRET, SECRET, claims, mint
 
@@ -129,7 +129,7 @@ def churning_verifier(store: Any) -> JWTVerifier:
 
 def shrink_extractor_cache(app: InvalidTokenMiddleware | InvalidTokenWSGIMiddleware) -> None:
     """Give the extractor's cache of well-formed headers room for four (it has no option)."""
-    app.extractor._known = LRU(4)  # noqa: SLF001 - forcing eviction is the point
+    app.extractor._known = LRUCache(4)  # noqa: SLF001 - forcing eviction is the point
 
 
 def echo_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

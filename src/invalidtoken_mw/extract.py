@@ -15,7 +15,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import parse_qsl
 
-from invalidtoken_mw._lru import LRU
+from cachetools import LRUCache
+
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class TokenExtractor:
         self.max_token_bytes = max_token_bytes
         self._header_only = not (allow_query or allow_body)
         self._lock = threading.Lock()
-        self._known: LRU[str, ExtractedToken] = LRU(_KNOWN_HEADERS)
+        self._known: LRUCache[str, ExtractedToken] = LRUCache(_KNOWN_HEADERS)
 
     def wants_body(self, method: str, content_type: str | None) -> bool:
         """Whether the adapter should read the body to look for a token.

@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from cachetools import TTLCache
+from cachetools import LRUCache
 
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.revocation import (
@@ -125,9 +125,11 @@ class RedisRevocationStore:
         self._client = client if client is not None else redis.Redis.from_url(url, **options)
         self._async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._lock = threading.Lock()
-        self._cache: TTLCache[_Identity, bool] | None = (
-            TTLCache(100_000, local_cache_ttl) if local_cache_ttl else None
+        # An LRU with the deadline in each entry: a hit costs a fraction of a TTLCache's.
+        self._cache: LRUCache[_Identity, tuple[bool, float]] | None = (
+            LRUCache(100_000) if local_cache_ttl else None
         )
+        self._cache_ttl = float(local_cache_ttl)
         self._down_until = 0.0
         self._generation = 0  # bumped by every flush: a slower read must not refill
         self._subscriber: threading.Thread | None = None
@@ -213,13 +215,16 @@ class RedisRevocationStore:
             return None
         self._ensure_subscriber()
         with self._lock:
-            return self._cache.get(identity)
+            entry = self._cache.get(identity)
+        if entry is None or time.monotonic() >= entry[1]:
+            return None
+        return entry[0]
 
     def _store(self, identity: _Identity, *, verdict: bool, generation: int) -> None:
         if self._cache is not None:
             with self._lock:
                 if generation == self._generation:  # no revocation arrived while reading
-                    self._cache[identity] = verdict
+                    self._cache[identity] = (verdict, time.monotonic() + self._cache_ttl)
 
     def _unavailable(self, exc: BaseException, *, paused: bool) -> bool:
         if not paused:  # a request refused during the pause must not extend it
@@ -298,7 +303,8 @@ class RedisRevocationStore:
         if self._cache is not None:
             with self._lock:
                 self._generation += 1
-                self._cache.clear()
+                # A new cache rather than clear(), which evicts entries one by one.
+                self._cache = LRUCache(self._cache.maxsize)
 
     def _ensure_subscriber(self) -> None:
         if self._subscriber is None or not self._subscriber.is_alive():

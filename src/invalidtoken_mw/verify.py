@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import jwt
 import structlog
+from cachetools import LRUCache
 
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
-from invalidtoken_mw._lru import LRU
 from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.explain import Explanation, explain
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
@@ -207,12 +207,12 @@ class JWTVerifier:
         self._negative_ttl = float(negative_cache_ttl)
         # Plain LRU caches with the deadline stored in each entry: a lookup costs a
         # fraction of a TLRUCache's, and expired entries are dropped when met or evicted.
-        self._cache: LRU[str, _Verified] | None = None
-        self._negative: LRU[str, tuple[AuthFailure, float]] | None = None
+        self._cache: LRUCache[str, _Verified] | None = None
+        self._negative: LRUCache[str, tuple[AuthFailure, float]] | None = None
         if cache_size:
-            self._cache = LRU(cache_size)
+            self._cache = LRUCache(cache_size)
             if negative_cache_ttl:
-                self._negative = LRU(cache_size)
+                self._negative = LRUCache(cache_size)
 
     # -- caches ---------------------------------------------------------------
 
@@ -251,9 +251,9 @@ class JWTVerifier:
     def _forget(self, token: str) -> None:
         with self._lock:
             if self._cache is not None:
-                self._cache.pop(token)
+                self._cache.pop(token, None)
             if self._negative is not None:
-                self._negative.pop(token)
+                self._negative.pop(token, None)
 
     def _remember(self, token: str, claims: dict[str, Any]) -> dict[str, Any]:
         """Cache PyJWT's fresh ``claims`` (never handed out) and return a copy to hand out."""

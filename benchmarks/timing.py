@@ -1,0 +1,242 @@
+"""In-process calls and interleaved timing blocks.
+
+ASGI applications are awaited directly with a prebuilt scope (copied per call, as a
+server builds a fresh one), WSGI applications are called with a prebuilt environ and
+their iterable is consumed and closed, and plain functions are called with a prebuilt
+argument. No sockets, no server: what is left is the application's own cost.
+
+Blocks of every stack of a scenario are interleaved, with the order rotated each
+round, so a noisy neighbour on the machine slows every stack alike instead of one.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# (first request index, number of calls) -> elapsed nanoseconds
+Runner = Callable[[int, int], Awaitable[int]]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_PEER = ("203.0.113.7", 51234)
+_BASE_HEADERS = [(b"host", b"api.example.com"), (b"user-agent", b"bench/1.0"), (b"accept", b"*/*")]
+_REQUEST: Message = {"type": "http.request", "body": b"", "more_body": False}
+
+
+def asgi_scope(path: str, authorization: str | None) -> dict[str, Any]:
+    """An HTTP ``GET`` scope as uvicorn builds it, with an optional Authorization header."""
+    headers = list(_BASE_HEADERS)
+    if authorization is not None:
+        headers.append((b"authorization", authorization.encode("latin-1")))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": _PEER,
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+def wsgi_environ(path: str, authorization: str | None) -> dict[str, Any]:
+    """A PEP 3333 ``GET`` environ, with an optional Authorization header."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": _PEER[0],
+        "REMOTE_PORT": str(_PEER[1]),
+        "HTTP_HOST": "api.example.com",
+        "HTTP_USER_AGENT": "bench/1.0",
+        "HTTP_ACCEPT": "*/*",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if authorization is not None:
+        environ["HTTP_AUTHORIZATION"] = authorization
+    return environ
+
+
+async def _receive() -> Message:
+    return _REQUEST
+
+
+async def _send(_message: Message) -> None:
+    return None
+
+
+def _start_response(_status: str, _headers: list[tuple[str, str]], _exc: object = None) -> None:
+    return None
+
+
+def asgi_runner(app: ASGIApp, scopes: Sequence[Scope]) -> Runner:
+    """Await ``app`` once per call, cycling through ``scopes``."""
+    count = len(scopes)
+
+    async def run(start: int, calls: int) -> int:
+        receive, send = _receive, _send
+        began = time.perf_counter_ns()
+        for index in range(start, start + calls):
+            await app(dict(scopes[index % count]), receive, send)
+        return time.perf_counter_ns() - began
+
+    return run
+
+
+def wsgi_runner(app: WSGIApp, environs: Sequence[dict[str, Any]]) -> Runner:
+    """Call ``app`` once per call, consuming and closing the response iterable."""
+    count = len(environs)
+
+    async def run(start: int, calls: int) -> int:
+        start_response = _start_response
+        began = time.perf_counter_ns()
+        for index in range(start, start + calls):
+            body = app(dict(environs[index % count]), start_response)
+            for _chunk in body:
+                pass
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        return time.perf_counter_ns() - began
+
+    return run
+
+
+def call_runner(function: Callable[[Any], object], arguments: Sequence[Any]) -> Runner:
+    """Call ``function`` once per call, cycling through ``arguments``."""
+    count = len(arguments)
+
+    async def run(start: int, calls: int) -> int:
+        began = time.perf_counter_ns()
+        for index in range(start, start + calls):
+            function(arguments[index % count])
+        return time.perf_counter_ns() - began
+
+    return run
+
+
+def async_call_runner(
+    function: Callable[[Any], Awaitable[object]], arguments: Sequence[Any]
+) -> Runner:
+    """Await ``function`` once per call, cycling through ``arguments``."""
+    count = len(arguments)
+
+    async def run(start: int, calls: int) -> int:
+        began = time.perf_counter_ns()
+        for index in range(start, start + calls):
+            await function(arguments[index % count])
+        return time.perf_counter_ns() - began
+
+    return run
+
+
+async def asgi_status(app: ASGIApp, scope: Scope) -> int:
+    """The status ``app`` answers ``scope`` with (to check each stack before timing it)."""
+    statuses: list[int] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(dict(scope), _receive, send)
+    return statuses[0]
+
+
+def wsgi_status(app: WSGIApp, environ: dict[str, Any]) -> int:
+    """The status ``app`` answers ``environ`` with."""
+    statuses: list[int] = []
+
+    def start_response(status: str, _headers: list[tuple[str, str]], _exc: object = None) -> None:
+        statuses.append(int(status[:3]))
+
+    body = app(dict(environ), start_response)
+    for _chunk in body:
+        pass
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+    return statuses[0]
+
+
+@dataclass
+class Timed:
+    """One stack being timed in a scenario: its runner and its per-block samples (µs/call)."""
+
+    name: str
+    runner: Runner
+    distinct: int | None = None  # requests that may each be used once (a fresh-token pool)
+    calls: int = 0
+    cursor: int = 0
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        """Median µs per call over the blocks."""
+        return statistics.median(self.samples)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long to time: blocks per stack and the target length of one block."""
+
+    blocks: int
+    block_seconds: float
+    min_calls: int
+    max_calls: int
+    warmup_calls: int
+
+
+async def _block(timed: Timed, calls: int) -> float:
+    gc.collect()
+    gc.disable()  # a collection triggered by one stack's garbage must not bill the next
+    try:
+        elapsed = await timed.runner(timed.cursor, calls)
+    finally:
+        gc.enable()
+    timed.cursor += calls
+    return elapsed / calls / 1000
+
+
+async def interleave(entries: Sequence[Timed], plan: Plan) -> None:
+    """Warm up and calibrate every stack, then time ``plan.blocks`` rotated rounds."""
+    for timed in entries:
+        warm = plan.warmup_calls
+        if timed.distinct is not None:
+            warm = min(warm, max(1, timed.distinct // (plan.blocks + 2)))
+        first = await _block(timed, warm)  # first calls: lazy set-up, imports, caches
+        per_call = min(first, await _block(timed, warm))  # a noise spike must not shrink blocks
+        calls = int(plan.block_seconds * 1e6 / max(per_call, 0.01))
+        calls = max(plan.min_calls, min(plan.max_calls, calls))
+        if timed.distinct is not None:
+            calls = max(1, min(calls, (timed.distinct - timed.cursor) // plan.blocks))
+        timed.calls = calls
+    for round_index in range(plan.blocks):
+        shift = round_index % len(entries)
+        for timed in [*entries[shift:], *entries[:shift]]:
+            timed.samples.append(await _block(timed, timed.calls))

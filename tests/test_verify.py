@@ -1239,3 +1239,16 @@ def test_single_issuer_and_audience_strings_are_tuples() -> None:
     verifier = JWTVerifier(key=SECRET, algorithms=["HS256"], issuer=ISSUER, audience=AUDIENCE)
     expected = ((ISSUER,), (AUDIENCE,), ("HS256",))
     assert expected == (verifier.issuer, verifier.audience, verifier.algorithms)
+
+
+def test_non_string_kid_is_malformed_with_a_true_description() -> None:
+    """A kid that is not a string is malformed_token, and the description says so."""
+    verifier = JWTVerifier(key=SECRET, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)
+    token = hs256_raw({"alg": "HS256", "kid": 7}, claims())
+    with pytest.raises(AuthFailure) as caught:
+        verifier.verify(token)
+    expected = (
+        Reason.MALFORMED_TOKEN,
+        "The access token is malformed: its kid header is not a string.",
+    )
+    assert expected == (caught.value.reason, caught.value.description)

@@ -47,6 +47,7 @@ _JWE_SEGMENTS = 4  # dots in a JWE compact serialisation
 _DESC_SEGMENTS = "The access token is malformed: a JWT has 3 dot-separated parts of base64url text."
 _DESC_JWE = "The access token is encrypted (JWE); this service accepts signed tokens (JWS) only."
 _DESC_HEADER = "The access token is malformed: its header is not a JSON object."
+_DESC_KID = "The access token is malformed: its kid header is not a string."
 _DESC_CLAIMS = "The access token is malformed: its claims are not a JSON object."
 _DESC_TOO_LARGE = "The access token is malformed: it is larger than this service accepts."
 _DESC_NONE = "The access token is not signed (alg none); this service requires a signature."
@@ -306,7 +307,7 @@ class JWTVerifier:
             raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED)
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
-            raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_HEADER)
+            raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_KID)
         return _Parsed(header, claims, alg, kid)
 
     def _key_for(self, parsed: _Parsed, jwk: jwt.PyJWK | None) -> Any:  # noqa: ANN401 - key objects

@@ -536,3 +536,29 @@ def test_readme_start_command_serves_the_example(example: Example, tmp_path: Pat
         json.loads(orders.text)["reason"],
         output.count("auth_rejected"),
     )
+
+
+def rejections(url: str) -> dict[str, float]:
+    """The example's ``invalidtoken_rejections_total`` samples, by reason."""
+    with client(url) as http:
+        text = http.get("/metrics").text
+    samples = re.findall(
+        r'^invalidtoken_rejections_total\{reason="(\w+)",status="\d+"\} (\S+)$', text, re.MULTILINE
+    )
+    return {reason: float(value) for reason, value in samples}
+
+
+def test_fastapi_metrics_endpoint_counts_refusals(
+    served: Callable[[Example, str], Served],
+) -> None:
+    """The example's public /metrics, scraped over HTTP, counts each refusal by reason."""
+    server = served(FASTAPI, "hmac")
+    before = rejections(server.url)
+    with client(server.url) as http:
+        http.get("/orders")
+        http.get("/orders")
+        http.get("/orders", headers={"Authorization": "Bearer not.a.jwt"})
+    after = rejections(server.url)
+    delta = {r: after[r] - before.get(r, 0.0) for r in after if after[r] != before.get(r, 0.0)}
+    assert {"missing_token": 2.0, "malformed_token": 1.0} == delta
+    assert "invalidtoken_rejections_total" in FASTAPI.readme

@@ -9,6 +9,8 @@ Configuration comes from the environment:
 - ``INVALIDTOKEN_TOKEN_TYPE`` (optional): the required ``typ`` header, e.g. ``at+jwt``;
 - ``INVALIDTOKEN_REDIS_URL`` (optional): share revocations through Redis.
 
+With ``prometheus_client`` installed it also serves a public ``/metrics`` endpoint.
+
 Run it: ``uvicorn --factory main:create_app --app-dir examples/fastapi`` (see README.md
 beside this file).
 """
@@ -17,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, FastAPI, WebSocket
+from fastapi import Depends, FastAPI, Response, WebSocket
 
-from invalidtoken_mw import JWTVerifier, MemoryRevocationStore, check_scopes
+from invalidtoken_mw import JWTVerifier, MemoryRevocationStore, PrometheusMetrics, check_scopes
 from invalidtoken_mw import verifier_from_env as from_env
 from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
 
@@ -33,6 +35,24 @@ def verifier_from_env() -> JWTVerifier:
     )
 
 
+def prometheus_endpoint(app: FastAPI) -> list[PrometheusMetrics]:
+    """Serve ``/metrics`` when prometheus_client is installed; the counters to feed it."""
+    try:
+        import prometheus_client  # noqa: PLC0415 - optional: the [prometheus] extra
+    except ImportError:
+        return []
+    registry = prometheus_client.CollectorRegistry()  # one per app: tests build several
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(
+            prometheus_client.generate_latest(registry),
+            media_type=prometheus_client.CONTENT_TYPE_LATEST,
+        )
+
+    return [PrometheusMetrics(registry)]
+
+
 def create_app(verifier: JWTVerifier | None = None) -> FastAPI:
     """The orders API; ``verifier`` defaults to :func:`verifier_from_env`."""
     app = FastAPI(title="Orders API (invalidtoken-mw example)")
@@ -40,7 +60,8 @@ def create_app(verifier: JWTVerifier | None = None) -> FastAPI:
         app,
         verifier=verifier if verifier is not None else verifier_from_env(),
         realm="orders",
-        exclude_paths=["/health"],
+        exclude_paths=["/health", "/metrics"],
+        metrics=prometheus_endpoint(app),
     )
 
     @app.get("/health")

@@ -37,6 +37,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from structlog.testing import capture_logs
 
+from invalidtoken_mw import Reason
 from invalidtoken_mw.cli import build_parser
 from invalidtoken_mw.mint import DEFECTS
 from jwks_server import JWKSServer
@@ -562,3 +563,15 @@ def test_fastapi_metrics_endpoint_counts_refusals(
     delta = {r: after[r] - before.get(r, 0.0) for r in after if after[r] != before.get(r, 0.0)}
     assert {"missing_token": 2.0, "malformed_token": 1.0} == delta
     assert "invalidtoken_rejections_total" in FASTAPI.readme
+
+
+def test_core_contract_example_prints_every_reason() -> None:
+    """examples/contract.py runs the sans-IO core alone and prints one line per reason."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "contract.py"
+    result = subprocess.run(  # noqa: S603 - our own example script
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
+    )
+    lines = result.stdout.splitlines()
+    expected = [True] * len(Reason)
+    assert expected == [any(line.startswith(r.value + " ") for line in lines) for r in Reason]
+    assert any(line.startswith("token wrapped in quotes") for line in lines)

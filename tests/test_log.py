@@ -628,3 +628,19 @@ def test_otel_field_names_matches_the_semantic_conventions() -> None:
         "request_id": "http.request.id",
     }
     assert expected == OTEL_FIELD_NAMES
+
+
+@pytest.mark.parametrize("adapter", ["asgi", "wsgi"])
+def test_token_refused_at_extraction_is_still_fingerprinted(adapter: str) -> None:
+    """A quoted token never reaches the verifier, yet its event carries a fingerprint."""
+    presented = '"eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJlLXN0YW5kLWlu"'
+    headers = [("Authorization", f"Bearer {presented}")]
+    with capture_logs() as events:
+        if adapter == "asgi":
+            call_asgi(asgi_middleware([]), [("/orders", headers)])
+        else:
+            call_wsgi(wsgi_middleware([]), [("/orders", headers)])
+    expected_fp = hmac.new(FINGERPRINT_KEY, presented.encode(), hashlib.sha256).hexdigest()[:16]
+    [event] = [e for e in events if e["event"] == "auth_rejected"]
+    assert ("malformed_token", expected_fp) == (event["reason"], event["token_fingerprint"])
+    assert presented.strip('"') not in json.dumps(event)

@@ -197,6 +197,17 @@ class Guard(Generic[AppT]):
         except AuthFailure as failure:
             if self.optional and failure.reason is Reason.MISSING_TOKEN:
                 return None
+            if failure.reason is Reason.MALFORMED_TOKEN and authorization:
+                # A token was presented, mangled: fingerprint it so the log can still
+                # correlate a client that keeps sending the same broken value.
+                presented = authorization[0].strip().partition(" ")[2].strip()
+                context = {
+                    **failure.context,
+                    "token_fingerprint": self.events.fingerprint(presented),
+                }
+                raise AuthFailure(
+                    failure.reason, failure.description, scopes=failure.scopes, context=context
+                ) from None
             raise
 
     def authorize(self, claims: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import jwt
 
-from invalidtoken_mw.challenge import ChallengeSettings
+from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
 from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES, ExtractedToken, TokenExtractor
 from invalidtoken_mw.log import AuthEventLog, RequestFacts
@@ -151,9 +151,10 @@ class Guard(Generic[AppT]):
             retry_after=retry_after,
         )
         self.add_missing_challenge = add_missing_challenge
-        self.bare_challenge = f'Bearer realm="{realm}"'
-        if resource_metadata is not None:
-            self.bare_challenge += f', resource_metadata="{resource_metadata}"'
+        # The challenge of a request without credentials, from the one builder.
+        self.bare_challenge = str(
+            build_challenge(AuthFailure(Reason.MISSING_TOKEN), self.renderer.challenge)
+        )
         self.request_id_header = request_id_header.lower() if request_id_header else None
         self.client_ip_header = client_ip_header.lower() if client_ip_header else None
         self.events = AuthEventLog(

@@ -21,6 +21,18 @@ from structlog.testing import capture_logs
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from expected import (
+    CHARACTERS_DETAIL,
+    EMPTY_DETAIL,
+    EXPIRED_CHALLENGE,
+    EXPIRED_DETAIL,
+    OVERSIZED_DETAIL,
+    SEVERAL_DETAIL,
+    WRAPPED_DETAIL,
+    invalid_request,
+    invalid_token,
+    scope_challenge,
+)
 from invalidtoken_mw import AuthFailure, Reason
 from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
 from servers import client, make_verifier, run_uvicorn
@@ -39,43 +51,6 @@ READ_WRITE_SCP = mint(payload=claims(scp=["orders:read", "orders:write"]))
 NO_SCOPE = mint()
 EXPIRED = mint(payload=claims(scope="orders:read", iat=NOW - 7200, exp=NOW - 3600))
 BAD_SIGNATURE = tamper_signature(READ)
-
-EXPIRED_DETAIL = "The access token expired. Obtain a new one and retry."
-EXPIRED_CHALLENGE = (
-    f'Bearer realm="orders", error="invalid_token", error_description="{EXPIRED_DETAIL}"'
-)
-SCOPE_DETAIL = "The access token does not grant the scope this request requires."
-EMPTY_DETAIL = "The request names the Bearer scheme but carries no token."
-SEVERAL_DETAIL = "The request carries more than one access token; send exactly one."
-CHARACTERS_DETAIL = (
-    "The access token is malformed: it contains characters a bearer token cannot contain."
-)
-WRAPPED_DETAIL = (
-    "The access token is malformed: it contains spaces or line breaks, as if it was wrapped"
-    " when copied. Copy it again as one line."
-)
-OVERSIZED_DETAIL = (
-    "The access token is malformed: it is larger than this service accepts. Send the"
-    " access token, not another kind of token or document."
-)
-
-
-def invalid_request(detail: str) -> str:
-    """The challenge of a 400 invalid_request with ``detail``."""
-    return f'Bearer realm="orders", error="invalid_request", error_description="{detail}"'
-
-
-def invalid_token(detail: str) -> str:
-    """The challenge of a 401 invalid_token with ``detail``."""
-    return f'Bearer realm="orders", error="invalid_token", error_description="{detail}"'
-
-
-def scope_challenge(scope: str) -> str:
-    """The challenge of a 403 insufficient_scope naming ``scope``."""
-    return (
-        'Bearer realm="orders", error="insufficient_scope",'
-        f' error_description="{SCOPE_DETAIL}", scope="{scope}"'
-    )
 
 
 def bearer(token: str) -> dict[str, str]:

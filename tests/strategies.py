@@ -68,6 +68,72 @@ def hostile_text(*, max_size: int = 400) -> st.SearchStrategy[str]:
     return st.text(alphabet, max_size=max_size)
 
 
+@st.composite
+def param_name_spellings(draw: st.DrawFn, name: str = "access_token") -> str:
+    """``name`` with any of its characters percent-encoded, in either hex case.
+
+    ``access%5Ftoken`` and ``%61ccess_token`` are the same parameter to every query
+    parser; the extractor must see them as the application will.
+    """
+    spelled = []
+    for char in name:
+        if draw(st.booleans()):
+            escape = f"%{ord(char):02X}"
+            spelled.append(escape.lower() if draw(st.booleans()) else escape)
+        else:
+            spelled.append(char)
+    return "".join(spelled)
+
+
+# Near misses: one character off, '+' (a space), a double encoding, a fullwidth letter.
+_NEAR_MISS_NAMES = (
+    "access_tokens",
+    "access+token",
+    "access%255Ftoken",
+    "Access_token",
+    "access_token ",
+    "\uff41ccess_token",
+    "access%20token",
+)
+
+
+@st.composite
+def parameter_strings(draw: st.DrawFn) -> str:
+    """A query string or form body: access_token spellings among other fields.
+
+    Fields are separated by '&' or ';' and may lack '=' or a value, so the
+    extractor's reading can be compared with :func:`urllib.parse.parse_qsl`'s.
+    """
+    names = st.one_of(
+        param_name_spellings(),
+        st.sampled_from(_NEAR_MISS_NAMES),
+        st.text(string.ascii_lowercase + "_%", max_size=14),
+    )
+    values = st.text(B64TOKEN_CHARS + "%;=", max_size=12)
+    fields = draw(
+        st.lists(
+            st.tuples(names, st.sampled_from(["=", ""]), values).map("".join),
+            max_size=5,
+        )
+    )
+    separators = draw(st.lists(st.sampled_from("&;"), min_size=len(fields), max_size=len(fields)))
+    return "".join(sep + field for sep, field in zip(separators, fields, strict=True))[1:]
+
+
+def scope_claim_values() -> st.SearchStrategy[object]:
+    """``scope``/``scp`` claim values: scope-tokens joined by any whitespace, lists, junk.
+
+    Any Unicode space or separator may stand between scopes, so a property can check
+    that only U+0020 splits and only RFC 6749 scope-tokens are granted.
+    """
+    separators = st.sampled_from(
+        [" ", "  ", "\t", "\n", "\x1c", "\x85", "\u00a0", "\u2028", "\u3000", "\u200b", ""]
+    )
+    parts = st.one_of(st.text(NQCHARS, min_size=1, max_size=8), hostile_text(max_size=8))
+    joined = st.lists(st.tuples(parts, separators).map("".join), max_size=5).map("".join)
+    return st.one_of(joined, st.lists(st.one_of(joined, parts, st.integers()), max_size=4))
+
+
 def reasons() -> st.SearchStrategy[Reason]:
     """Any member of the failure taxonomy."""
     return st.sampled_from(Reason)

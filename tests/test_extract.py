@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import example, given
@@ -22,6 +23,8 @@ from strategies import (
     authorization_around_secret,
     check_challenge,
     hostile_text,
+    param_name_spellings,
+    parameter_strings,
     secret_tokens,
 )
 
@@ -32,6 +35,8 @@ JWT_HEADER = f"eyJ{SECRET_MARKER}1Header"
 JWT_CLAIMS = f"eyJ{SECRET_MARKER}2Claims"
 FORM = "application/x-www-form-urlencoded"
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# Letters and digits only: '+' and '/' would be changed by form decoding, '=' is padding.
+B64TOKEN_CHARS_FOR_TEST = "abcXYZ019-._~"
 EXTRACTION_REASONS = {Reason.MISSING_TOKEN, Reason.INVALID_REQUEST, Reason.MALFORMED_TOKEN}
 
 DEFAULT = TokenExtractor()
@@ -365,6 +370,110 @@ def test_row07_repeated_access_token_in_body_is_invalid_request() -> None:
     assert expected == failure.reason
 
 
+@pytest.mark.parametrize(
+    ("query_string", "form_body"),
+    [
+        pytest.param("access%5Ftoken=other", None, id="query-encoded-underscore"),
+        pytest.param("%61ccess_token=other", None, id="query-encoded-first-letter"),
+        pytest.param(
+            "x=1&%61%63%63%65%73%73%5f%74%6f%6b%65%6e=other", None, id="query-all-encoded"
+        ),
+        pytest.param("", "access%5Ftoken=other", id="body-encoded-underscore"),
+        pytest.param("x=1;access_token=other", None, id="query-after-semicolon"),
+        pytest.param("", "x=1;access_token=other", id="body-after-semicolon"),
+    ],
+)
+def test_row06_header_plus_a_parameter_any_parser_sees_is_invalid_request(
+    query_string: str, form_body: str | None
+) -> None:
+    """However the access_token name is spelled or separated, a second token is a 400."""
+    failure = _failure(
+        EVERY_METHOD, [f"Bearer {RFC_TOKEN}"], query_string=query_string, form_body=form_body
+    )
+    expected = Reason.INVALID_REQUEST
+    assert expected == failure.reason
+
+
+@pytest.mark.parametrize(
+    "query_string",
+    [
+        pytest.param("access_token=a&%61ccess_token=b", id="literal-and-encoded"),
+        pytest.param("access%5Ftoken=a&access%5ftoken=b", id="two-encoded"),
+    ],
+)
+def test_row07_repeated_encoded_access_token_is_invalid_request(query_string: str) -> None:
+    """A parameter repeated under another spelling is still repeated."""
+    failure = _failure(EVERY_METHOD, [], query_string=query_string)
+    expected = (
+        Reason.INVALID_REQUEST,
+        "The request carries more than one access token; send exactly one.",
+    )
+    assert expected == (failure.reason, failure.description)
+
+
+def test_row07_encoded_name_is_the_access_token_parameter() -> None:
+    """``access%5Ftoken`` is found as the query token, as the application's parser finds it."""
+    actual = EVERY_METHOD.extract([], query_string=f"a=1&access%5Ftoken={RFC_TOKEN}")
+    assert ExtractedToken(RFC_TOKEN, TokenSource.QUERY) == actual
+
+
+@pytest.mark.parametrize(
+    "query_string",
+    [
+        pytest.param(f"access_token={RFC_TOKEN};x=1", id="semicolon-after"),
+        pytest.param(f"x=1;access_token={RFC_TOKEN}", id="semicolon-before"),
+    ],
+)
+def test_row07_semicolon_next_to_access_token_is_ambiguous(query_string: str) -> None:
+    """Parsers splitting on ';' would read another token than those splitting on '&': a 400."""
+    failure = _failure(EVERY_METHOD, [], query_string=query_string)
+    expected = (
+        Reason.INVALID_REQUEST,
+        "The access_token parameter is ambiguous: separate parameters with '&' only, not ';'.",
+    )
+    assert expected == (failure.reason, failure.description)
+
+
+def test_row07_semicolons_elsewhere_are_harmless() -> None:
+    """A ';' inside another parameter changes nothing about the token."""
+    actual = EVERY_METHOD.extract([], query_string=f"q=a;b&access_token={RFC_TOKEN}&r=c;d")
+    assert ExtractedToken(RFC_TOKEN, TokenSource.QUERY) == actual
+
+
+def _seen_by_parsers(encoded: str) -> list[str]:
+    """The access_token values parse_qsl finds splitting on '&', then on '&' and ';'."""
+    amp = [v for k, v in parse_qsl(encoded, keep_blank_values=True) if k == "access_token"]
+    both = parse_qsl(encoded.replace(";", "&"), keep_blank_values=True)
+    return amp + [v for k, v in both if k == "access_token"]
+
+
+@given(encoded=parameter_strings(), where=st.sampled_from(["query", "body"]))
+@example(encoded="access%5Ftoken=x", where="query")
+@example(encoded="x=1;%61ccess_token=y", where="body")
+def test_header_token_stands_alone_only_when_no_parser_sees_another(
+    encoded: str, where: str
+) -> None:
+    """With a header token, any access_token parse_qsl reads (either separator) is refused.
+
+    A 400, or a 401 when the second token is itself malformed (checked first, as for a
+    literal ``access_token``).
+    """
+    query, body = (encoded, None) if where == "query" else ("", encoded)
+    outcome = _outcome(EVERY_METHOD, [f"Bearer {RFC_TOKEN}"], query_string=query, form_body=body)
+    if _seen_by_parsers(encoded):
+        assert isinstance(outcome, AuthFailure)
+        assert outcome.reason in {Reason.INVALID_REQUEST, Reason.MALFORMED_TOKEN}
+    else:
+        assert ExtractedToken(RFC_TOKEN, TokenSource.HEADER) == outcome
+
+
+@given(name=param_name_spellings(), token=st.text(B64TOKEN_CHARS_FOR_TEST, min_size=1, max_size=20))
+def test_any_spelling_of_the_name_carries_the_token(name: str, token: str) -> None:
+    """The token under any percent-encoded spelling of access_token is the query token."""
+    actual = EVERY_METHOD.extract([], query_string=f"{name}={token}")
+    assert ExtractedToken(token, TokenSource.QUERY) == actual
+
+
 def test_row07_query_token_is_marked_as_from_the_query() -> None:
     """A query token says so, so an adapter can add Cache-Control: private to the success."""
     actual = TokenExtractor(allow_query=True).extract([], query_string=f"access_token={RFC_TOKEN}")
@@ -419,17 +528,34 @@ def test_row08_limit_is_configurable() -> None:
     [
         pytest.param("access_token=" + "a" * 21, None, id="query-token-over-limit"),
         pytest.param("", "access_token=" + "a" * 21, id="body-token-over-limit"),
-        pytest.param("x=" + "b" * 80 + "&access_token=a", None, id="query-over-four-times-limit"),
+        pytest.param("access%5Ftoken=" + "a" * 21, None, id="encoded-name-token-over-limit"),
     ],
 )
 def test_row08_oversized_query_or_body_is_malformed(
     query_string: str, form_body: str | None
 ) -> None:
-    """Query and body tokens over the limit, or parameters far beyond it, are malformed_token."""
+    """Query and body tokens over the limit are malformed_token."""
     extractor = TokenExtractor(allow_query=True, allow_body=True, max_token_bytes=20)
     failure = _failure(extractor, [], query_string=query_string, form_body=form_body)
     expected = (Reason.MALFORMED_TOKEN, True)
     assert expected == (failure.reason, TOO_LARGE in failure.description)
+
+
+@pytest.mark.parametrize(
+    ("query_string", "form_body"),
+    [
+        pytest.param("x=" + "b%20" * 80 + "&access_token=abc", None, id="long-query"),
+        pytest.param("", "x=" + "b%20" * 80 + "&access_token=abc", id="long-body"),
+    ],
+)
+def test_row08_parameters_far_beyond_the_limit_are_still_searched(
+    query_string: str, form_body: str | None
+) -> None:
+    """Only the token counts against the limit: long other parameters are parsed past."""
+    extractor = TokenExtractor(allow_query=True, allow_body=True, max_token_bytes=20)
+    actual = extractor.extract([], query_string=query_string, form_body=form_body)
+    source = TokenSource.QUERY if query_string else TokenSource.BODY
+    assert ExtractedToken("abc", source) == actual
 
 
 # Copy-paste hints --------------------------------------------------------------------

@@ -5,6 +5,11 @@ The extractor knows nothing about ASGI or WSGI: adapters hand it the raw
 says so, the form body. It recognises the usual copy-paste mistakes (quotes around
 the token, ``Bearer Bearer``, a wrapped line, a truncated JWT) and says so in the
 failure's description, without ever repeating the token.
+
+Query and body parameters are judged as the application's own parser reads them:
+names are percent-decoded (``access%5Ftoken`` is ``access_token``), a second token
+anywhere is ``invalid_request``, and so is a ``;`` that would make parsers splitting
+on it see a different ``access_token`` than those splitting on ``&`` only.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import re
 import threading
 from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from cachetools import LRUCache
 
@@ -33,6 +38,11 @@ _JWT_HEADER_START = "eyJ"  # base64url of '{"' - every JWT starts this way
 _JWT_SEGMENTS = 3
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _PARAM = "access_token"
+# The longest spelling of the parameter's name: every character percent-encoded.
+_PARAM_NAME_MAX = 3 * len(_PARAM)
+# Parameters separated by ';' as well as '&' (Bottle, Python before 3.9.2, older
+# python-multipart); today's stdlib, Starlette, Werkzeug and Django split on '&' only.
+_ANY_SEPARATOR = re.compile("[&;]")
 # Several Authorization lines folded into one by a proxy or WSGI server (RFC 9110 §5.3):
 # a comma, then the next credentials' auth-scheme (a token) and a space. A b64token never
 # contains a comma, so after a Bearer token this can only be folding.
@@ -64,6 +74,9 @@ _HINT_SCHEME_PUNCTUATION = (
 _EMPTY = "The request names the Bearer scheme but carries no token."
 _SEVERAL = "The request carries more than one access token; send exactly one."
 _EMPTY_PARAM = "The access_token parameter is empty."
+_AMBIGUOUS_PARAM = (
+    "The access_token parameter is ambiguous: separate parameters with '&' only, not ';'."
+)
 
 
 class TokenSource(str, Enum):
@@ -184,9 +197,9 @@ class TokenExtractor:
             header_token = self._from_header(authorization[0])
             if header_token is not None:
                 found.append(ExtractedToken(header_token, TokenSource.HEADER))
-        if self.allow_body and form_body:
+        if self.allow_body and form_body and _may_name_the_param(form_body):
             self._from_params(form_body, TokenSource.BODY, found)
-        if self.allow_query and query_string and _PARAM in query_string:
+        if self.allow_query and query_string and _may_name_the_param(query_string):
             self._from_params(query_string, TokenSource.QUERY, found)
         if not found:
             raise AuthFailure(Reason.MISSING_TOKEN)
@@ -239,10 +252,7 @@ class TokenExtractor:
         return _check_token(token)
 
     def _from_params(self, encoded: str, source: TokenSource, found: list[ExtractedToken]) -> None:
-        if len(encoded) > self.max_token_bytes * 4:
-            # Far beyond any token: do not parse it looking for one.
-            raise _malformed(_HINT_TOO_LARGE)
-        values = [v for k, v in parse_qsl(encoded, keep_blank_values=True) if k == _PARAM]
+        values = _param_values(encoded)
         if not values:
             return
         if len(values) > 1:
@@ -253,3 +263,42 @@ class TokenExtractor:
         if len(token) > self.max_token_bytes:
             raise _malformed(_HINT_TOO_LARGE)
         found.append(ExtractedToken(_check_token(token), source))
+
+
+def _may_name_the_param(encoded: str) -> bool:
+    """Whether any parser could find an ``access_token`` parameter in ``encoded``.
+
+    Sound, not exact: a name that decodes to ``access_token`` is either spelled out or
+    has a percent-encoded character ('+' decodes to a space, which the name lacks). Most
+    requests have neither and skip the parse.
+    """
+    return _PARAM in encoded or "%" in encoded
+
+
+def _param_values(encoded: str) -> list[str]:
+    """Every ``access_token`` value a query or form parser would see in ``encoded``.
+
+    Names and values are decoded as :func:`urllib.parse.parse_qsl` (and so Starlette
+    and Werkzeug) decode them: '+' is a space, then percent-decoding as UTF-8. When
+    a ';' makes parsers that also split on it read the parameters differently, no
+    token can be trusted to be the one the application sees.
+
+    Raises:
+        AuthFailure: ``invalid_request`` when the two readings differ.
+    """
+    values = _param_values_in(encoded.split("&"))
+    if ";" in encoded and _param_values_in(_ANY_SEPARATOR.split(encoded)) != values:
+        raise AuthFailure(Reason.INVALID_REQUEST, _AMBIGUOUS_PARAM)
+    return values
+
+
+def _param_values_in(fields: list[str]) -> list[str]:
+    values: list[str] = []
+    for field in fields:
+        name, _, value = field.partition("=")
+        # Length first: most names cannot decode to the parameter's, however encoded.
+        if len(_PARAM) <= len(name) <= _PARAM_NAME_MAX and (
+            name == _PARAM or unquote_plus(name) == _PARAM
+        ):
+            values.append(unquote_plus(value))
+    return values

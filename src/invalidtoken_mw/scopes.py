@@ -1,7 +1,10 @@
 """Scope checks (RFC 6749 §3.3, RFC 9068 §2.2.3): which scopes a token grants.
 
 Both the space-separated ``scope`` string claim and the ``scp`` list claim (used by
-several identity providers) are understood.
+several identity providers) are understood. Only U+0020 separates scopes, and only
+RFC 6749 scope-tokens (printable ASCII without space, double quote or backslash) are
+granted: other whitespace, such as a no-break space or a line separator, never splits
+off a scope.
 """
 
 from __future__ import annotations
@@ -40,14 +43,21 @@ def validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
 
 
 def granted_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
-    """The scopes a token grants, from ``scope`` (string) and ``scp`` (list or string)."""
+    """The scopes a token grants, from ``scope`` (string) and ``scp`` (list or string).
+
+    A string is split on spaces (U+0020) only; any part, or list item, that is not an
+    RFC 6749 §3.3 scope-token grants nothing.
+    """
     granted: set[str] = set()
     for name in ("scope", "scp"):
         value = claims.get(name)
         if isinstance(value, str):
-            granted.update(value.split())
+            candidates: Iterable[object] = value.split(" ")
         elif isinstance(value, list):
-            granted.update(v for v in value if isinstance(v, str))
+            candidates = value
+        else:
+            continue
+        granted.update(v for v in candidates if isinstance(v, str) and _SCOPE_TOKEN.fullmatch(v))
     return frozenset(granted)
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -377,6 +378,17 @@ def test_hostile_claims_cannot_drive_the_terminal() -> None:
         ANSI.search(done.stdout),
         re.search(r"[\x00-\x08\x0b-\x1f\x7f]", done.stdout),
         "audience is \\x1b[2J\\x1b]0;pwned\\x07api://billing" in done.stdout,
+    )
+
+
+def test_format_characters_in_claims_are_escaped_in_the_report() -> None:
+    """A bidirectional override in a claim is shown as an escape, never reorders the report."""
+    hostile = token(aud="api://\u202egnp.exe\u2066\u200b")
+    done = run("explain", hostile, *VERIFY, env={"PYTHONIOENCODING": "utf-8"})
+    assert (1, [], True) == (
+        done.returncode,
+        [c for c in done.stdout if unicodedata.category(c) in {"Cf", "Zl", "Zp"}],
+        "audience is api://\\u202egnp.exe\\u2066\\u200b" in done.stdout,
     )
 
 

@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +40,6 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 _JWT_SEGMENTS = 3
 _JWE_SEGMENTS = 5
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _read_key(args: argparse.Namespace) -> Any:  # noqa: ANN401 - secret, PEM or JWK
@@ -233,8 +231,18 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _printable(text: str) -> str:
-    """Escape control characters: a hostile claim must not drive the operator's terminal."""
-    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+    """Escape what is not printable: a hostile claim must not drive the operator's terminal.
+
+    Control characters, bidirectional overrides and other format characters, line
+    separators and lone surrogates (everything :meth:`str.isprintable` refuses but
+    the space) are shown as escapes, as ``repr`` shows them.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode()
+        for c in text
+    )
 
 
 def _print_report(report: Explanation, answer: dict[str, Any], style: Style) -> None:

@@ -2,8 +2,10 @@
 
 Emitted through ``structlog.get_logger("invalidtoken_mw")``; the library never calls
 ``structlog.configure()``, so the application's configuration decides how it renders.
-Every value is sanitised (control characters removed, strings truncated, odd types and
-huge integers stringified) so no renderer can fail, and the token itself never appears:
+Every value is sanitised (control, format and line-separator characters removed, so
+neither line breaks nor bidirectional overrides from a claim reach a log viewer; strings
+truncated; odd types and huge integers stringified) so no renderer can fail and no
+viewer be fooled, and the token itself never appears:
 only a keyed fingerprint of it and, read without trusting them, a few header fields
 and claims.
 """
@@ -44,8 +46,22 @@ __all__ = [
 EVENT = "auth_rejected"
 _MAX_STRING = 200
 _MAX_SAFE_INT = 2**53  # beyond this JSON consumers (and orjson) lose precision or fail
-# Lone surrogates (from "\ud800" escapes in claims) are not UTF-8: orjson and files refuse them.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# Removed from every logged string, one character class compiled once:
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f"  # C0 controls, DEL, C1 controls
+    r"\u2028\u2029"  # line and paragraph separators (Zl, Zp): line breaks to many viewers
+    # Lone surrogates (from "\ud800" escapes in claims) are not UTF-8: orjson and files
+    # refuse them.
+    r"\ud800-\udfff"
+    # Format characters (Cf, as of Unicode 15.1): bidirectional overrides and isolates
+    # (U+202A-202E, U+2066-2069) reorder what a log viewer shows, zero-width ones
+    # (U+200B-200D, U+2060, U+FEFF) hide text, tag characters (U+E0000 block) smuggle
+    # invisible ASCII. tests/test_log.py checks this against unicodedata.
+    r"\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    r"\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    r"\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    r"\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
 _HEADER_FIELDS = ("alg", "kid", "typ")
 _CLAIM_FIELDS = ("iss", "sub", "aud", "jti", "exp", "iat", "nbf")
 _FINGERPRINT_HEX = 16
@@ -55,7 +71,8 @@ _PROCESS_KEY = secrets.token_bytes(32)
 def sanitize(value: object) -> str | int | float | bool | list[Any] | None:
     """Make an untrusted value safe for any log renderer.
 
-    Strings lose control characters and are truncated; integers beyond 2**53 and any
+    Strings lose control and format characters (Unicode Cc, Cf, Zl, Zp, lone
+    surrogates) and are truncated; integers beyond 2**53 and any
     other type become (truncated) strings; short lists of scalars are kept.
     """
     if value is None or isinstance(value, bool):

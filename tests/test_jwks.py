@@ -390,6 +390,7 @@ def test_stale_keys_are_served_while_the_server_is_down(
             "log_level": "warning",
             "url": server.url,
             "error_type": "URLError",
+            "cause": "ConnectionRefusedError",
             "serving_stale": True,
         }
     ] == logs

@@ -539,6 +539,7 @@ class JWKSCache:
                 "jwks_refresh_failed",
                 url=self._log_url,
                 error_type=type(exc).__name__,
+                cause=_cause(exc),
                 serving_stale=previous.loaded,
             )
             # Without its traceback the error does not pin this frame, and through `previous`
@@ -597,6 +598,12 @@ class JWKSCache:
         age = _DIGITS.fullmatch(headers.get("Age", "").strip())
         lifetime = _seconds(match.group(1)) - (_seconds(age.group()) if age else 0.0)
         return min(max(lifetime, self._min_ttl), self._max_ttl)
+
+
+def _cause(exc: Exception) -> str | None:
+    """What lies under a ``URLError``: a refused connection, a timeout, a bad certificate."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else None
+    return type(reason).__name__ if isinstance(reason, BaseException) else None
 
 
 def _fetch_timeout() -> TimeoutError:

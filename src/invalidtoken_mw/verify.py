@@ -397,7 +397,8 @@ class JWTVerifier:
     async def verify_async(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid token without blocking the event loop.
 
-        Only a JWKS fetch waits (in a worker thread); a cached verdict answers at once.
+        Only a JWKS fetch is waited for (it runs in its own thread); a cached verdict
+        answers at once.
 
         Raises:
             AuthFailure: The token is refused; ``.reason`` says why.

@@ -168,6 +168,14 @@ def fetch_threads() -> int:
     return sum(thread.name == FETCH_THREAD for thread in threading.enumerate())
 
 
+def fetch_threads_end(within: float) -> bool:
+    """Whether every fetch thread has ended within ``within`` seconds: none is left behind."""
+    deadline = time.monotonic() + within
+    while fetch_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return fetch_threads() == 0
+
+
 def wait_for_event(logs: Sequence[Mapping[str, Any]], event: str, within: float) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline and not any(e["event"] == event for e in logs):
@@ -207,9 +215,10 @@ def test_trickling_jwks_without_cached_keys_is_503_within_the_timeout_uvicorn(
     ):
         answers = concurrently(http, 6)
         requests = jwks.requests
+        ended = fetch_threads_end(0.5)
     assert {(503, "key_unavailable")} == {(a.status, a.reason) for a in answers}
     assert max(a.elapsed for a in answers) <= TIMEOUT + SLACK
-    assert requests == 1
+    assert (requests, ended) == (1, True)
     assert [("TimeoutError", None, False)] == refresh_failures(logs)
 
 
@@ -406,20 +415,66 @@ def silent_tls_port() -> Iterator[int]:
         listener.close()
 
 
+@contextlib.contextmanager
+def trickling_proxy(port: int, delay: float) -> Iterator[int]:
+    """A TCP relay to ``port`` on loopback passing the server's bytes on one per ``delay`` s."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    opened: list[socket.socket] = []
+    stop = threading.Event()
+
+    def relay(source: socket.socket, target: socket.socket, pause: float) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(4096):
+                if not pause:
+                    target.sendall(data)
+                    continue
+                for i in range(len(data)):
+                    if stop.wait(pause):
+                        return
+                    target.sendall(data[i : i + 1])
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                downstream = listener.accept()[0]
+                upstream = socket.create_connection(("127.0.0.1", port))
+                opened.extend([downstream, upstream])
+                for args in ((downstream, upstream, 0.0), (upstream, downstream, delay)):
+                    threading.Thread(target=relay, args=args, daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for connection in opened:
+            connection.close()
+        listener.close()
+
+
+@pytest.mark.parametrize("how", ["silent", "trickling"])
 def test_stalled_tls_handshake_gives_up_at_the_deadline(
-    ca: trustme.CA, silent_tls_port: int
+    ca: trustme.CA, tls_jwks: JWKSServer, silent_tls_port: int, how: str
 ) -> None:
-    """A server that never answers the ClientHello: 503 key_unavailable at the deadline."""
-    url = f"https://127.0.0.1:{silent_tls_port}/jwks.json"
-    verifier = verifier_for(url, jwks_ssl_context=trusting(ca))
-    with (
-        capture_logs() as logs,
-        run_uvicorn(asgi_app(verifier)) as base,
-        http_client(base) as http,
-    ):
-        answers = concurrently(http, 4)
+    """No answer to the ClientHello, or one byte of it every 0.3 s: 503 at the deadline."""
+    with contextlib.ExitStack() as stack:
+        port = silent_tls_port
+        if how == "trickling":
+            tls_port = int(tls_jwks.url.split(":")[2].split("/")[0])
+            port = stack.enter_context(trickling_proxy(tls_port, 0.3))
+        url = f"https://127.0.0.1:{port}/jwks.json"
+        verifier = verifier_for(url, jwks_ssl_context=trusting(ca))
+        logs = stack.enter_context(capture_logs())
+        base = stack.enter_context(run_uvicorn(asgi_app(verifier)))
+        answers = concurrently(stack.enter_context(http_client(base)), 4)
+        # The fetch itself ended at the deadline too: no thread is left behind.
+        ended = fetch_threads_end(0.5)
     assert {(503, "key_unavailable")} == {(a.status, a.reason) for a in answers}
     assert TIMEOUT - 0.1 <= max(a.elapsed for a in answers) <= TIMEOUT + SLACK
+    assert ended
     assert [("URLError", "TimeoutError", False)] == refresh_failures(logs)
 
 

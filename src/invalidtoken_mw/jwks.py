@@ -8,11 +8,24 @@
 - **Cool-down.** No fetch starts sooner than ``cooldown`` seconds after the previous
   attempt ended, whatever triggers it (a stale set or an unknown ``kid``), so a flood of
   random ``kid`` values costs at most one fetch per cool-down window.
-- **Single flight.** Concurrent callers that need a refresh share one fetch: threads wait
-  on one lock and re-check whether a fetch finished meanwhile; asyncio tasks of one event
-  loop await one shared task that runs the fetch in a worker thread.
-- **Stale-while-error.** A failed refresh keeps the previous keys and logs
+- **One deadline per fetch.** A fetch has ``timeout`` seconds of wall-clock time for the
+  whole exchange: connecting, the TLS handshake, the status line, the headers, the body
+  and any redirect. Every socket operation may wait only for the time left, so a server
+  that trickles bytes cannot stretch it (``http.client`` alone renews its timeout with
+  every byte received).
+- **Single flight, never more.** At most one fetch is in flight, in a thread of its own;
+  callers that need its result (threads and asyncio tasks alike) wait for it, each for
+  no longer than its deadline, and the event loop never blocks. No lock is ever held
+  across network I/O.
+- **Stale while revalidate.** Once a key set has loaded, a ``kid`` it holds is answered
+  from memory at once, even when the set is due or past due for a refresh: the refresh
+  runs in the background. Only a ``kid`` the set lacks, or a cache that never loaded,
+  waits, and only for the one fetch in flight.
+- **Stale while error.** A failed refresh keeps the previous keys and logs
   ``jwks_refresh_failed``; with nothing cached, callers get ``key_unavailable`` (503).
+- **Certificates checked.** ``https`` URLs are fetched with certificate and host name
+  checks (the system's trust store, or the ``ssl_context`` given); a context that turns
+  them off is refused, and no redirect may lead from ``https`` down to ``http``.
 
 Only the ``kid`` chooses a key: the ``jku``, ``x5u`` and ``jwk`` token headers are never
 used (RFC 8725 §3.10).
@@ -22,13 +35,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http.client
+import io
 import json
 import math
 import re
+import socket
+import ssl
 import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from http.client import HTTPException
 from typing import TYPE_CHECKING, Any
@@ -45,6 +63,8 @@ if TYPE_CHECKING:
     from email.message import Message
     from http.client import HTTPMessage
     from typing import TypeGuard
+
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 __all__ = ["JWKSCache"]
 
@@ -63,6 +83,9 @@ _FETCH_ERRORS = (OSError, HTTPException, ValueError, RecursionError, jwt.PyJWTEr
 _KEY_ERRORS = (jwt.PyJWTError, TypeError, ValueError)
 # A key set is refreshed in the background once this share of its lifetime has passed.
 _REFRESH_AHEAD = 0.8
+# Waiters give a fetch this much longer than its own deadline, for parsing the keys and
+# for the fetch thread to be scheduled; the network exchange itself ends at the deadline.
+_WAIT_GRACE = 0.1
 
 
 class _InvalidJWKSError(ValueError):
@@ -80,6 +103,154 @@ class _Snapshot:
     attempted_at: float | None
     refresh_at: float
     error: Exception | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Flight:
+    """The one fetch in progress: ``done`` holds its snapshot, waiters give up at ``deadline``."""
+
+    done: Future[_Snapshot]
+    deadline: float
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds left before ``deadline`` (monotonic); ``TimeoutError`` once none are."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the JWKS fetch took longer than the timeout")
+    return left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Reads a socket, each read waiting only for the time left before the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        # The socket's own file keeps the connection open after http.client closes the
+        # socket object (urllib does, right after the response head), as sock.makefile does.
+        self._file = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        """This is a read-only stream."""
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int | None:
+        """Read into ``buffer``, waiting no longer than the deadline allows."""
+        self._sock.settimeout(_remaining(self._deadline))
+        return self._file.readinto(buffer)
+
+    def close(self) -> None:
+        """Release the socket's file (and with it the connection, once all are closed)."""
+        self._file.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """The connected socket as ``http.client`` sees it, bound by one deadline.
+
+    ``http.client`` gives a socket one timeout per operation, and a server that sends a
+    byte just before each timeout could hold a fetch for ever; here every write, every
+    read of the status line, headers, chunk sizes and body, may only wait for what is left.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self._deadline = deadline
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        """Set a socket option (``http.client`` turns Nagle off)."""
+        self.sock.setsockopt(level, option, value)
+
+    def sendall(self, data: ReadableBuffer) -> None:
+        """Send all of ``data`` before the deadline."""
+        self.sock.settimeout(_remaining(self._deadline))
+        self.sock.sendall(data)
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        """A buffered reader whose every read honours the deadline (only ``"rb"`` is used)."""
+        if mode != "rb":
+            raise ValueError(f"only 'rb' is supported, got {mode!r}")
+        return io.BufferedReader(_DeadlineReader(self.sock, self._deadline))
+
+    def close(self) -> None:
+        """Close the socket (for real once the response's reader is closed too)."""
+        self.sock.close()
+
+
+class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection whose whole exchange must end by ``deadline``."""
+
+    def __init__(self, host: str, *, deadline: float, **kwargs: Any) -> None:  # noqa: ANN401 - http.client's keyword arguments
+        super().__init__(host, **kwargs)
+        self.deadline = deadline
+        # http.client's hook for opening the TCP connection (and for a proxy's tunnel).
+        self._create_connection = self._open_socket
+
+    def _open_socket(
+        self,
+        address: tuple[str, int],
+        _timeout: float | None = None,
+        source_address: tuple[str, int] | None = None,
+    ) -> _DeadlineSocket:
+        # Name resolution has no timeout in the standard library, and a host with several
+        # addresses gives each what is left; callers never wait past the deadline anyway
+        # (see JWKSCache), and only one fetch is ever in flight.
+        sock = socket.create_connection(address, _remaining(self.deadline), source_address)
+        return _DeadlineSocket(sock, self.deadline)
+
+
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, http.client.HTTPSConnection):
+    """An HTTPS connection whose whole exchange, TLS handshake included, ends by ``deadline``."""
+
+    def __init__(self, host: str, *, deadline: float, tls: ssl.SSLContext, **kwargs: Any) -> None:  # noqa: ANN401 - http.client's keyword arguments
+        super().__init__(host, deadline=deadline, context=tls, **kwargs)
+        self.tls = tls
+
+    def connect(self) -> None:
+        """Connect (through a proxy's tunnel, if any), then shake hands before the deadline."""
+        http.client.HTTPConnection.connect(self)
+        plain = self.sock
+        if not isinstance(plain, _DeadlineSocket):  # pragma: no cover - set by _open_socket
+            raise TypeError("unexpected socket type")
+        # CPython bounds the whole handshake by the socket's timeout, not each read of it.
+        plain.sock.settimeout(_remaining(self.deadline))
+        # Through a proxy's tunnel the certificate must name the JWKS host, not the proxy
+        # (as http.client's own HTTPSConnection.connect does).
+        tunnel_host: str | None = getattr(self, "_tunnel_host", None)
+        server_hostname = tunnel_host or self.host
+        tls_sock = self.tls.wrap_socket(plain.sock, server_hostname=server_hostname)
+        self.sock = _DeadlineSocket(tls_sock, self.deadline)
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    """Opens ``http`` URLs with :class:`_DeadlineHTTPConnection`."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        """Open ``req`` within the deadline."""
+        connection = functools.partial(_DeadlineHTTPConnection, deadline=self.deadline)
+        return self.do_open(connection, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    """Opens ``https`` URLs with :class:`_DeadlineHTTPSConnection` and the cache's context."""
+
+    def __init__(self, deadline: float, tls: ssl.SSLContext) -> None:
+        super().__init__(context=tls)
+        self.deadline = deadline
+        self.tls = tls
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        """Open ``req`` within the deadline, checking the server's certificate."""
+        connection = functools.partial(
+            _DeadlineHTTPSConnection, deadline=self.deadline, tls=self.tls
+        )
+        return self.do_open(connection, req)
 
 
 class _SafeRedirectHandler(urllib.request.HTTPRedirectHandler):
@@ -101,25 +272,48 @@ class _SafeRedirectHandler(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
+def _checked_tls(ssl_context: ssl.SSLContext | None) -> ssl.SSLContext:
+    """The TLS context for ``https`` fetches: the given one if it checks certificates."""
+    if ssl_context is None:
+        # The system trust store; SSL_CERT_FILE and SSL_CERT_DIR are honoured here.
+        return ssl.create_default_context()
+    if not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError("ssl_context must be an ssl.SSLContext, e.g. ssl.create_default_context()")
+    if ssl_context.verify_mode != ssl.CERT_REQUIRED or not ssl_context.check_hostname:
+        raise ValueError(
+            "ssl_context must check certificates and host names (verify_mode=CERT_REQUIRED,"
+            " check_hostname=True): keys fetched without them can be replaced by anyone on"
+            " the path. Trust a private CA with ssl.create_default_context(cafile=...)."
+        )
+    return ssl_context
+
+
 class JWKSCache:
     """A thread-safe, bounded cache of the signing keys published at a JWKS URL.
 
     Construction validates the configuration and does no network I/O; the first
     :meth:`get_key` (or :meth:`refresh`) fetches. Call :meth:`get_key` from threads and
-    :meth:`get_key_async` from an event loop; both share one cache and one cool-down.
+    :meth:`get_key_async` from an event loop; both share one cache, one cool-down and the
+    one fetch in flight.
 
     Args:
         url: The JWKS endpoint, ``http`` or ``https`` with a host and no credentials.
-        timeout: Seconds a fetch may take (connect, and reading the body) before it fails.
+        timeout: Seconds one fetch may take in all: connecting, the TLS handshake, the
+            status line, headers and body, and redirects. No caller waits longer.
         cooldown: Minimum seconds between two fetch attempts, in ``(0, 10]``.
         min_ttl: Lower bound for a response's ``max-age``.
         max_ttl: Upper bound for a response's ``max-age``.
         default_ttl: Lifetime of a response without ``max-age``, in ``[min_ttl, max_ttl]``.
         clock: Monotonic time source in seconds, for lifetimes and the cool-down.
+        ssl_context: The TLS context for ``https`` URLs, e.g.
+            ``ssl.create_default_context(cafile="internal-ca.pem")`` for an identity
+            provider behind a private CA; it must check certificates and host names.
+            ``None``: the system's trust store (``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
+            are honoured).
 
     Raises:
         ValueError: If an argument is out of range; the message says which and why.
-        TypeError: If ``clock`` is not callable.
+        TypeError: If ``clock`` is not callable or ``ssl_context`` not an SSL context.
     """
 
     def __init__(
@@ -132,6 +326,7 @@ class JWKSCache:
         max_ttl: float = 86400.0,
         default_ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """Validate the configuration; see the class docstring for the arguments."""
         parts = urlsplit(url)
@@ -168,12 +363,11 @@ class JWKSCache:
         self._max_ttl = float(max_ttl)
         self._default_ttl = float(default_ttl)
         self._clock = clock
-        self._opener = urllib.request.build_opener(_SafeRedirectHandler)
-        self._fetch_lock = threading.Lock()
-        self._tasks_lock = threading.Lock()
-        self._tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self._tls = _checked_tls(ssl_context)
+        # Guards the flight bookkeeping only; it is never held across network I/O.
+        self._lock = threading.Lock()
+        self._flight: _Flight | None = None
         self._fetch_count = 0
-        self._background: threading.Thread | None = None
         self._snapshot = _Snapshot(
             {},
             None,
@@ -186,14 +380,16 @@ class JWKSCache:
 
     @property
     def fetch_count(self) -> int:
-        """The number of HTTP fetches attempted so far, successful or not."""
+        """The number of HTTP fetches started so far, successful or not."""
         return self._fetch_count
 
     def get_key(self, kid: str | None) -> jwt.PyJWK:
-        """Return the signing key for ``kid``, refreshing in this thread when allowed.
+        """Return the signing key for ``kid``, waiting for a fetch only when it must.
 
-        A ``None`` kid selects the key only when the set holds exactly one key. Do not
-        call this from an event loop (it may block for up to ``timeout``); use
+        A ``None`` kid selects the key only when the set holds exactly one key. A ``kid``
+        of the loaded set is answered at once (a due refresh runs in the background);
+        otherwise this waits for the fetch in flight, or one the cool-down allows, for
+        at most ``timeout`` seconds. Do not call this from an event loop; use
         :meth:`get_key_async` there.
 
         Args:
@@ -206,19 +402,18 @@ class JWKSCache:
             AuthFailure: ``unknown_key`` if no key matches even after the allowed refresh;
                 ``key_unavailable`` if no key set could ever be fetched.
         """
-        seen = self._snapshot
-        known = self._known(seen, kid)
-        if known is not None:
-            return known
-        if self._may_fetch(seen):
-            self._refresh_shared(seen)
+        key, flight = self._plan(kid)
+        if key is not None:
+            return key
+        if flight is not None and _wait(flight) is None:
+            return self._select_after_timeout(kid)
         return self._select(self._snapshot, kid)
 
     async def get_key_async(self, kid: str | None) -> jwt.PyJWK:
-        """Return the signing key for ``kid``; any fetch runs in a worker thread.
+        """Return the signing key for ``kid`` without ever blocking the event loop.
 
-        Concurrent tasks of one event loop share one in-flight fetch, and the loop never
-        blocks: the fetch lock is only ever taken in the worker thread.
+        Behaves as :meth:`get_key`; the fetch runs in its own thread and this task
+        awaits it, sharing it with every other waiting task and thread.
 
         Args:
             kid: The token's ``kid`` header, used only as a dictionary key.
@@ -229,81 +424,91 @@ class JWKSCache:
         Raises:
             AuthFailure: As for :meth:`get_key`.
         """
-        seen = self._snapshot
-        known = self._known(seen, kid)
-        if known is not None:
-            return known
-        if self._may_fetch(seen):
-            loop = asyncio.get_running_loop()
-            with self._tasks_lock:
-                task = self._tasks.get(loop)
-                if task is None:
-                    task = loop.create_task(asyncio.to_thread(self._refresh_shared, seen))
-                    self._tasks[loop] = task
-                    task.add_done_callback(functools.partial(self._forget_task, loop))
-            # Shielded: one caller's cancellation must not cancel the others' fetch.
-            await asyncio.shield(task)
+        key, flight = self._plan(kid)
+        if key is not None:
+            return key
+        if flight is not None and await _wait_async(flight) is None:
+            return self._select_after_timeout(kid)
         return self._select(self._snapshot, kid)
 
     def refresh(self) -> None:
         """Fetch the key set now, ignoring the cool-down (for start-up or a prefetch).
 
+        A fetch already in flight is joined instead of starting a second one.
+
         Raises:
-            AuthFailure: ``key_unavailable`` if the fetch failed; previously cached keys,
-                if any, are kept and still served.
+            AuthFailure: ``key_unavailable`` if the fetch failed or did not finish within
+                ``timeout``; previously cached keys, if any, are kept and still served.
         """
-        with self._fetch_lock:
-            snapshot = self._fetch()
-        if snapshot.error is not None:
-            raise AuthFailure(Reason.KEY_UNAVAILABLE) from snapshot.error
+        _raise_unless_loaded(_wait(self._join_or_launch()))
 
     async def refresh_async(self) -> None:
-        """Like :meth:`refresh`, with the fetch in a worker thread.
+        """Like :meth:`refresh`, awaiting the fetch instead of blocking.
 
         Raises:
-            AuthFailure: ``key_unavailable`` if the fetch failed.
+            AuthFailure: ``key_unavailable`` if the fetch failed or timed out.
         """
-        await asyncio.to_thread(self.refresh)
+        _raise_unless_loaded(await _wait_async(self._join_or_launch()))
 
-    def _known(self, snapshot: _Snapshot, kid: str | None) -> jwt.PyJWK | None:
-        """A fresh cached key for ``kid``; starts a background refresh when one is due.
+    def _plan(self, kid: str | None) -> tuple[jwt.PyJWK | None, _Flight | None]:
+        """The cached key to answer with at once, or else the fetch to wait for.
 
-        Past 80% of the set's lifetime a refresh starts in a daemon thread while the
-        cached key keeps answering, so a request never waits for a routine refresh.
-        ``None`` when the key is unknown or the set has expired: the caller refreshes
-        (subject to the cool-down) or serves what it has.
+        A ``kid`` the loaded set holds is served from memory even once the set is due
+        (past 80% of its lifetime) or past due (expired) for a refresh, which then starts
+        in the background; no request waits for it. ``(None, None)``: nothing to wait
+        for (the cool-down forbids a fetch, or a fetch just finished); select at once.
         """
-        key = _lookup(snapshot, kid)
+        seen = self._snapshot
+        key = _lookup(seen, kid)
         if key is None:
-            return None
-        now = self._clock()
-        if now >= snapshot.expires_at:
-            return None
-        if now >= snapshot.refresh_at and self._may_fetch(snapshot):
-            with self._tasks_lock:
-                if self._background is None or not self._background.is_alive():
-                    self._background = threading.Thread(
-                        target=self._refresh_shared,
-                        args=(snapshot,),
-                        name="invalidtoken-mw-jwks-refresh",
-                        daemon=True,
-                    )
-                    self._background.start()
-        return key
+            return None, self._flight_for(seen)
+        if self._clock() >= seen.refresh_at:
+            self._flight_for(seen)
+        return key, None
+
+    def _flight_for(self, seen: _Snapshot) -> _Flight | None:
+        """Join the fetch in flight, or start one if the cool-down allows and none finished."""
+        with self._lock:
+            flight = self._in_flight()
+            if flight is not None:
+                return flight
+            if self._snapshot is not seen or not self._may_fetch(seen):
+                return None
+            return self._launch()
+
+    def _join_or_launch(self) -> _Flight:
+        with self._lock:
+            return self._in_flight() or self._launch()
+
+    def _in_flight(self) -> _Flight | None:
+        """The fetch in progress, if any; the caller holds ``_lock``."""
+        flight = self._flight
+        return flight if flight is not None and not flight.done.done() else None
+
+    def _launch(self) -> _Flight:
+        """Start the one fetch, in a thread of its own; the caller holds ``_lock``."""
+        done: Future[_Snapshot] = Future()
+        # A running future cannot be cancelled by one waiter that gives up on it.
+        done.set_running_or_notify_cancel()
+        flight = _Flight(done, time.monotonic() + self._timeout + _WAIT_GRACE)
+        self._fetch_count += 1
+        threading.Thread(
+            target=self._run, args=(done,), name="invalidtoken-mw-jwks-fetch", daemon=True
+        ).start()
+        self._flight = flight
+        return flight
+
+    def _run(self, done: Future[_Snapshot]) -> None:
+        try:
+            snapshot = self._fetch()
+        except BaseException as exc:
+            done.set_exception(exc)
+            raise
+        done.set_result(snapshot)
 
     def _may_fetch(self, snapshot: _Snapshot) -> bool:
         last = snapshot.attempted_at
         return last is None or self._clock() - last >= self._cooldown
-
-    def _refresh_shared(self, seen: _Snapshot) -> None:
-        with self._fetch_lock:
-            # Whoever held the lock before us fetched already: share its result.
-            if self._snapshot is seen:
-                self._fetch()
-
-    def _forget_task(self, loop: asyncio.AbstractEventLoop, _task: asyncio.Task[None]) -> None:
-        with self._tasks_lock:
-            self._tasks.pop(loop, None)
 
     def _select(self, snapshot: _Snapshot, kid: str | None) -> jwt.PyJWK:
         key = _lookup(snapshot, kid)
@@ -313,9 +518,17 @@ class JWKSCache:
             raise AuthFailure(Reason.KEY_UNAVAILABLE) from snapshot.error
         raise AuthFailure(Reason.UNKNOWN_KEY)
 
+    def _select_after_timeout(self, kid: str | None) -> jwt.PyJWK:
+        """Answer from what is cached when the fetch did not finish by its deadline."""
+        try:
+            return self._select(self._snapshot, kid)
+        except AuthFailure as failure:
+            if failure.reason is not Reason.KEY_UNAVAILABLE:
+                raise
+            raise AuthFailure(Reason.KEY_UNAVAILABLE) from _fetch_timeout()
+
     def _fetch(self) -> _Snapshot:
-        """Fetch, parse and publish a new snapshot; the caller holds the fetch lock."""
-        self._fetch_count += 1
+        """Fetch, parse and publish a new snapshot; runs in the flight's own thread."""
         previous = self._snapshot
         try:
             body, headers = self._download()
@@ -326,6 +539,7 @@ class JWKSCache:
                 "jwks_refresh_failed",
                 url=self._log_url,
                 error_type=type(exc).__name__,
+                cause=_cause(exc),
                 serving_stale=previous.loaded,
             )
             # Without its traceback the error does not pin this frame, and through `previous`
@@ -347,6 +561,13 @@ class JWKSCache:
         return snapshot
 
     def _download(self) -> tuple[bytes, Message]:
+        deadline = time.monotonic() + self._timeout
+        # One opener per fetch: its handlers carry this fetch's deadline through redirects.
+        opener = urllib.request.build_opener(
+            _SafeRedirectHandler,
+            _DeadlineHTTPHandler(deadline),
+            _DeadlineHTTPSHandler(deadline, self._tls),
+        )
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s) in __init__
             self._url,
             headers={
@@ -354,22 +575,19 @@ class JWKSCache:
                 "User-Agent": f"invalidtoken-mw/{__version__}",
             },
         )
-        deadline = time.monotonic() + self._timeout
         try:
-            response = self._opener.open(request, timeout=self._timeout)
+            response = opener.open(request, timeout=self._timeout)
         except urllib.error.HTTPError as exc:
             exc.close()
             raise
         with response:
             chunks: list[bytes] = []
             size = 0
-            # read1 returns after one socket read, so a trickling server meets the deadline.
+            # read1 returns after one socket read, and each read is bounded by the deadline.
             while chunk := response.read1(_READ_CHUNK):
                 size += len(chunk)
                 if size > _MAX_BODY_BYTES:
                     raise _InvalidJWKSError(f"the JWKS response exceeds {_MAX_BODY_BYTES} bytes")
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the JWKS response took longer than the timeout")
                 chunks.append(chunk)
             return b"".join(chunks), response.headers
 
@@ -380,6 +598,43 @@ class JWKSCache:
         age = _DIGITS.fullmatch(headers.get("Age", "").strip())
         lifetime = _seconds(match.group(1)) - (_seconds(age.group()) if age else 0.0)
         return min(max(lifetime, self._min_ttl), self._max_ttl)
+
+
+def _cause(exc: Exception) -> str | None:
+    """What lies under a ``URLError``: a refused connection, a timeout, a bad certificate."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else None
+    return type(reason).__name__ if isinstance(reason, BaseException) else None
+
+
+def _fetch_timeout() -> TimeoutError:
+    return TimeoutError("the JWKS fetch did not finish within the timeout")
+
+
+def _wait(flight: _Flight) -> _Snapshot | None:
+    """Wait for ``flight`` until its deadline; its snapshot, or ``None`` on timeout."""
+    try:
+        return flight.done.result(timeout=max(0.0, flight.deadline - time.monotonic()))
+    except TimeoutError:
+        return None
+
+
+async def _wait_async(flight: _Flight) -> _Snapshot | None:
+    """Await ``flight`` until its deadline without blocking the loop; ``None`` on timeout."""
+    waiter = asyncio.wrap_future(flight.done)
+    try:
+        await asyncio.wait({waiter}, timeout=max(0.0, flight.deadline - time.monotonic()))
+        return waiter.result() if waiter.done() else None
+    finally:
+        # Detach from a fetch still running: it must not call back into this loop later.
+        waiter.cancel()
+
+
+def _raise_unless_loaded(snapshot: _Snapshot | None) -> None:
+    """Raise ``key_unavailable`` unless ``snapshot`` is the result of a successful fetch."""
+    if snapshot is None:
+        raise AuthFailure(Reason.KEY_UNAVAILABLE) from _fetch_timeout()
+    if snapshot.error is not None:
+        raise AuthFailure(Reason.KEY_UNAVAILABLE) from snapshot.error
 
 
 def _seconds(digits: str) -> float:

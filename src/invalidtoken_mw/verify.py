@@ -35,6 +35,7 @@ from invalidtoken_mw.keys import check_algorithms, jwk_accepts, prepare_static_k
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Iterable, Iterator, Mapping
 
     from invalidtoken_mw.revocation import RevocationStore
@@ -136,8 +137,13 @@ class JWTVerifier:
         cache_ttl: Longest time a verified token is remembered, in seconds; never
             past its own ``exp``.
         negative_cache_ttl: How long a permanently bad token's verdict is remembered.
-        jwks_timeout: Seconds allowed for one JWKS fetch.
+        jwks_timeout: Seconds one JWKS fetch may take in all (connecting, TLS
+            handshake, status line, headers, body); no request waits longer for it.
         jwks_cooldown: Minimum seconds between refreshes caused by unknown ``kid``.
+        jwks_ssl_context: The TLS context for an ``https`` JWKS URL, e.g.
+            ``ssl.create_default_context(cafile="internal-ca.pem")``; it must check
+            certificates and host names. ``None``: the system's trust store
+            (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are honoured).
         revocation: A revocation store (e.g. :class:`MemoryRevocationStore` or
             :class:`RedisRevocationStore`), checked after every other check, on
             cached verdicts too.
@@ -163,6 +169,7 @@ class JWTVerifier:
         negative_cache_ttl: float = 60,
         jwks_timeout: float = 3.0,
         jwks_cooldown: float = 5.0,
+        jwks_ssl_context: ssl.SSLContext | None = None,
         revocation: RevocationStore | None = None,
     ) -> None:
         """Validate the configuration and parse the key once."""
@@ -186,7 +193,12 @@ class JWTVerifier:
         self._static_keys: dict[str, Any] | None = None
         self._jwks: JWKSCache | None = None
         if jwks_url is not None:
-            self._jwks = JWKSCache(jwks_url, timeout=jwks_timeout, cooldown=jwks_cooldown)
+            self._jwks = JWKSCache(
+                jwks_url,
+                timeout=jwks_timeout,
+                cooldown=jwks_cooldown,
+                ssl_context=jwks_ssl_context,
+            )
         else:
             self._static_keys = prepare_static_key(key, self.algorithms)
         if revocation is not None and not callable(getattr(revocation, "is_revoked", None)):
@@ -385,7 +397,8 @@ class JWTVerifier:
     async def verify_async(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid token without blocking the event loop.
 
-        Only a JWKS fetch waits (in a worker thread); a cached verdict answers at once.
+        Only a JWKS fetch is waited for (it runs in its own thread); a cached verdict
+        answers at once.
 
         Raises:
             AuthFailure: The token is refused; ``.reason`` says why.

@@ -625,15 +625,18 @@ def test_optional_bad_token_is_still_refused(relaxed: httpx.Client) -> None:
     assert expected == (response.status_code, response.headers.get("www-authenticate"))
 
 
-def test_cors_preflight_passes_without_token(main: httpx.Client) -> None:
-    """A CORS preflight (OPTIONS, Origin, Access-Control-Request-Method) needs no token."""
+def test_cors_preflight_answered_without_reaching_the_app(main: httpx.Client) -> None:
+    """A CORS preflight (OPTIONS, Origin, Access-Control-Request-Method) needs no token, and
+    the middleware answers it with a bare 204: the app's OPTIONS handler (which would add
+    Access-Control-Allow-Origin) never runs without a token."""
     headers = {"origin": "https://app.example", "access-control-request-method": "POST"}
     response = main.options("/orders", headers=headers)
-    expected = (204, "*", None)
+    expected = (204, None, None, b"")
     assert expected == (
         response.status_code,
         response.headers.get("access-control-allow-origin"),
         response.headers.get("www-authenticate"),
+        response.content,
     )
 
 

@@ -39,6 +39,7 @@ from structlog.testing import capture_logs
 from invalidtoken_mw import InvalidTokenMiddleware, InvalidTokenWSGIMiddleware
 from invalidtoken_mw.fastapi import TokenClaims, install
 from invalidtoken_mw.flask import InvalidToken
+from invalidtoken_mw.guard import is_cors_preflight
 from servers import client, make_verifier, run_hypercorn, run_uvicorn, run_waitress
 from tokens import claims, mint
 
@@ -353,6 +354,38 @@ def test_options_with_credentials_or_a_body_is_authenticated(
         [event["reason"] for event in rejected(logs)],
         protected.calls,
     )
+
+
+BROWSER_PREFLIGHT = {
+    "origin": ORIGIN,
+    "access-control-request-method": "DELETE",
+    "access-control-request-headers": "authorization, x-http-method-override",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "extra", "query", "preflight"),
+    [
+        pytest.param("OPTIONS", {}, "", True, id="browser-preflight"),
+        pytest.param("OPTIONS", {"content-length": "0"}, "", True, id="content-length-0"),
+        pytest.param("OPTIONS", {}, "page=2&method=x", True, id="other-query"),
+        pytest.param("options", {}, "", False, id="lower-case-method"),
+        pytest.param("GET", {}, "", False, id="get"),
+        pytest.param("OPTIONS", {"authorization": ""}, "", False, id="empty-authorization"),
+        pytest.param("OPTIONS", {"content-length": "x"}, "", False, id="bad-content-length"),
+        pytest.param("OPTIONS", {"transfer-encoding": "chunked"}, "", False, id="chunked"),
+        pytest.param("OPTIONS", {}, "a=1;_method=DELETE", False, id="semicolon-_method"),
+        pytest.param("OPTIONS", {}, "_METHOD=DELETE", False, id="upper-case-_method"),
+        pytest.param("OPTIONS", {}, "%5fmethod", False, id="bare-encoded-_method"),
+        pytest.param("OPTIONS", {}, "x-http-method-override=DELETE", False, id="query-header-name"),
+    ],
+)
+def test_what_counts_as_a_preflight(
+    method: str, extra: dict[str, str], query: str, *, preflight: bool
+) -> None:
+    """A browser's preflight (which lists the headers it will send, Authorization among
+    them) counts; anything carrying more than a preflight may does not."""
+    assert preflight is is_cors_preflight(method, {**BROWSER_PREFLIGHT, **extra}, query)
 
 
 # -- defect 3: a CORS layer placed as documented still answers preflights --------------

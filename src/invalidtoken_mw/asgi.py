@@ -56,7 +56,7 @@ def _field_lines(scope: Scope, name: bytes) -> list[str]:
 
 
 def _app_path(scope: Scope) -> str:
-    """The path below the mount point, like WSGI's ``PATH_INFO`` (``exclude_paths`` match it)."""
+    """The path below the mount point, like WSGI's ``PATH_INFO`` (public paths match it)."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] or "/" if root and path.startswith(root) else path

@@ -1,9 +1,10 @@
 """Real servers for the end-to-end tests, and the small applications they serve.
 
-:func:`run_uvicorn`, :func:`run_hypercorn` and :func:`run_waitress` start a server on
-127.0.0.1 with a free port in a background thread, wait until it accepts connections,
-yield its base URL and, on exit, shut it down cleanly: connections, listening socket
-and worker threads are all closed, so ``-W error`` sees no ``ResourceWarning``.
+:func:`run_uvicorn`, :func:`run_hypercorn`, :func:`run_granian` and :func:`run_waitress`
+start a server on 127.0.0.1 with a free port in a background thread, wait until it
+accepts connections, yield its base URL and, on exit, shut it down cleanly:
+connections, listening socket and worker threads are all closed, so ``-W error`` sees
+no ``ResourceWarning``.
 
 The applications answer the same routes with the same bytes under every server
 (:func:`success_body`), so a test can compare the servers byte for byte:
@@ -41,6 +42,8 @@ from fastapi import FastAPI
 from flask import Flask
 from flask import Response as FlaskResponse
 from flask import request as flask_request
+from granian.constants import Interfaces as GranianInterfaces
+from granian.server.embed import Server as GranianServer
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from starlette.applications import Starlette
@@ -57,7 +60,7 @@ from invalidtoken_mw import (
 from tokens import AUDIENCE, ISSUER, SECRET
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -331,24 +334,13 @@ def run_hypercorn(app: ASGIApp) -> Iterator[str]:
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     started = threading.Event()
+    # hypercorn types applications with its own, more precise ASGI types.
+    framework: Any = _reporting_startup(app, started)
 
-    async def watched(scope: Scope, receive: Receive, send: Send) -> None:
-        async def watch(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                started.set()
-            await send(message)
-
-        await app(scope, receive, watch if scope["type"] == "lifespan" else send)
-
-    framework: Any = watched  # hypercorn types apps with its own precise ASGI types
-
-    def serve() -> None:
-        try:
-            loop.run_until_complete(hypercorn_serve(framework, config, shutdown_trigger=stop.wait))
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=serve, name="hypercorn", daemon=True)
+    main = hypercorn_serve(framework, config, shutdown_trigger=stop.wait)
+    thread = threading.Thread(
+        target=_run_until_complete, args=(loop, main), name="hypercorn", daemon=True
+    )
     thread.start()
     try:
         _wait_until(started.is_set, thread, "hypercorn")
@@ -358,6 +350,71 @@ def run_hypercorn(app: ASGIApp) -> Iterator[str]:
             loop.call_soon_threadsafe(stop.set)
         thread.join(START_TIMEOUT)
         sock.close()
+
+
+@contextlib.contextmanager
+def run_granian(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` with granian's embedded server (ASGI, Rust HTTP) in a thread.
+
+    Granian binds its own socket, so a free port is picked first; should another
+    process take it in between, start-up fails and is retried on a fresh port (three
+    attempts in all). Ready once the application reports its lifespan startup complete
+    (granian listens before its worker starts the lifespan); stopped from its own loop.
+    """
+    for attempt in range(1, 4):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        started = threading.Event()
+        server = GranianServer(
+            _reporting_startup(app, started),
+            address="127.0.0.1",
+            port=port,
+            interface=GranianInterfaces.ASGI,
+            log_enabled=False,
+        )
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=_run_until_complete, args=(loop, server.serve()), name="granian", daemon=True
+        )
+        thread.start()
+        try:
+            _wait_until(started.is_set, thread, "granian")
+        except RuntimeError:
+            if thread.is_alive():
+                loop.call_soon_threadsafe(server.stop)
+            thread.join(START_TIMEOUT)
+            if attempt == 3:
+                raise
+            continue
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            loop.call_soon_threadsafe(server.stop)
+            thread.join(START_TIMEOUT)
+        return
+
+
+def _run_until_complete(loop: asyncio.AbstractEventLoop, main: Awaitable[None]) -> None:
+    try:
+        loop.run_until_complete(main)
+    finally:
+        loop.close()
+
+
+def _reporting_startup(app: ASGIApp, started: threading.Event) -> ASGIApp:
+    """``app``, setting ``started`` when it reports its lifespan startup complete."""
+
+    async def reporting(scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                started.set()
+            await send(message)
+
+        await app(scope, receive, watch if scope["type"] == "lifespan" else send)
+
+    return reporting
 
 
 @contextlib.contextmanager

@@ -12,7 +12,8 @@ fix:
 - behind a proxy that appends its own ``X-Forwarded-For`` field line, the ASGI adapter
   logged the client-sent first line as ``client_ip``.
 
-Servers: Starlette and FastAPI under uvicorn (and hypercorn), Flask under waitress.
+Servers: Starlette and FastAPI under uvicorn (Starlette also under hypercorn and granian
+for the forwarded-client test), Flask under waitress.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ from invalidtoken_mw import InvalidTokenMiddleware, InvalidTokenWSGIMiddleware
 from invalidtoken_mw.fastapi import TokenClaims, install
 from invalidtoken_mw.flask import InvalidToken
 from invalidtoken_mw.guard import is_cors_preflight
-from servers import client, make_verifier, run_hypercorn, run_uvicorn, run_waitress
+from servers import (
+    client,
+    make_verifier,
+    run_granian,
+    run_hypercorn,
+    run_uvicorn,
+    run_waitress,
+)
 from tokens import claims, mint
 
 if TYPE_CHECKING:
@@ -226,7 +234,12 @@ def serve(kind: str, make: Callable[[Calls], Any]) -> Iterator[Served]:
         # as received, so the adapter's own reading of it is what is tested.
         server = run_waitress(app, clear_untrusted_proxy_headers=False)
     else:
-        runner = {"uvicorn": run_uvicorn, "hypercorn": run_hypercorn, "waitress": run_waitress}
+        runner = {
+            "uvicorn": run_uvicorn,
+            "hypercorn": run_hypercorn,
+            "granian": run_granian,
+            "waitress": run_waitress,
+        }
         server = runner[kind](app)
     with server as url:
         yield Served(url, calls)
@@ -564,6 +577,7 @@ def forwarded_servers() -> Iterator[dict[str, str]]:
             for name, kind, make in [
                 ("starlette-uvicorn", "uvicorn", lambda c: starlette_app(c, **forwarded)),
                 ("starlette-hypercorn", "hypercorn", lambda c: starlette_app(c, **forwarded)),
+                ("starlette-granian", "granian", lambda c: starlette_app(c, **forwarded)),
                 ("wsgi-waitress", "waitress-forwarded", lambda c: flask_app(c, **forwarded)),
                 (
                     "flask-extension-waitress",
@@ -577,6 +591,7 @@ def forwarded_servers() -> Iterator[dict[str, str]]:
 FORWARDED_SERVERS = [
     "starlette-uvicorn",
     "starlette-hypercorn",
+    "starlette-granian",
     "wsgi-waitress",
     "flask-extension-waitress",
 ]

@@ -1,4 +1,5 @@
-"""Both middlewares end to end: Starlette under uvicorn and hypercorn, Flask under waitress.
+"""Both middlewares end to end: Starlette under uvicorn, hypercorn and granian, Flask under
+waitress.
 
 One table of requests runs against every server over real sockets and pins the exact
 status, challenge, body, ``Content-Type`` and ``Cache-Control``; a second test checks
@@ -27,6 +28,7 @@ from servers import (
     make_fastapi_app,
     make_flask_app,
     make_starlette_app,
+    run_granian,
     run_hypercorn,
     run_uvicorn,
     run_waitress,
@@ -37,7 +39,7 @@ from tokens import OTHER_SECRET, claims, mint, tamper_signature
 if TYPE_CHECKING:
     from collections.abc import Iterator, MutableMapping
 
-SERVERS = ["uvicorn", "hypercorn", "waitress"]
+SERVERS = ["uvicorn", "hypercorn", "granian", "waitress"]
 FORM = "application/x-www-form-urlencoded"
 NOW = int(time.time())
 
@@ -393,6 +395,13 @@ def hypercorn_main() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def granian_main() -> Iterator[str]:
+    """The Starlette app with the usual options, under granian."""
+    with run_granian(make_starlette_app(**MAIN_OPTIONS)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def waitress_main() -> Iterator[str]:
     """The Flask app with the usual options, under waitress (8 threads)."""
     with run_waitress(make_flask_app(**MAIN_OPTIONS)) as url:
@@ -410,6 +419,13 @@ def uvicorn_relaxed() -> Iterator[str]:
 def hypercorn_relaxed() -> Iterator[str]:
     """The Starlette app with every opt-in on, under hypercorn."""
     with run_hypercorn(make_starlette_app(**RELAXED_OPTIONS)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def granian_relaxed() -> Iterator[str]:
+    """The Starlette app with every opt-in on, under granian."""
+    with run_granian(make_starlette_app(**RELAXED_OPTIONS)) as url:
         yield url
 
 
@@ -471,12 +487,12 @@ def test_table_exact_answer(main: httpx.Client, case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_table_servers_send_identical_answers(
-    uvicorn_main: str, hypercorn_main: str, waitress_main: str, case: Case
+    uvicorn_main: str, hypercorn_main: str, granian_main: str, waitress_main: str, case: Case
 ) -> None:
-    """uvicorn, hypercorn and waitress answer each row with the same status, headers and
-    body bytes."""
+    """uvicorn, hypercorn, granian and waitress answer each row with the same status,
+    headers and body bytes."""
     answers = []
-    for url in (uvicorn_main, hypercorn_main, waitress_main):
+    for url in (uvicorn_main, hypercorn_main, granian_main, waitress_main):
         with client(url) as http:
             response = send(http, case)
         answers.append(
@@ -695,12 +711,11 @@ def test_row26_no_expose_header_without_origin(main: httpx.Client) -> None:
 
 # -- row 29: failures raised by the application ----------------------------------------
 
-APP_SERVERS = ["uvicorn_main", "hypercorn_main", "uvicorn_fastapi", "waitress_main"]
+APP_SERVERS = ["uvicorn_main", "hypercorn_main", "granian_main", "uvicorn_fastapi", "waitress_main"]
+APP_SERVER_IDS = ["starlette", "starlette-hypercorn", "starlette-granian", "fastapi", "flask"]
 
 
-@pytest.mark.parametrize(
-    "server", APP_SERVERS, ids=["starlette", "starlette-hypercorn", "fastapi", "flask"]
-)
+@pytest.mark.parametrize("server", APP_SERVERS, ids=APP_SERVER_IDS)
 @pytest.mark.parametrize(
     ("path", "own_token"),
     [
@@ -774,7 +789,7 @@ def test_row30_started_stream_is_never_turned_into_a_401(main: httpx.Client) -> 
 # -- lifespan and load -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("server", ["uvicorn_main", "hypercorn_main"])
+@pytest.mark.parametrize("server", ["uvicorn_main", "hypercorn_main", "granian_main"])
 def test_lifespan_startup_runs_under_asgi_servers(
     request: pytest.FixtureRequest, server: str
 ) -> None:

@@ -1,12 +1,13 @@
 """Real servers for the end-to-end tests, and the small applications they serve.
 
-:func:`run_uvicorn` and :func:`run_waitress` start a server on 127.0.0.1 with a free
-port in a background thread, wait until it accepts connections, yield its base URL
-and, on exit, shut it down cleanly: connections, listening socket and worker threads
-are all closed, so ``-W error`` sees no ``ResourceWarning``.
+:func:`run_uvicorn`, :func:`run_hypercorn`, :func:`run_granian` and :func:`run_waitress`
+start a server on 127.0.0.1 with a free port in a background thread, wait until it
+accepts connections, yield its base URL and, on exit, shut it down cleanly:
+connections, listening socket and worker threads are all closed, so ``-W error`` sees
+no ``ResourceWarning``.
 
-The applications answer the same routes with the same bytes under both servers
-(:func:`success_body`), so a test can compare uvicorn and waitress byte for byte:
+The applications answer the same routes with the same bytes under every server
+(:func:`success_body`), so a test can compare the servers byte for byte:
 
 =========================  ================================================
 route                      answer
@@ -24,8 +25,10 @@ route                      answer
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -39,6 +42,10 @@ from fastapi import FastAPI
 from flask import Flask
 from flask import Response as FlaskResponse
 from flask import request as flask_request
+from granian.constants import Interfaces as GranianInterfaces
+from granian.server.embed import Server as GranianServer
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
 from starlette.applications import Starlette
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
@@ -53,10 +60,10 @@ from invalidtoken_mw import (
 from tokens import AUDIENCE, ISSUER, SECRET
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
     from starlette.requests import Request
-    from starlette.types import ASGIApp
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
     from starlette.websockets import WebSocket
 
 REALM = "orders"
@@ -266,14 +273,15 @@ def _wait_until(ready: Callable[[], bool], thread: threading.Thread, what: str) 
 
 
 @contextlib.contextmanager
-def run_uvicorn(app: ASGIApp) -> Iterator[str]:
+def run_uvicorn(app: ASGIApp, *, root_path: str = "") -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread; yield ``http://127.0.0.1:<port>``.
 
     The listening socket is bound here (port 0), so the port is known before start.
     ``http="h11"`` and ``ws="websockets-sansio"`` are pinned: h11 refuses request
     heads over 16 KiB (``h11_max_incomplete_event_size``), and that websocket
     implementation advertises the ``websocket.http.response`` extension. Lifespan
-    is on, so a failing startup fails the fixture.
+    is on, so a failing startup fails the fixture. ``root_path`` is uvicorn's
+    ``--root-path`` (the prefix a proxy in front strips).
     """
     # IPPROTO_TCP explicitly: asyncio only disables Nagle (TCP_NODELAY) on sockets whose
     # proto says TCP, and without it every keep-alive response waits ~40 ms.
@@ -288,6 +296,7 @@ def run_uvicorn(app: ASGIApp) -> Iterator[str]:
         lifespan="on",
         log_config=None,
         access_log=False,
+        root_path=root_path,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
@@ -304,16 +313,122 @@ def run_uvicorn(app: ASGIApp) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def run_waitress(app: Any, *, threads: int = 8) -> Iterator[str]:
+def run_hypercorn(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` with hypercorn (HTTP/1.1, asyncio) in a thread; yield its base URL.
+
+    The listening socket is bound and listening here, and hypercorn serves a duplicate
+    of it (``fd://``), so the port is known and connections queue from the start.
+    Hypercorn has no "started" flag: the fixture waits until the application reports
+    its lifespan startup complete (a failing startup fails the fixture). On exit the
+    shutdown trigger fires inside hypercorn's own loop.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    config = HypercornConfig()
+    config.bind = [f"fd://{os.dup(sock.fileno())}"]
+    config.graceful_timeout = 1.0
+    config.accesslog = None
+    config.errorlog = None
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    started = threading.Event()
+    # hypercorn types applications with its own, more precise ASGI types.
+    framework: Any = _reporting_startup(app, started)
+
+    main = hypercorn_serve(framework, config, shutdown_trigger=stop.wait)
+    thread = threading.Thread(
+        target=_run_until_complete, args=(loop, main), name="hypercorn", daemon=True
+    )
+    thread.start()
+    try:
+        _wait_until(started.is_set, thread, "hypercorn")
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        if thread.is_alive():
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(START_TIMEOUT)
+        sock.close()
+
+
+@contextlib.contextmanager
+def run_granian(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` with granian's embedded server (ASGI, Rust HTTP) in a thread.
+
+    Granian binds its own socket, so a free port is picked first; should another
+    process take it in between, start-up fails and is retried on a fresh port (three
+    attempts in all). Ready once the application reports its lifespan startup complete
+    (granian listens before its worker starts the lifespan); stopped from its own loop.
+    """
+    for attempt in range(1, 4):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        started = threading.Event()
+        server = GranianServer(
+            _reporting_startup(app, started),
+            address="127.0.0.1",
+            port=port,
+            interface=GranianInterfaces.ASGI,
+            log_enabled=False,
+        )
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=_run_until_complete, args=(loop, server.serve()), name="granian", daemon=True
+        )
+        thread.start()
+        try:
+            _wait_until(started.is_set, thread, "granian")
+        except RuntimeError:
+            if thread.is_alive():
+                loop.call_soon_threadsafe(server.stop)
+            thread.join(START_TIMEOUT)
+            if attempt == 3:
+                raise
+            continue
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            loop.call_soon_threadsafe(server.stop)
+            thread.join(START_TIMEOUT)
+        return
+
+
+def _run_until_complete(loop: asyncio.AbstractEventLoop, main: Awaitable[None]) -> None:
+    try:
+        loop.run_until_complete(main)
+    finally:
+        loop.close()
+
+
+def _reporting_startup(app: ASGIApp, started: threading.Event) -> ASGIApp:
+    """``app``, setting ``started`` when it reports its lifespan startup complete."""
+
+    async def reporting(scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                started.set()
+            await send(message)
+
+        await app(scope, receive, watch if scope["type"] == "lifespan" else send)
+
+    return reporting
+
+
+@contextlib.contextmanager
+def run_waitress(app: Any, *, threads: int = 8, **adjustments: Any) -> Iterator[str]:
     """Serve ``app`` with waitress in a thread; yield ``http://127.0.0.1:<port>``.
 
     waitress's ``run()`` only ends when its socket map is empty, which another
     thread cannot arrange safely, so the loop here polls a stop flag instead. On
     exit the worker threads finish first, then every connection and the listening
     socket close, all in the server's own thread. waitress accepts request heads of
-    up to 256 KiB (``max_request_header_size``).
+    up to 256 KiB (``max_request_header_size``). ``adjustments`` are more waitress
+    settings (e.g. ``clear_untrusted_proxy_headers``).
     """
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads, **adjustments)
     socket_map = server._map  # noqa: SLF001 - waitress has no public stop() for run()
     stop = threading.Event()
 

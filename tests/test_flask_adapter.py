@@ -647,13 +647,14 @@ def test_row26_challenge_exposed_under_cors(
     )
 
 
-def test_cors_preflight_passes_without_token(http: FlaskClient) -> None:
-    """A CORS preflight carries no credentials by design and is not refused."""
+def test_cors_preflight_answered_without_token(http: FlaskClient) -> None:
+    """A CORS preflight carries no credentials by design: it is not refused, but answered
+    with a bare 204 before any view runs."""
     response = http.options(
         "/orders",
         headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
     )
-    assert (200, None) == (response.status_code, response.headers.get("WWW-Authenticate"))
+    assert (204, None) == (response.status_code, response.headers.get("WWW-Authenticate"))
 
 
 SECRET_CASES = [

@@ -6,21 +6,25 @@ On success the claims are in ``scope["state"]["token_claims"]`` (Starlette's
 ``request.state.token_claims``). Failures raised by the application below (an
 :class:`~invalidtoken_mw.AuthFailure` or a PyJWT ``InvalidTokenError``) are answered
 like the middleware's own, as long as the response has not started; a 401 from the
-application without a challenge gets one.
+application without a challenge gets one. A CORS preflight is answered here with a
+bare 204 and never reaches the application, unless ``preflight_passthrough`` is on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from invalidtoken_mw.extract import TokenSource
-from invalidtoken_mw.guard import Guard, failure_from_exception
+from invalidtoken_mw.guard import (
+    PREFLIGHT_STATUS,
+    Guard,
+    failure_from_exception,
+    is_cors_preflight,
+)
 from invalidtoken_mw.log import RequestFacts
 from invalidtoken_mw.reasons import AuthFailure
-
-if TYPE_CHECKING:
-    from invalidtoken_mw.render import RenderedFailure
+from invalidtoken_mw.render import RenderedFailure
 
 __all__ = ["ASGIApp", "InvalidTokenMiddleware", "Message", "Receive", "Scope", "Send"]
 
@@ -36,6 +40,7 @@ _WS_DENIAL = "websocket.http.response"
 _POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
 # Messages that answer a websocket handshake: after one, the middleware cannot deny.
 _WS_ANSWERS = frozenset({"websocket.accept", "websocket.close", "websocket.http.response.start"})
+_PREFLIGHT_ANSWER = RenderedFailure(PREFLIGHT_STATUS, (), b"")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -45,20 +50,23 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _field_lines(scope: Scope, name: bytes) -> list[str]:
+    """Every value of header ``name``, in the order received."""
+    return [value.decode("latin-1") for key, value in scope["headers"] if key == name]
+
+
 def _app_path(scope: Scope) -> str:
-    """The path below the mount point, like WSGI's ``PATH_INFO`` (``exclude_paths`` match it)."""
+    """The path below the mount point, like WSGI's ``PATH_INFO`` (public paths match it)."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] or "/" if root and path.startswith(root) else path
 
 
 def _is_preflight(scope: Scope) -> bool:
-    """A CORS preflight carries no credentials by design (Fetch standard)."""
-    return (
-        scope.get("method") == "OPTIONS"
-        and _header(scope, b"origin") is not None
-        and _header(scope, b"access-control-request-method") is not None
-    )
+    """Whether an OPTIONS request is a CORS preflight (:func:`is_cors_preflight`)."""
+    headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+    query = scope.get("query_string", b"").decode("latin-1")
+    return is_cors_preflight(scope["method"], headers, query)
 
 
 async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
@@ -93,9 +101,15 @@ class InvalidTokenMiddleware(Guard[ASGIApp]):
         if kind != "http" and kind != "websocket":  # noqa: PLR1714 - cheaper than a tuple test
             await self.app(scope, receive, send)
             return
-        if (self.exclude_paths and self.is_public(_app_path(scope))) or (
-            scope.get("method") == "OPTIONS" and _is_preflight(scope)
-        ):
+        public = self.has_public_paths and self.is_public(_app_path(scope))
+        if not public and scope.get("method") == "OPTIONS" and _is_preflight(scope):
+            if not self.preflight_passthrough:
+                # Nothing protected may run without a token: a CORS layer outside this
+                # middleware has already answered, or the browser gets no CORS headers.
+                await _send_answer(send, _PREFLIGHT_ANSWER, "http.response")
+                return
+            public = True  # for the CORS layer inside the application
+        if public:
             # Public: no token needed, but the app may still refuse (FastAPI's
             # TokenClaims on a public route, a bare 401), and that is answered as usual.
             scope.setdefault("state", {})["token_claims"] = None
@@ -200,7 +214,7 @@ class InvalidTokenMiddleware(Guard[ASGIApp]):
             path=scope.get("path", ""),
             client_ip=self.client_ip(
                 client[0] if client else None,
-                _header(scope, forwarded.encode("latin-1")) if forwarded else None,
+                _field_lines(scope, forwarded.encode("latin-1")) if forwarded else None,
             ),
             user_agent=_header(scope, b"user-agent"),
             request_id=_header(scope, rid.encode("latin-1")) if rid else None,

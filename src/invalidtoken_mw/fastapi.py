@@ -1,7 +1,8 @@
 """FastAPI helpers: ``install``, ``TokenClaims`` and ``require_scopes``.
 
 ``install(app, verifier=...)`` adds :class:`~invalidtoken_mw.InvalidTokenMiddleware`
-(with ``/docs``, ``/redoc`` and ``/openapi.json`` public) and a handler that gives
+(with the pages ``/docs``, ``/redoc`` and ``/openapi.json`` public, by exact path only:
+``/docs/123`` still needs a token) and a handler that gives
 ``HTTPException(401)`` raised by application code, and FastAPI's own ``HTTPBearer``
 failures (a bare ``Bearer``), a correct RFC 6750 challenge with the realm. Authentication failures
 themselves (:class:`~invalidtoken_mw.AuthFailure`, PyJWT errors) are left to the
@@ -100,17 +101,23 @@ def install(
         realm: The challenge's realm.
         exclude_paths: More public paths (see :class:`~invalidtoken_mw.guard.Guard`).
         public_docs: Keep the app's docs, ReDoc, OpenAPI and OAuth2-redirect URLs public
-            (``/docs``, ``/redoc``, ``/openapi.json`` by default, or as configured).
+            (``/docs``, ``/redoc``, ``/openapi.json`` by default, or as configured), each
+            by its exact path: the paths below them still need a token.
         **options: Any other :class:`~invalidtoken_mw.guard.Guard` option.
+
+    Add a CORS middleware *after* calling ``install`` so that it is the outermost
+    layer and answers preflights itself (see ``preflight_passthrough``).
     """
     docs = (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url)
-    public = [*(p for p in docs if p and public_docs), *exclude_paths]
+    # Exact paths: exclude_paths would also make everything below /docs public.
+    exact = [*(p for p in docs if p and public_docs), *options.pop("exclude_exact_paths", ())]
     settings = ChallengeSettings(realm, options.get("error_uri"), options.get("resource_metadata"))
     app.add_middleware(
         InvalidTokenMiddleware,
         verifier=verifier,
         realm=realm,
-        exclude_paths=public,
+        exclude_paths=exclude_paths,
+        exclude_exact_paths=exact,
         **options,
     )
     app.add_exception_handler(StarletteHTTPException, _challenge_handler(settings))

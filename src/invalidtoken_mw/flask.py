@@ -10,7 +10,9 @@ Authentication runs in a ``before_request`` hook through the same
 :class:`~invalidtoken_mw.guard.Guard` as the middlewares, so answers and log events are
 identical. ``AuthFailure`` and PyJWT errors raised in views are rendered by the library
 even when the application has its own ``errorhandler(401)``; a 401 produced by a view
-without a challenge gets one.
+without a challenge gets one. A CORS preflight is answered with a bare 204 before any
+view runs (``after_request`` hooks such as Flask-CORS's still add their headers),
+unless ``preflight_passthrough`` is on.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import jwt
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from invalidtoken_mw.extract import TokenSource
-from invalidtoken_mw.guard import Guard, failure_from_exception
+from invalidtoken_mw.guard import PREFLIGHT_STATUS, Guard, failure_from_exception, is_cors_preflight
 from invalidtoken_mw.log import RequestFacts
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import check_scopes, validate_scopes
@@ -41,6 +43,8 @@ _OPTIONS = (
     "verifier",
     "realm",
     "exclude_paths",
+    "exclude_exact_paths",
+    "preflight_passthrough",
     "optional",
     "scopes",
     "error_uri",
@@ -154,7 +158,7 @@ def _is_exempt(state: _State) -> bool:
 
 def _facts() -> RequestFacts:
     guard = _state().guard
-    forwarded = request.headers.get(guard.client_ip_header) if guard.client_ip_header else None
+    forwarded = request.headers.getlist(guard.client_ip_header) if guard.client_ip_header else None
     return RequestFacts(
         method=request.method,
         path=request.path,
@@ -166,22 +170,25 @@ def _facts() -> RequestFacts:
     )
 
 
-def _authenticate() -> None:
+def _authenticate() -> Response | None:
     state = _state()
     guard = state.guard
     g.token_claims = None
     g.invalidtoken_token = None
     g.invalidtoken_private = False
-    if (
-        (
-            request.method == "OPTIONS"
-            and "Origin" in request.headers
-            and "Access-Control-Request-Method" in request.headers
-        )
-        or guard.is_public(request.path)
-        or _is_exempt(state)
+    if guard.is_public(request.path) or _is_exempt(state):
+        return None
+    if request.method == "OPTIONS" and is_cors_preflight(
+        request.method,
+        {name.lower(): value for name, value in request.headers.items()},
+        request.query_string.decode("latin-1"),
     ):
-        return
+        if guard.preflight_passthrough:
+            return None
+        # Returning a response skips the view; after_request hooks (Flask-CORS) still run.
+        answer = Response(status=PREFLIGHT_STATUS)
+        answer.headers.remove("Content-Type")  # the same bare 204 as the middlewares
+        return answer
     body = None
     if guard.extractor.wants_body(request.method, request.content_type):
         body = request.get_data(as_text=True)
@@ -191,11 +198,12 @@ def _authenticate() -> None:
         body,
     )
     if found is None:
-        return
+        return None
     g.invalidtoken_token = found.token
     g.invalidtoken_private = found.source is TokenSource.QUERY
     g.token_claims = guard.authorize(guard.verifier.verify(found.token))
     guard.events.count_accepted()
+    return None
 
 
 def _render_failure(exc: Exception) -> Response:

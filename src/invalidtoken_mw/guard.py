@@ -2,14 +2,23 @@
 
 A :class:`Guard` holds everything decided at construction (extractor, verifier,
 renderer, event log, public paths, required scopes) and answers the questions an
-adapter asks per request: is this path public, what is the token, is it good, what do
-we send when it is not. Adapters only translate ASGI or WSGI into these calls, so both
-send the same bytes and log the same event for the same failure.
+adapter asks per request: is this path public, is this a CORS preflight, what is the
+token, is it good, what do we send when it is not. Adapters only translate ASGI or WSGI
+into these calls, so both send the same bytes and log the same event for the same failure.
+
+A CORS preflight never reaches a protected handler: by default the middleware answers
+it with a bare ``204`` (no CORS headers, so a browser refuses the cross-origin request
+unless a CORS layer *outside* the middleware answered first); ``preflight_passthrough``
+hands real preflights to a CORS layer inside the application instead. A request counts
+as a preflight only when it is one by the Fetch standard and nothing more: see
+:func:`is_cors_preflight`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from urllib.parse import unquote_plus
 
 import jwt
 
@@ -23,15 +32,64 @@ from invalidtoken_mw.render import RenderedFailure, Renderer
 from invalidtoken_mw.scopes import check_scopes, validate_scopes
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from invalidtoken_mw.metrics import RejectionRecorder
 
-__all__ = ["Guard", "TokenVerifier", "failure_from_exception"]
+__all__ = [
+    "PREFLIGHT_STATUS",
+    "Guard",
+    "TokenVerifier",
+    "failure_from_exception",
+    "is_cors_preflight",
+]
 
 AppT = TypeVar("AppT")
 _EXPOSE = "access-control-expose-headers"
 _CHALLENGE = "www-authenticate"
+#: The status of the middleware's own answer to a CORS preflight (no headers, no body).
+PREFLIGHT_STATUS = 204
+# Headers and query parameters with which common frameworks let a request choose the
+# method the application sees (Flask's HTTPMethodOverrideMiddleware, Rails, Laravel,
+# Symfony, Express's method-override): an OPTIONS carrying one may become a DELETE.
+_METHOD_OVERRIDES = frozenset(
+    {"x-http-method-override", "x-http-method", "x-method-override", "_method"}
+)
+_QUERY_SEPARATORS = re.compile(r"[&;]")
+
+
+def is_cors_preflight(method: str, headers: Mapping[str, str], query_string: str) -> bool:
+    """Whether a request is a CORS preflight and can be nothing else.
+
+    A browser's preflight (Fetch standard, "CORS-preflight request") is an ``OPTIONS``
+    request with ``Origin`` and ``Access-Control-Request-Method``, without credentials
+    and without a body. Anything more makes it an ordinary ``OPTIONS`` request, which is
+    authenticated: an ``Authorization`` header, a body (``Content-Length`` other than 0,
+    or ``Transfer-Encoding``), or a method override (an ``X-HTTP-Method-Override``,
+    ``X-HTTP-Method`` or ``X-Method-Override`` header, or a ``_method`` query
+    parameter, percent-encoded or not), which a layer below could turn into another
+    method.
+
+    Args:
+        method: The request method, as received.
+        headers: The request's header fields by lower-case name (any one value each).
+        query_string: The raw query string (without ``?``).
+    """
+    if (
+        method != "OPTIONS"
+        or "origin" not in headers
+        or "access-control-request-method" not in headers
+        or "authorization" in headers
+        or "transfer-encoding" in headers
+        or headers.get("content-length", "0").strip() not in {"0", ""}
+        or not _METHOD_OVERRIDES.isdisjoint(headers)
+    ):
+        return False
+    return not any(
+        unquote_plus(field.partition("=")[0]).strip().lower() in _METHOD_OVERRIDES
+        for field in _QUERY_SEPARATORS.split(query_string)
+        if field
+    )
 
 
 class TokenVerifier(Protocol):
@@ -60,15 +118,19 @@ def failure_from_exception(exc: BaseException) -> AuthFailure | None:
     return None
 
 
-def _normalise_paths(paths: Iterable[str]) -> tuple[str, ...]:
+def _checked_paths(paths: Iterable[str], option: str) -> list[str]:
     if isinstance(paths, str):
-        raise TypeError(f"exclude_paths must be a list, e.g. [{paths!r}].")
+        raise TypeError(f"{option} must be a list, e.g. [{paths!r}].")
     result = []
     for path in paths:
         if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError(f"exclude_paths entries must start with '/', got {path!r}.")
-        result.append(path.rstrip("/") or "/")
-    return tuple(result)
+            raise ValueError(f"{option} entries must start with '/', got {path!r}.")
+        result.append(path)
+    return result
+
+
+def _normalise_paths(paths: Iterable[str]) -> tuple[str, ...]:
+    return tuple(path.rstrip("/") or "/" for path in _checked_paths(paths, "exclude_paths"))
 
 
 class Guard(Generic[AppT]):
@@ -80,6 +142,12 @@ class Guard(Generic[AppT]):
         realm: The challenge's realm.
         exclude_paths: Public paths; each matches itself and everything below it
             (``"/health"`` matches ``/health`` and ``/health/live``, not ``/healthz``).
+        exclude_exact_paths: Public paths matched exactly (``"/docs"`` matches
+            ``/docs`` only: not ``/docs/``, not ``/docs/123``).
+        preflight_passthrough: Pass CORS preflights (see :func:`is_cors_preflight`)
+            to the application, without a token, for a CORS layer inside it. Off by
+            default: the middleware answers them itself with a bare 204, so put the
+            CORS layer outside the middleware.
         optional: Let requests without any token through anonymously (a bad token
             is still refused).
         scopes: Scopes every protected request needs.
@@ -114,6 +182,8 @@ class Guard(Generic[AppT]):
         verifier: TokenVerifier,
         realm: str = "api",
         exclude_paths: Iterable[str] = (),
+        exclude_exact_paths: Iterable[str] = (),
+        preflight_passthrough: bool = False,
         optional: bool = False,
         scopes: Iterable[str] = (),
         error_uri: str | None = None,
@@ -138,6 +208,12 @@ class Guard(Generic[AppT]):
         self.verifier = verifier
         self.exclude_paths = _normalise_paths(exclude_paths)
         self._exclude_prefixes = tuple(p if p == "/" else p + "/" for p in self.exclude_paths)
+        self.exclude_exact_paths = frozenset(
+            _checked_paths(exclude_exact_paths, "exclude_exact_paths")
+        )
+        # Whether is_public can ever be true: adapters skip the call when it cannot.
+        self.has_public_paths = bool(self.exclude_paths or self.exclude_exact_paths)
+        self.preflight_passthrough = preflight_passthrough
         self.optional = optional
         self.scopes = validate_scopes(scopes)
         self.extractor = TokenExtractor(
@@ -168,16 +244,24 @@ class Guard(Generic[AppT]):
         """Rejections by reason, and ``accepted``, since start-up (a cheap snapshot)."""
         return self.events.stats()
 
-    def client_ip(self, peer: str | None, forwarded: str | None) -> str | None:
-        """The client address to log: the trusted proxy's entry, else the peer."""
-        if self.client_ip_header and forwarded:
-            return forwarded.rsplit(",", 1)[-1].strip() or peer
-        return peer
+    def client_ip(self, peer: str | None, forwarded: str | Sequence[str] | None) -> str | None:
+        """The client address to log: the trusted proxy's entry, else the peer.
+
+        ``forwarded`` is the value of ``client_ip_header``, or all of its field lines
+        in order: a proxy may append its own line after the ones the client sent
+        (HAProxy's ``option forwardfor``), so the lines are combined as one list
+        (RFC 9110 §5.3) before the rightmost entry is taken.
+        """
+        if not self.client_ip_header or not forwarded:
+            return peer
+        combined = forwarded if isinstance(forwarded, str) else ", ".join(forwarded)
+        return combined.rsplit(",", 1)[-1].strip() or peer
 
     def is_public(self, path: str) -> bool:
         """Whether ``path`` is excluded from authentication."""
-        return bool(self.exclude_paths) and (
-            path in self.exclude_paths or path.startswith(self._exclude_prefixes)
+        return path in self.exclude_exact_paths or (
+            bool(self.exclude_paths)
+            and (path in self.exclude_paths or path.startswith(self._exclude_prefixes))
         )
 
     def extract(

@@ -3,7 +3,9 @@
 Only translates WSGI into :class:`~invalidtoken_mw.guard.Guard` calls, so it sends
 the same status, headers and body bytes as the ASGI middleware for the same failure.
 On success the claims are in ``environ["invalidtoken_mw.claims"]``. Per-request state
-lives in locals, so one instance serves a threaded server safely.
+lives in locals, so one instance serves a threaded server safely. A CORS preflight is
+answered here with a bare 204 and never reaches the application, unless
+``preflight_passthrough`` is on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from invalidtoken_mw.extract import TokenSource
-from invalidtoken_mw.guard import Guard, failure_from_exception
+from invalidtoken_mw.guard import (
+    PREFLIGHT_STATUS,
+    Guard,
+    failure_from_exception,
+    is_cors_preflight,
+)
 from invalidtoken_mw.log import RequestFacts
 from invalidtoken_mw.reasons import AuthFailure
 
@@ -33,6 +40,17 @@ _MAX_FORM_BYTES = 1 << 20
 
 def _status_line(status: int) -> str:
     return f"{status} {HTTPStatus(status).phrase}"
+
+
+def _is_preflight(environ: WSGIEnvironment) -> bool:
+    """Whether an OPTIONS request is a CORS preflight (:func:`is_cors_preflight`)."""
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    headers["content-length"] = environ.get("CONTENT_LENGTH") or "0"
+    return is_cors_preflight("OPTIONS", headers, environ.get("QUERY_STRING", ""))
 
 
 def _read_form(environ: WSGIEnvironment) -> str | None:
@@ -57,11 +75,15 @@ class InvalidTokenWSGIMiddleware(Guard[WSGIApp]):
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Authenticate the request, then call the application."""
         method = environ.get("REQUEST_METHOD", "GET")
-        if self.is_public(environ.get("PATH_INFO", "")) or (
-            method == "OPTIONS"
-            and "HTTP_ORIGIN" in environ
-            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
-        ):
+        public = self.has_public_paths and self.is_public(environ.get("PATH_INFO", ""))
+        if not public and method == "OPTIONS" and _is_preflight(environ):
+            if not self.preflight_passthrough:
+                # Nothing protected may run without a token: a CORS layer outside this
+                # middleware has already answered, or the browser gets no CORS headers.
+                start_response(_status_line(PREFLIGHT_STATUS), [])
+                return []
+            public = True  # for the CORS layer inside the application
+        if public:
             environ[CLAIMS_KEY] = None
             # A public route may still raise AuthFailure or answer 401: handled as elsewhere.
             return self._call_app(environ, start_response, None, private=False)
@@ -126,6 +148,7 @@ class InvalidTokenWSGIMiddleware(Guard[WSGIApp]):
         def header(name: str | None) -> str | None:
             return environ.get("HTTP_" + name.upper().replace("-", "_")) if name else None
 
+        # The server has joined repeated header lines into one value (PEP 3333, CGI).
         return RequestFacts(
             method=environ.get("REQUEST_METHOD", "GET"),
             path=environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),

@@ -304,16 +304,17 @@ def run_uvicorn(app: ASGIApp) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def run_waitress(app: Any, *, threads: int = 8) -> Iterator[str]:
+def run_waitress(app: Any, *, threads: int = 8, **options: Any) -> Iterator[str]:
     """Serve ``app`` with waitress in a thread; yield ``http://127.0.0.1:<port>``.
 
     waitress's ``run()`` only ends when its socket map is empty, which another
     thread cannot arrange safely, so the loop here polls a stop flag instead. On
     exit the worker threads finish first, then every connection and the listening
     socket close, all in the server's own thread. waitress accepts request heads of
-    up to 256 KiB (``max_request_header_size``).
+    up to 256 KiB (``max_request_header_size``). ``options`` go to waitress as they are
+    (e.g. ``connection_limit``, 100 by default).
     """
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads, **options)
     socket_map = server._map  # noqa: SLF001 - waitress has no public stop() for run()
     stop = threading.Event()
 

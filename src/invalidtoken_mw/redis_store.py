@@ -472,11 +472,15 @@ class RedisRevocationStore:
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
-            state = _LoopState(self._new_async_client(), asyncio.Semaphore(self.max_connections))
-            self._loops = {
-                **{lp: st for lp, st in self._loops.items() if not lp.is_closed()},
-                loop: state,
-            }
+            with self._lock:  # loops in other threads (the sync path's) add theirs too
+                state = self._loops.get(loop)
+                if state is None:
+                    client = self._new_async_client()
+                    state = _LoopState(client, asyncio.Semaphore(self.max_connections))
+                    self._loops = {
+                        **{lp: st for lp, st in self._loops.items() if not lp.is_closed()},
+                        loop: state,
+                    }
         return state
 
     def _new_async_client(self) -> Any:  # noqa: ANN401 - optional dependency's type
@@ -561,9 +565,10 @@ class RedisRevocationStore:
         self._client.close()
 
     async def _aclose_loop_client(self) -> None:
-        state = self._loops.get(asyncio.get_running_loop())
-        if state is not None:
+        with self._lock:
+            state = self._loops.get(asyncio.get_running_loop())
             self._loops = {lp: st for lp, st in self._loops.items() if st is not state}
+        if state is not None:
             await state.client.aclose()
 
     async def aclose(self) -> None:

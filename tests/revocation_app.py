@@ -7,9 +7,12 @@ and connections:
 - ``INVALIDTOKEN_TEST_REDIS_URL``: the shared Redis;
 - ``INVALIDTOKEN_TEST_PREFIX``: the key and channel prefix;
 - ``INVALIDTOKEN_TEST_CACHE_TTL``: the store's local cache, in seconds (long in the
-  test, so only the pub/sub channel can make a revocation effective in time).
+  test, so only the pub/sub channel can make a revocation effective in time);
+- ``INVALIDTOKEN_TEST_FAIL_OPEN``: ``1`` makes the store fail open (default: closed).
 
-Routes: ``/health`` (public), ``/orders`` (answers the token's ``sub``) and ``POST
+Every response, refusals included, carries the serving process id in ``x-worker-pid``,
+so a test can tell workers apart. Routes: ``/health`` (public), ``/orders`` (answers
+the token's ``sub``) and ``POST
 /revoke`` (public, for the test only: JSON ``{"jti", "expires_at"}`` or ``{"subject"}``,
 revoked for the test issuer through this process's store).
 """
@@ -31,6 +34,22 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from starlette.requests import Request
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def with_worker_pid(app: ASGIApp) -> ASGIApp:
+    """``app``, with ``x-worker-pid`` added to every HTTP response it sends."""
+    pid = str(os.getpid()).encode()
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_pid(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], (b"x-worker-pid", pid)]}
+            await send(message)
+
+        await app(scope, receive, send_with_pid)
+
+    return wrapped
 
 
 def build_app() -> Starlette:
@@ -39,6 +58,7 @@ def build_app() -> Starlette:
         os.environ["INVALIDTOKEN_TEST_REDIS_URL"],
         prefix=os.environ["INVALIDTOKEN_TEST_PREFIX"],
         local_cache_ttl=float(os.environ["INVALIDTOKEN_TEST_CACHE_TTL"]),
+        fail_open=os.environ.get("INVALIDTOKEN_TEST_FAIL_OPEN") == "1",
     )
     verifier = JWTVerifier(
         key=os.environ["INVALIDTOKEN_TEST_SECRET"].encode(),
@@ -84,4 +104,4 @@ def build_app() -> Starlette:
     return app
 
 
-app = build_app()
+app = with_worker_pid(build_app())

@@ -426,7 +426,8 @@ def run_waitress(app: Any, *, threads: int = 8, **adjustments: Any) -> Iterator[
     exit the worker threads finish first, then every connection and the listening
     socket close, all in the server's own thread. waitress accepts request heads of
     up to 256 KiB (``max_request_header_size``). ``adjustments`` are more waitress
-    settings (e.g. ``clear_untrusted_proxy_headers``).
+    settings (e.g. ``clear_untrusted_proxy_headers``, or ``connection_limit``, 100 by
+    default).
     """
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads, **adjustments)
     socket_map = server._map  # noqa: SLF001 - waitress has no public stop() for run()

@@ -64,8 +64,9 @@ def test_two_encodings_of_one_token_are_both_revoked() -> None:
 
 
 def test_subject_revocation_covers_only_tokens_issued_before() -> None:
-    """A subject revocation hits tokens with iat < before or no iat, of that subject and issuer."""
-    store = MemoryRevocationStore()
+    """Without leeway, a subject revocation hits tokens with iat < before or no iat, of that
+    subject and issuer."""
+    store = MemoryRevocationStore(leeway=0)
     before = time.time()
     store.revoke_subject("user-42", issuer=ISSUER, before=before)
     cases: dict[str, dict[str, Any]] = {
@@ -88,8 +89,8 @@ def test_subject_revocation_covers_only_tokens_issued_before() -> None:
 
 
 def test_subject_revocation_defaults_to_now() -> None:
-    """Without ``before`` a subject revocation covers tokens issued until the call."""
-    store = MemoryRevocationStore()
+    """Without ``before`` a subject revocation covers tokens issued until the call (no leeway)."""
+    store = MemoryRevocationStore(leeway=0)
     issued = time.time() - 1
     store.revoke_subject("user-42", issuer=ISSUER)
     fresh = {"iss": ISSUER, "sub": "user-42", "iat": time.time() + 1}
@@ -182,7 +183,7 @@ def test_async_methods_match_the_sync_ones() -> None:
             {"iss": ISSUER, "jti": "t-1"},
             {"iss": ISSUER, "jti": "t-2"},
             {"iss": ISSUER, "sub": "user-42", "iat": now - 1},
-            {"iss": ISSUER, "sub": "user-42", "iat": now + 1},
+            {"iss": ISSUER, "sub": "user-42", "iat": now + 61},  # past the 60 s leeway
         ]
         return [await store.is_revoked_async(i) for i in identities]
 
@@ -239,10 +240,10 @@ def test_subject_revocation_refuses_only_older_tokens_of_the_subject() -> None:
     store = MemoryRevocationStore()
     check = verifier(store)
     now = int(time.time())
-    old = mint(payload=claims(sub="user-42", iat=now - 10))
-    new = mint(payload=claims(sub="user-42", iat=now + 1))
-    other = mint(payload=claims(sub="user-43", iat=now - 10))
-    store.revoke_subject("user-42", issuer=ISSUER, before=now)
+    old = mint(payload=claims(sub="user-42", iat=now - 200))
+    new = mint(payload=claims(sub="user-42", iat=now))  # 100 s after, beyond the 60 s leeway
+    other = mint(payload=claims(sub="user-43", iat=now - 200))
+    store.revoke_subject("user-42", issuer=ISSUER, before=now - 100)
     assert ["revoked", "valid", "valid"] == [reason_of(check, t) for t in (old, new, other)]
 
 

@@ -54,9 +54,14 @@ def revocation_keys(claims: Mapping[str, Any]) -> tuple[str, str | None, str | N
     )
 
 
-def subject_revoked(iat: float | None, revoked_before: float | None) -> bool:
-    """A subject revocation covers tokens issued before it, and tokens without ``iat``."""
-    return revoked_before is not None and (iat is None or iat < revoked_before)
+def subject_revoked(iat: float | None, revoked_before: float | None, leeway: float) -> bool:
+    """Whether a subject revocation at ``revoked_before`` covers a token issued at ``iat``.
+
+    It covers tokens without ``iat`` and tokens issued before ``revoked_before +
+    leeway``: an issuer whose clock runs ahead by up to the leeway (which the verifier
+    tolerates) stamps a token minted just before the revocation with a later ``iat``.
+    """
+    return revoked_before is not None and (iat is None or iat < revoked_before + leeway)
 
 
 def _check_lifetime(max_token_lifetime: float) -> float:
@@ -73,7 +78,9 @@ class MemoryRevocationStore:
             recently used are dropped first when full.
         max_token_lifetime: How long a subject revocation lasts, in seconds: the
             longest lifetime of a token your issuer hands out.
-        leeway: Seconds added to each entry's lifetime, matching the verifier's leeway.
+        leeway: The verifier's clock-skew leeway, in seconds: added to each entry's
+            lifetime, and a subject revocation also covers tokens issued up to
+            ``leeway`` seconds after its moment (an issuer clock running ahead).
     """
 
     def __init__(
@@ -113,7 +120,7 @@ class MemoryRevocationStore:
         return True
 
     def revoke_subject(self, subject: str, *, issuer: str, before: float | None = None) -> None:
-        """Reject the subject's tokens issued before ``before`` (default: now)."""
+        """Reject the subject's tokens issued before ``before`` (default: now) plus ``leeway``."""
         moment = time.time() if before is None else float(before)
         with self._lock:
             previous = self._subjects.get((issuer, subject))
@@ -126,7 +133,7 @@ class MemoryRevocationStore:
             if jti is not None and (iss, jti) in self._tokens:
                 return True
             revoked_before = None if sub is None else self._subjects.get((iss, sub))
-        return subject_revoked(iat, revoked_before)
+        return subject_revoked(iat, revoked_before, self.leeway)
 
     async def is_revoked_async(self, claims: Mapping[str, Any]) -> bool:
         """Same as :meth:`is_revoked` (in memory: nothing to wait for)."""

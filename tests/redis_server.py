@@ -6,7 +6,8 @@ waits until it answers ``PING``. A test can :meth:`RedisServer.kill` it (SIGKILL
 a crash) and :meth:`RedisServer.start` it again on the same port, or freeze it
 (:meth:`RedisServer.pause`, SIGSTOP) so it accepts connections but never answers. Without
 ``redis-server`` the tests fail under CI (``.ci/run`` installs Debian's package) and
-are skipped elsewhere.
+are skipped elsewhere. :class:`AppProcess` serves ``revocation_app:app`` in a process
+of its own (uvicorn, or gunicorn with uvicorn workers) pointed at such a server.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
 START_TIMEOUT = 10.0
@@ -143,3 +146,62 @@ def running_redis(directory: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+class AppProcess:
+    """``revocation_app:app`` served by a server process of its own, on a free port.
+
+    ``server`` is the ``python -m`` command line (``uvicorn`` or ``gunicorn`` with
+    uvicorn workers, say), with ``{port}`` where the port goes. ``settings`` are the
+    ``INVALIDTOKEN_TEST_*`` variables beyond the Redis URL (``SECRET``, ``PREFIX``, ...).
+    """
+
+    def __init__(
+        self,
+        server: Sequence[str],
+        *,
+        redis_url: str,
+        settings: dict[str, str],
+        log: Path,
+        ready_within: float = 15,
+        stop_within: float = 5,
+    ) -> None:
+        """Start the process; :meth:`wait_ready` waits for it."""
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self._ready_within = ready_within
+        self._stop_within = stop_within
+        env = {
+            **os.environ,
+            "INVALIDTOKEN_TEST_REDIS_URL": redis_url,
+            **{f"INVALIDTOKEN_TEST_{name}": value for name, value in settings.items()},
+        }
+        command = [sys.executable, "-m", *(arg.format(port=port) for arg in server)]
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(  # noqa: S603
+                command, env=env, stdout=output, stderr=subprocess.STDOUT
+            )
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.url} exited:\n{self.log.read_text()}")
+        try:
+            return httpx.get(f"{self.url}/health", trust_env=False).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def wait_ready(self) -> None:
+        """Wait until the process answers ``/health``."""
+        if wait_until(self._healthy, self._ready_within, 0.05) == math.inf:
+            self.stop()
+            raise RuntimeError(f"{self.url} did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM: a lifespan shutdown closes its store); kill if it hangs."""
+        self.process.terminate()
+        try:
+            self.process.wait(self._stop_within)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -20,9 +20,6 @@ import asyncio
 import collections
 import contextlib
 import math
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -44,7 +41,7 @@ from invalidtoken_mw import (
     RedisRevocationStore,
 )
 from redis_faults import fake_resp_server, trickle_proxy
-from redis_server import RedisServer, free_port, wait_until
+from redis_server import AppProcess, RedisServer, wait_until
 from servers import run_uvicorn, run_waitress
 from tokens import AUDIENCE, ISSUER, SECRET, claims, mint
 
@@ -342,62 +339,27 @@ WORKERS = 3
 GUNICORN_PREFIX = "gunicorn:"
 
 
-class Gunicorn:
-    """``gunicorn revocation_app:app`` with uvicorn workers, failing open, 30 s local cache."""
-
-    def __init__(self, redis_url: str, log: Path) -> None:
-        """Start the arbiter and its workers; :meth:`wait_ready` waits for them."""
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        env = {
-            **os.environ,
-            "INVALIDTOKEN_TEST_SECRET": SECRET.decode(),
-            "INVALIDTOKEN_TEST_REDIS_URL": redis_url,
-            "INVALIDTOKEN_TEST_PREFIX": GUNICORN_PREFIX,
-            "INVALIDTOKEN_TEST_CACHE_TTL": "30",
-            "INVALIDTOKEN_TEST_FAIL_OPEN": "1",
-        }
-        command = [
-            sys.executable,
-            *("-m", "gunicorn", "revocation_app:app", "--chdir", str(TESTS)),
-            *("--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(WORKERS)),
-            *("--bind", f"127.0.0.1:{port}", "--graceful-timeout", "3"),
-            *("--log-level", "warning"),
-        ]
-        with log.open("wb") as output:
-            self.process = subprocess.Popen(  # noqa: S603
-                command, env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-
-    def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{self.log.read_text()}")
-        try:
-            return httpx.get(f"{self.url}/health", trust_env=False).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def wait_ready(self) -> None:
-        """Wait until a worker answers ``/health``."""
-        if wait_until(self._healthy, 20, 0.05) == math.inf:
-            self.stop()
-            raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        """Stop the arbiter (SIGTERM: workers shut down their lifespan), kill if it hangs."""
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
-def gunicorn(redis_server: RedisServer, tmp_path: Path) -> Iterator[Gunicorn]:
+def gunicorn(redis_server: RedisServer, tmp_path: Path) -> Iterator[AppProcess]:
     """Three uvicorn workers under gunicorn, sharing the test's Redis."""
-    cluster = Gunicorn(redis_server.url, tmp_path / "gunicorn.log")
+    cluster = AppProcess(
+        [
+            *("gunicorn", "revocation_app:app", "--chdir", str(TESTS)),
+            *("--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(WORKERS)),
+            *("--bind", "127.0.0.1:{port}", "--graceful-timeout", "3", "--log-level", "warning"),
+        ],
+        redis_url=redis_server.url,
+        # Failing open, with a 30 s local cache: only pub/sub can spread a revocation.
+        settings={
+            "SECRET": SECRET.decode(),
+            "PREFIX": GUNICORN_PREFIX,
+            "CACHE_TTL": "30",
+            "FAIL_OPEN": "1",
+        },
+        log=tmp_path / "gunicorn.log",
+        ready_within=20,
+        stop_within=10,
+    )
     try:
         cluster.wait_ready()
         yield cluster
@@ -428,7 +390,7 @@ def every_worker_answers(base_url: str, token: str, status: int) -> set[str]:
 
 
 def test_gunicorn_workers_all_see_a_revocation_within_a_second(
-    gunicorn: Gunicorn, redis_server: RedisServer
+    gunicorn: AppProcess, redis_server: RedisServer
 ) -> None:
     """Each worker caches the token as valid; a revocation from another process reaches all."""
     payload = claims(jti="gunicorn-jti")
@@ -456,7 +418,7 @@ def test_gunicorn_workers_all_see_a_revocation_within_a_second(
 
 
 def test_gunicorn_workers_answer_no_5xx_through_a_redis_restart(
-    gunicorn: Gunicorn, redis_server: RedisServer
+    gunicorn: AppProcess, redis_server: RedisServer
 ) -> None:
     """Traffic through kill and restart of Redis: only 200; afterwards revocations hold again."""
     statuses: list[int] = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 import redis
 
 from invalidtoken_mw import RedisRevocationStore
-from redis_server import RedisServer, free_port, running_redis, wait_until
+from redis_server import AppProcess, RedisServer, free_port, running_redis, wait_until
 from tokens import ISSUER, SECRET, claims, mint
 
 if TYPE_CHECKING:
@@ -46,56 +45,6 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
-class AppProcess:
-    """One ``uvicorn revocation_app:app`` process on its own port."""
-
-    def __init__(self, redis_url: str, log: Path) -> None:
-        """Start the process; :meth:`wait_ready` waits for it."""
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        env = {
-            **os.environ,
-            "INVALIDTOKEN_TEST_SECRET": SECRET.decode(),
-            "INVALIDTOKEN_TEST_REDIS_URL": redis_url,
-            "INVALIDTOKEN_TEST_PREFIX": PREFIX,
-            "INVALIDTOKEN_TEST_CACHE_TTL": "30",
-        }
-        command = [
-            sys.executable,
-            *("-m", "uvicorn", "revocation_app:app", "--app-dir", str(TESTS)),
-            *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "on"),
-            *("--log-level", "warning", "--no-access-log"),
-        ]
-        with log.open("wb") as output:
-            self.process = subprocess.Popen(  # noqa: S603
-                command, env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-
-    def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"app process exited:\n{self.log.read_text()}")
-        try:
-            return httpx.get(f"{self.url}/health", trust_env=False).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def wait_ready(self) -> None:
-        """Wait until the process answers ``/health``."""
-        if wait_until(self._healthy, 15, 0.05) == math.inf:
-            self.stop()
-            raise RuntimeError(f"app process did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        """Stop the process (lifespan shutdown closes its store), killing it if it hangs."""
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture(scope="module")
 def apps(
     shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
@@ -105,7 +54,16 @@ def apps(
     with contextlib.ExitStack() as stack:
         processes = []
         for name in ("a", "b"):
-            process = AppProcess(shared_redis.url, logs / f"{name}.log")
+            process = AppProcess(
+                [
+                    *("uvicorn", "revocation_app:app", "--app-dir", str(TESTS)),
+                    *("--host", "127.0.0.1", "--port", "{port}", "--lifespan", "on"),
+                    *("--log-level", "warning", "--no-access-log"),
+                ],
+                redis_url=shared_redis.url,
+                settings={"SECRET": SECRET.decode(), "PREFIX": PREFIX, "CACHE_TTL": "30"},
+                log=logs / f"{name}.log",
+            )
             stack.callback(process.stop)
             processes.append(process)
         for process in processes:

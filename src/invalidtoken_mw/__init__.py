@@ -27,7 +27,7 @@ from invalidtoken_mw.redis_store import RedisRevocationStore
 from invalidtoken_mw.render import RenderedFailure, Renderer, wants_problem_json
 from invalidtoken_mw.revocation import MemoryRevocationStore, RevocationStore
 from invalidtoken_mw.scopes import check_scopes, granted_scopes
-from invalidtoken_mw.verify import JWTVerifier
+from invalidtoken_mw.verify import JWTVerifier, ParsedToken
 from invalidtoken_mw.wsgi import InvalidTokenWSGIMiddleware
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "JWTVerifier",
     "MemoryRevocationStore",
     "OpenTelemetryMetrics",
+    "ParsedToken",
     "PrometheusMetrics",
     "Reason",
     "RedisRevocationStore",

@@ -23,7 +23,7 @@ import structlog
 from invalidtoken_mw._jose import decode_object
 from invalidtoken_mw._term import Style
 from invalidtoken_mw.challenge import ChallengeSettings
-from invalidtoken_mw.explain import Check, Explanation
+from invalidtoken_mw.explain import Check, Explanation, explain
 from invalidtoken_mw.extract import TokenExtractor
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.render import Renderer
@@ -192,7 +192,7 @@ def _explain(args: argparse.Namespace) -> int:
     if not token:
         print("invalidtoken-mw: no token given (empty argument or stdin)", file=sys.stderr)
         return EXIT_USAGE
-    report = verifier.explain(token)
+    report = explain(verifier, token)
     refused = _extraction_failure(token)
     segments = _segments_check(token)
     checks = [c for c in (segments,) if c is not None]

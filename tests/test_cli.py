@@ -26,7 +26,7 @@ import jwt
 import pytest
 
 from invalidtoken_mw import Reason, RedisRevocationStore
-from invalidtoken_mw.mint import DEFECTS, mint_token
+from invalidtoken_mw.testing import DEFECTS, mint_token
 from redis_server import free_port
 
 if TYPE_CHECKING:

@@ -148,7 +148,7 @@ async def breakdown(
     steps = {
         "jwt.decode with a key object (the floor)": call_runner(decode, pool),
         "JWTVerifier.verify, new token": call_runner(fresh_verifier.verify, pool),
-        "structure and algorithm checks (_parse)": call_runner(parser._parse, pool),
+        "structure and algorithm checks (parse)": call_runner(parser.parse, pool),
         "cache fill (_remember)": call_runner(lambda t: filler._remember(t, dict(claims)), pool),
         "extract the token (new header)": call_runner(
             lambda h: extract([h], "", None), new_headers

@@ -17,7 +17,8 @@ import urllib.parse
 
 from hypothesis import strategies as st
 
-from invalidtoken_mw import AuthFailure, ChallengeSettings, Reason, parse_challenges
+from invalidtoken_mw import AuthFailure, ChallengeSettings, Reason
+from invalidtoken_mw.testing import parse_challenges
 from tokens import AUDIENCE, ISSUER, OTHER_SECRET, SECRET, b64url, hs256_raw
 
 # RFC 6750 §2.1: the b64token alphabet (before any "=" padding).

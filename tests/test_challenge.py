@@ -6,15 +6,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from invalidtoken_mw import (
-    AuthFailure,
-    Challenge,
-    ChallengeSettings,
-    Reason,
-    build_challenge,
-    parse_challenges,
-)
+from invalidtoken_mw import AuthFailure, ChallengeSettings, Reason, build_challenge
 from invalidtoken_mw.challenge import clean_description
+from invalidtoken_mw.testing import Challenge, parse_challenges
 from strategies import (
     NQCHARS,
     auth_failures,

@@ -7,6 +7,7 @@ job would, and judges the exit status and the bytes written to stdout and stderr
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pty
@@ -26,8 +27,10 @@ import jwt
 import pytest
 
 from invalidtoken_mw import Reason, RedisRevocationStore
-from invalidtoken_mw.mint import DEFECTS, mint_token
+from invalidtoken_mw.cli.demo_app import create_app as demo_app
+from invalidtoken_mw.testing import DEFECTS, FakeIssuer, mint_token
 from redis_server import free_port
+from servers import client, run_uvicorn
 
 if TYPE_CHECKING:
     from redis_server import RedisServer
@@ -685,3 +688,38 @@ def test_demo_serve_prints_curl_commands_that_work() -> None:
         claims["exp"] - claims["iat"],
         status,
     )
+
+
+def test_demo_app_answers_as_the_fastapi_example_does() -> None:
+    """The demo's built-in orders API and examples/fastapi/main.py answer the same requests alike.
+
+    The demo no longer loads the example (it must run from a wheel); this keeps the two
+    from drifting apart, through uvicorn.
+    """
+    source = Path(__file__).resolve().parents[1] / "examples" / "fastapi" / "main.py"
+    spec = importlib.util.spec_from_file_location("fastapi_example_for_demo", source)
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    issuer = FakeIssuer(audience="api://orders")
+    reader = {"authorization": f"Bearer {issuer.token(scope='orders:read')}"}
+    requests = [
+        ("GET", "/health", {}),
+        ("GET", "/orders", {}),
+        ("GET", "/orders", reader),
+        ("POST", "/orders", reader),
+        ("POST", "/orders", {"authorization": f"Bearer {issuer.token(scope='orders:write')}"}),
+        ("GET", "/orders", {"authorization": f"Bearer {issuer.token('expired')}"}),
+    ]
+    answers = []
+    for app in (demo_app(issuer.verifier()), example.create_app(issuer.verifier())):
+        with run_uvicorn(app) as url, client(url) as http:
+            answers.append(
+                [
+                    (response.status_code, response.headers.get("www-authenticate"), response.text)
+                    for response in (http.request(m, p, headers=h) for m, p, h in requests)
+                ]
+            )
+    assert [200, 401, 200, 403, 201, 401] == [status for status, _, _ in answers[0]]
+    assert answers[1] == answers[0]

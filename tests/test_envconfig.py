@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from invalidtoken_mw import AuthFailure, MemoryRevocationStore, Reason, verifier_from_env
-from invalidtoken_mw.mint import mint_token
+from invalidtoken_mw.testing import mint_token
 
 if TYPE_CHECKING:
     from pathlib import Path

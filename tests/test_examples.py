@@ -39,7 +39,7 @@ from structlog.testing import capture_logs
 
 from invalidtoken_mw import Reason
 from invalidtoken_mw.cli import build_parser
-from invalidtoken_mw.mint import DEFECTS
+from invalidtoken_mw.testing import DEFECTS
 from jwks_server import JWKSServer
 from servers import client, run_uvicorn, run_waitress
 from tokens import session_keys

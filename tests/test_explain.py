@@ -159,11 +159,30 @@ def test_header_and_claims_are_shown_even_when_refused() -> None:
     assert expected == (report.header, report.claims)
 
 
-def test_verifier_explain_method_is_explain() -> None:
-    """JWTVerifier.explain gives the same report as explain()."""
-    judge = verifier()
-    token = mint(payload=claims(iss="https://evil.example"))
-    assert explain(judge, token).to_dict() == judge.explain(token).to_dict()
+def test_explain_uses_only_the_verifiers_public_api() -> None:
+    """explain reaches no private verifier member, and verify knows nothing of explain."""
+    import ast  # noqa: PLC0415 - only this test reads source
+    import inspect  # noqa: PLC0415
+
+    import invalidtoken_mw.explain as module  # noqa: PLC0415
+    import invalidtoken_mw.verify as verify_module  # noqa: PLC0415
+
+    tree = ast.parse(inspect.getsource(module))
+    private = sorted(
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "verifier"
+        and node.attr.startswith("_")
+    )
+    imported = {
+        alias.name if isinstance(node, ast.Import) else node.module
+        for node in ast.walk(ast.parse(inspect.getsource(verify_module)))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert ([], False) == (private, "invalidtoken_mw.explain" in imported)
 
 
 # -- the wording ----------------------------------------------------------------------

@@ -1226,12 +1226,48 @@ def test_unexpected_error_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None
     assert expected == verdict(verifier, token)
 
 
-def test_explain_method_matches_verify() -> None:
-    """JWTVerifier.explain reports the verdict verify gives."""
+@pytest.mark.parametrize("alg", ALGORITHMS)
+def test_public_building_blocks_check_what_verify_checks(alg: str) -> None:
+    """parse, signing_key and check_signature accept a good token and refuse a forgery."""
+    verifier = static_verifier(alg)
+    keys = session_keys()
+    good = verifier.parse(mint(alg))
+    forged = verifier.parse(mint(alg, key=keys.forging_key(alg)))
+    verifier.check_signature(good, verifier.signing_key(good))
+    with pytest.raises(AuthFailure) as refused:
+        verifier.check_signature(forged, verifier.signing_key(forged))
+    expected = (alg, None, "user-1", Reason.BAD_SIGNATURE)
+    assert expected == (good.alg, good.kid, good.claims["sub"], refused.value.reason)
+    assert good.signing_input + b"." == mint_parts(good.token)[0]
+
+
+def mint_parts(token: str) -> tuple[bytes, str]:
+    """The bytes before the signature (with the dot) and the signature segment."""
+    head, _, signature = token.rpartition(".")
+    return (head + ".").encode(), signature
+
+
+def test_parse_refuses_what_verify_refuses_before_any_key() -> None:
+    """parse gives verify's structure and algorithm verdicts, without a key."""
     verifier = static_verifier()
-    report = verifier.explain(mint(payload=claims(aud="other")))
-    expected = Reason.WRONG_AUDIENCE
-    assert expected == (report.failure.reason if report.failure else None)
+    verdicts = []
+    for token in ("not-a-jwt", "a.b.c.d.e", mint("RS256")):
+        with pytest.raises(AuthFailure) as refused:
+            verifier.parse(token)
+        verdicts.append(refused.value.reason)
+    expected = [Reason.MALFORMED_TOKEN, Reason.MALFORMED_TOKEN, Reason.ALGORITHM_NOT_ALLOWED]
+    assert expected == verdicts
+
+
+def test_signing_key_async_finds_the_jwks_key(jwks: JWKSServer) -> None:
+    """With a JWKS URL, signing_key_async fetches the key set and returns the key by kid."""
+    verifier = jwks_verifier(jwks, algorithms=["ES256"])
+    parsed = verifier.parse(signed_with_kid("ES256", KIDS["ES256"]))
+    verifier.check_signature(parsed, asyncio.run(verifier.signing_key_async(parsed)))
+    unknown = verifier.parse(signed_with_kid("ES256", "no-such-kid"))
+    with pytest.raises(AuthFailure) as refused:
+        asyncio.run(verifier.signing_key_async(unknown))
+    assert Reason.UNKNOWN_KEY == refused.value.reason
 
 
 def test_single_issuer_and_audience_strings_are_tuples() -> None:

@@ -2,17 +2,13 @@
 
 The public API is what ``__all__`` lists. The core (extraction, classification, the
 challenge and the body) is sans-IO; adapters for ASGI, WSGI, Flask and FastAPI only
-translate I/O.
+translate I/O. Two modules are not imported here: :mod:`invalidtoken_mw.testing`
+(helpers for your own tests) and :mod:`invalidtoken_mw.cli` (the command line).
 """
 
 from invalidtoken_mw._version import __version__
 from invalidtoken_mw.asgi import InvalidTokenMiddleware
-from invalidtoken_mw.challenge import (
-    Challenge,
-    ChallengeSettings,
-    build_challenge,
-    parse_challenges,
-)
+from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
 from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.envconfig import verifier_from_env
 from invalidtoken_mw.explain import Check, Explanation
@@ -27,13 +23,12 @@ from invalidtoken_mw.redis_store import RedisRevocationStore
 from invalidtoken_mw.render import RenderedFailure, Renderer, wants_problem_json
 from invalidtoken_mw.revocation import MemoryRevocationStore, RevocationStore
 from invalidtoken_mw.scopes import check_scopes, granted_scopes
-from invalidtoken_mw.verify import JWTVerifier
+from invalidtoken_mw.verify import JWTVerifier, ParsedToken
 from invalidtoken_mw.wsgi import InvalidTokenWSGIMiddleware
 
 __all__ = [
     "AuthEventLog",
     "AuthFailure",
-    "Challenge",
     "ChallengeSettings",
     "Check",
     "EventRateLimiter",
@@ -46,6 +41,7 @@ __all__ = [
     "JWTVerifier",
     "MemoryRevocationStore",
     "OpenTelemetryMetrics",
+    "ParsedToken",
     "PrometheusMetrics",
     "Reason",
     "RedisRevocationStore",
@@ -63,7 +59,6 @@ __all__ = [
     "failure_from_pyjwt",
     "granted_scopes",
     "otel_field_names",
-    "parse_challenges",
     "verifier_from_env",
     "wants_problem_json",
 ]

@@ -1,4 +1,4 @@
-r"""Build and parse ``WWW-Authenticate`` challenges (RFC 6750 §3, RFC 9110 §11).
+r"""Build ``WWW-Authenticate`` challenges (RFC 6750 §3).
 
 The builder is the only place the library writes a challenge. Configuration values
 (realm, ``error_uri``, ``resource_metadata``) are checked once, at construction; a
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from invalidtoken_mw.reasons import Reason
@@ -20,12 +20,10 @@ if TYPE_CHECKING:
     from invalidtoken_mw.reasons import AuthFailure
 
 __all__ = [
-    "Challenge",
     "ChallengeSettings",
     "build_challenge",
     "clean_description",
     "failure_description",
-    "parse_challenges",
 ]
 
 # RFC 6750 §3: error-description and realm-like values: %x20-21 / %x23-5B / %x5D-7E.
@@ -142,122 +140,3 @@ def build_challenge(failure: AuthFailure, settings: ChallengeSettings) -> str | 
     if settings.resource_metadata is not None:
         parts.append(f'resource_metadata="{settings.resource_metadata}"')
     return ", ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """One parsed challenge: a scheme with either a ``token68`` or parameters.
-
-    Scheme and parameter names are lower-cased (they are case-insensitive,
-    RFC 9110 §11.1 and §11.2); values are unquoted.
-    """
-
-    scheme: str
-    params: dict[str, str] = field(default_factory=dict)
-    token68: str | None = None
-
-
-_TCHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_TOKEN = re.compile(_TCHAR + "+")
-_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_QUOTED = re.compile(r'"((?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*)"')
-_OWS = re.compile(r"[ \t]*")
-# A parameter, not a token68 ending in "=" padding: "name=" followed by a value.
-_PARAM_START = re.compile(rf"{_TCHAR}+[ \t]*=(?![ \t]*(?:[=,]|$))")
-_EQUALS = re.compile(r"=")
-_COMMA = re.compile(r",")
-_SPACES = re.compile(r" +")
-_UNESCAPE = re.compile(r"\\(.)")
-
-
-class _Parser:
-    """A small recursive-descent reader over one header value."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-
-    def skip(self, pattern: re.Pattern[str] = _OWS) -> None:
-        m = pattern.match(self.text, self.pos)
-        if m:
-            self.pos = m.end()
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.text)
-
-    def peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def expect(self, pattern: re.Pattern[str], what: str) -> re.Match[str]:
-        m = pattern.match(self.text, self.pos)
-        if not m:
-            raise ValueError(f"expected {what} at offset {self.pos}")
-        self.pos = m.end()
-        return m
-
-    def skip_empty_list_items(self) -> None:
-        while True:
-            self.skip()
-            if self.peek() != ",":
-                return
-            self.pos += 1
-
-    def param_follows(self) -> bool:
-        return _PARAM_START.match(self.text, self.pos) is not None
-
-    def param(self) -> tuple[str, str]:
-        name = self.expect(_TOKEN, "a parameter name").group().lower()
-        self.skip()
-        self.expect(_EQUALS, "'='")
-        self.skip()
-        if self.peek() == '"':
-            value = _UNESCAPE.sub(r"\1", self.expect(_QUOTED, "a quoted string").group(1))
-        else:
-            value = self.expect(_TOKEN, "a token or quoted string").group()
-        return name, value
-
-    def challenge(self) -> Challenge:
-        scheme = self.expect(_TOKEN, "an auth-scheme").group().lower()
-        if self.at_end() or self.peek() == ",":
-            return Challenge(scheme)
-        self.expect(_SPACES, "a space after the auth-scheme")
-        if self.at_end() or self.peek() == ",":
-            return Challenge(scheme)
-        if not self.param_follows():
-            token68 = self.expect(_TOKEN68, "a token68").group()
-            self.skip()
-            if not (self.at_end() or self.peek() == ","):
-                raise ValueError(f"unexpected text after token68 at offset {self.pos}")
-            return Challenge(scheme, token68=token68)
-        params: dict[str, str] = {}
-        while True:
-            name, value = self.param()
-            if name in params:
-                raise ValueError(f"parameter {name!r} appears twice (RFC 9110 §11.2)")
-            params[name] = value
-            self.skip()
-            if self.at_end():
-                break
-            self.expect(_COMMA, "','")
-            self.skip_empty_list_items()
-            if self.at_end() or not self.param_follows():
-                break
-        return Challenge(scheme, params)
-
-
-def parse_challenges(value: str) -> list[Challenge]:
-    """Parse a ``WWW-Authenticate`` field value into its challenges (RFC 9110 §11.6.1).
-
-    Raises:
-        ValueError: The value does not follow the RFC 9110 grammar, or a parameter
-            occurs twice in one challenge.
-    """
-    parser = _Parser(value)
-    challenges: list[Challenge] = []
-    parser.skip_empty_list_items()
-    while not parser.at_end():
-        challenges.append(parser.challenge())
-        parser.skip_empty_list_items()
-    if not challenges:
-        raise ValueError("no challenge in the header value")
-    return challenges

@@ -4,7 +4,12 @@
 the first failure, so a person sees everything that is wrong at once. The verdict
 (:attr:`Explanation.failure`) is exactly what :meth:`JWTVerifier.verify` answers.
 It reads the token's untrusted header and claims for display: the report is for the
-operator's terminal, never for a response.
+operator's terminal or a test, never for a response.
+
+It uses only the verifier's public API (:meth:`~JWTVerifier.parse`,
+:meth:`~JWTVerifier.signing_key`, :meth:`~JWTVerifier.check_signature`,
+:meth:`~JWTVerifier.verify` and its configuration attributes); the verifier does
+not know about it.
 """
 
 from __future__ import annotations
@@ -15,12 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-import jwt
-
-from invalidtoken_mw.reasons import AuthFailure
+from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
-    from invalidtoken_mw.verify import JWTVerifier
+    from invalidtoken_mw.verify import JWTVerifier, ParsedToken
 
 __all__ = ["Check", "Explanation", "explain", "human_duration"]
 
@@ -195,33 +198,14 @@ def _claim_checks(
     return checks
 
 
-def _signature_check(verifier: JWTVerifier, token: str) -> Check:
-    """Key lookup and signature, with every claim check switched off."""
+def _signature_check(verifier: JWTVerifier, parsed: ParsedToken) -> Check:
+    """Key lookup and signature, with every claim check left out."""
     try:
-        parsed = verifier._parse(token)  # noqa: SLF001 - explain is the verifier's companion
-        jwk = None if verifier._jwks is None else verifier._jwks.get_key(parsed.kid)  # noqa: SLF001
-        key = verifier._key_for(parsed, jwk)  # noqa: SLF001
-        jwt.PyJWT({"enforce_minimum_key_length": True}).decode(
-            token,
-            key=key,
-            algorithms=[parsed.alg],
-            options={
-                "verify_signature": True,
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-                "verify_aud": False,
-                "verify_iss": False,
-                "verify_sub": False,
-                "verify_jti": False,
-            },
-        )
+        verifier.check_signature(parsed, verifier.signing_key(parsed))
     except AuthFailure as failure:
+        if failure.reason is Reason.BAD_SIGNATURE:
+            return Check.fail("signature", "the signature does not match the key")
         return Check.fail("signature", failure.description)
-    except jwt.InvalidSignatureError:
-        return Check.fail("signature", "the signature does not match the key")
-    except jwt.PyJWTError as exc:
-        return Check.fail("signature", f"cannot check the signature ({type(exc).__name__})")
     return Check.ok("signature", f"signed with {parsed.alg}, key {parsed.kid or '(static)'}")
 
 
@@ -229,16 +213,22 @@ def explain(verifier: JWTVerifier, token: str, *, now: float | None = None) -> E
     """Report every check of ``verifier`` on ``token``, continuing past failures.
 
     Needs no network with a static key; with a JWKS URL it may fetch the key set.
+
+    Example::
+
+        report = explain(verifier, token)
+        if not report.valid:
+            print(report.failure.reason, [c.name for c in report.checks if c.passed is False])
     """
     now = time.time() if now is None else now
     try:
-        parsed = verifier._parse(token)  # noqa: SLF001 - explain is the verifier's companion
+        parsed = verifier.parse(token)
     except AuthFailure as refused:
         return Explanation(None, None, (Check.fail("structure", refused.description),), refused)
     checks = [
         Check.ok("structure", "three base64url segments with JSON header and claims"),
         Check.ok("alg", f"{parsed.alg} is allowed ({', '.join(verifier.algorithms)})"),
-        _signature_check(verifier, token),
+        _signature_check(verifier, parsed),
         *_time_checks(parsed.claims, verifier.leeway, now),
         *_claim_checks(verifier, parsed.header, parsed.claims),
     ]

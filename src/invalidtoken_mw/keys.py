@@ -17,7 +17,13 @@ from jwt.algorithms import get_default_algorithms
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-__all__ = ["check_algorithms", "jwk_accepts", "prepare_key", "prepare_static_key"]
+__all__ = [
+    "check_algorithms",
+    "jwk_accepts",
+    "prepare_key",
+    "prepare_static_key",
+    "signature_matches",
+]
 
 _ALGORITHMS = {name: alg for name, alg in get_default_algorithms().items() if name != "none"}
 
@@ -129,3 +135,20 @@ def jwk_accepts(jwk: jwt.PyJWK, algorithm: str) -> Any:  # noqa: ANN401 - key ob
         return prepare_key(algorithm, jwk.key)
     except jwt.InvalidKeyError:
         return None
+
+
+def signature_matches(
+    algorithm: str,
+    key: Any,  # noqa: ANN401 - key objects of several types
+    signing_input: bytes,
+    signature: bytes,
+) -> bool:
+    """Whether ``signature`` over ``signing_input`` verifies with a prepared ``key``.
+
+    ``key`` is a key object from :func:`prepare_key` (or :func:`jwk_accepts`) for
+    ``algorithm``; a signature of the wrong length or form simply does not match.
+    """
+    try:
+        return bool(_ALGORITHMS[algorithm].verify(signing_input, key, signature))
+    except (ValueError, TypeError):
+        return False

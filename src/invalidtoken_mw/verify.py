@@ -9,6 +9,11 @@ is ``bad_signature`` and never ``expired`` (design.md):
 4. the signature and the registered claims, by PyJWT;
 5. ``typ`` and the remaining claim checks.
 
+Steps 1 to 3, and the signature alone, are public building blocks
+(:meth:`JWTVerifier.parse`, :meth:`~JWTVerifier.signing_key`,
+:meth:`~JWTVerifier.check_signature`), so a tool such as
+:func:`invalidtoken_mw.explain.explain` can run each on its own.
+
 Verdicts are cached by the exact token string: a verified token until it expires
 (or ``cache_ttl``), a permanently bad one for ``negative_cache_ttl``, so a client
 resending the same token costs a dictionary lookup.
@@ -16,10 +21,13 @@ resending the same token costs a dictionary lookup.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import jwt
@@ -28,10 +36,14 @@ from cachetools import LRUCache
 
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
 from invalidtoken_mw.classify import failure_from_pyjwt
-from invalidtoken_mw.explain import Explanation, explain
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
 from invalidtoken_mw.jwks import JWKSCache
-from invalidtoken_mw.keys import check_algorithms, jwk_accepts, prepare_static_key
+from invalidtoken_mw.keys import (
+    check_algorithms,
+    jwk_accepts,
+    prepare_static_key,
+    signature_matches,
+)
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
@@ -40,7 +52,7 @@ if TYPE_CHECKING:
 
     from invalidtoken_mw.revocation import RevocationStore
 
-__all__ = ["JWTVerifier"]
+__all__ = ["JWTVerifier", "ParsedToken"]
 
 _log = structlog.get_logger("invalidtoken_mw")
 
@@ -77,11 +89,40 @@ class _Verified(NamedTuple):
     nested: bool  # any list or object among the claims: copies must be deep
 
 
-class _Parsed(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class ParsedToken:
+    """A token that passed the structure and algorithm checks, not yet verified.
+
+    Nothing here is trusted until :meth:`JWTVerifier.check_signature` (or
+    :meth:`JWTVerifier.verify`) has accepted the signature.
+
+    Attributes:
+        token: The compact JWS, as given.
+        header: The decoded JOSE header.
+        claims: The decoded claims, unverified.
+        alg: The header's ``alg``, one of the verifier's allowed algorithms.
+        kid: The header's ``kid``, or ``None`` when it has none.
+    """
+
+    token: str
     header: dict[str, Any]
     claims: dict[str, Any]
     alg: str
     kid: str | None
+
+    @property
+    def signing_input(self) -> bytes:
+        """What the signature covers: ``BASE64URL(header) "." BASE64URL(claims)`` (RFC 7515)."""
+        return self.token.rpartition(".")[0].encode("ascii")
+
+    @property
+    def signature(self) -> bytes:
+        """The decoded signature (empty when the token has none)."""
+        segment = self.token.rpartition(".")[2]
+        try:
+            return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        except (binascii.Error, ValueError):
+            return b""
 
 
 def _copy_json(value: dict[str, Any]) -> dict[str, Any]:
@@ -299,10 +340,18 @@ class JWTVerifier:
             with self._lock:
                 self._negative[token] = (failure, until)
 
-    # -- the checks -----------------------------------------------------------
+    # -- the checks: public building blocks ---------------------------------------
 
-    def _parse(self, token: str) -> _Parsed:
-        """Structure and algorithm checks: no key, no cryptography."""
+    def parse(self, token: str) -> ParsedToken:
+        """Check the token's size, structure and algorithm; no key, no cryptography.
+
+        The first step of :meth:`verify`. Nothing in the result is trusted yet.
+
+        Raises:
+            AuthFailure: ``malformed_token`` (too large, not three base64url segments
+                of JSON objects, an encrypted JWE, a ``kid`` that is not a string) or
+                ``algorithm_not_allowed`` (``alg`` missing, ``none`` or not allowed).
+        """
         if len(token) > self.max_token_bytes:
             raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_TOO_LARGE)
         if not JWS_SHAPE.fullmatch(token):
@@ -320,9 +369,42 @@ class JWTVerifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_KID)
-        return _Parsed(header, claims, alg, kid)
+        return ParsedToken(token, header, claims, alg, kid)
 
-    def _key_for(self, parsed: _Parsed, jwk: jwt.PyJWK | None) -> Any:  # noqa: ANN401 - key objects
+    def signing_key(self, parsed: ParsedToken) -> Any:  # noqa: ANN401 - key objects
+        """The key that must have signed ``parsed``: the static key, or the JWKS key by ``kid``.
+
+        With a JWKS URL this may fetch the key set (blocking, at most ``jwks_timeout``);
+        on the event loop use :meth:`signing_key_async`.
+
+        Raises:
+            AuthFailure: ``unknown_key`` or ``key_unavailable`` (JWKS), or
+                ``algorithm_not_allowed`` when the key may not verify ``parsed.alg``.
+        """
+        jwk = None if self._jwks is None else self._jwks.get_key(parsed.kid)
+        return self._key_for(parsed, jwk)
+
+    async def signing_key_async(self, parsed: ParsedToken) -> Any:  # noqa: ANN401 - key objects
+        """:meth:`signing_key` without blocking the event loop (a JWKS fetch runs in a thread).
+
+        Raises:
+            AuthFailure: As :meth:`signing_key`.
+        """
+        jwk = None if self._jwks is None else await self._jwks.get_key_async(parsed.kid)
+        return self._key_for(parsed, jwk)
+
+    def check_signature(self, parsed: ParsedToken, key: Any) -> None:  # noqa: ANN401 - key objects
+        """Check the signature of ``parsed`` with ``key`` (from :meth:`signing_key`) alone.
+
+        No claim is checked: :meth:`verify` does that too.
+
+        Raises:
+            AuthFailure: ``bad_signature``.
+        """
+        if not signature_matches(parsed.alg, key, parsed.signing_input, parsed.signature):
+            raise AuthFailure(Reason.BAD_SIGNATURE)
+
+    def _key_for(self, parsed: ParsedToken, jwk: jwt.PyJWK | None) -> Any:  # noqa: ANN401 - key objects
         """The key object that must have signed this token."""
         if jwk is None:
             assert self._static_keys is not None  # noqa: S101 - no JWK means a static key
@@ -335,12 +417,11 @@ class JWTVerifier:
             )
         return key
 
-    def _finish(self, token: str, parsed: _Parsed, jwk: jwt.PyJWK | None) -> dict[str, Any]:
-        """Key, signature and claims (PyJWT), then ``typ``."""
-        key = self._key_for(parsed, jwk)
+    def _finish(self, parsed: ParsedToken, key: Any) -> dict[str, Any]:  # noqa: ANN401 - key objects
+        """Signature and claims (PyJWT), then ``typ``."""
         try:
             claims: dict[str, Any] = self._decoder.decode(
-                token,
+                parsed.token,
                 key=key,
                 algorithms=[parsed.alg],
                 options=self._options,  # type: ignore[arg-type]
@@ -386,9 +467,8 @@ class JWTVerifier:
         claims = self._cached(token)
         if claims is None:
             with self._recording(token):
-                parsed = self._parse(token)
-                jwk = None if self._jwks is None else self._jwks.get_key(parsed.kid)
-                claims = self._finish(token, parsed, jwk)
+                parsed = self.parse(token)
+                claims = self._finish(parsed, self.signing_key(parsed))
             claims = self._remember(token, claims)
         if self.revocation is not None and self.revocation.is_revoked(claims):
             self._revoked(token)
@@ -406,18 +486,9 @@ class JWTVerifier:
         claims = self._cached(token)
         if claims is None:
             with self._recording(token):
-                parsed = self._parse(token)
-                jwk = None if self._jwks is None else await self._jwks.get_key_async(parsed.kid)
-                claims = self._finish(token, parsed, jwk)
+                parsed = self.parse(token)
+                claims = self._finish(parsed, await self.signing_key_async(parsed))
             claims = self._remember(token, claims)
         if self.revocation is not None and await self.revocation.is_revoked_async(claims):
             self._revoked(token)
         return claims
-
-    def explain(self, token: str) -> Explanation:
-        """Report every check on ``token``, continuing past the first failure.
-
-        The verdict in the report is exactly what :meth:`verify` answers. With a
-        static key no network is needed.
-        """
-        return explain(self, token)

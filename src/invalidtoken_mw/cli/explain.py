@@ -1,29 +1,29 @@
-"""The ``invalidtoken-mw`` command line: explain, mint, revoke and demo.
+"""``invalidtoken-mw explain``: why a token is accepted or rejected, and the exact answer.
 
-``explain`` answers "why is this token rejected?" offline with a static key; ``mint``
-makes development tokens with a chosen defect; ``revoke`` writes to a shared Redis
-revocation store; ``demo`` runs the FastAPI example and shows every failure. Machine
-output (``--json``) goes to stdout alone; everything else a person reads goes to
-stdout or stderr with colour only when a terminal is attached.
+Configured as the middleware is, it runs every check of
+:func:`invalidtoken_mw.explain.explain` (continuing past the first failure), adds
+what the middleware's extraction and a route's required scopes would say, and shows
+the status, challenge and body the middleware would send. Offline with a static key.
 """
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jwt
-import structlog
-
 from invalidtoken_mw._jose import decode_object
-from invalidtoken_mw._term import Style
 from invalidtoken_mw.challenge import ChallengeSettings
-from invalidtoken_mw.explain import Check, Explanation
+from invalidtoken_mw.cli._term import (
+    EXIT_INVALID,
+    EXIT_USAGE,
+    EXIT_VALID,
+    Style,
+    printable,
+    token_arg,
+)
+from invalidtoken_mw.explain import Check, Explanation, explain
 from invalidtoken_mw.extract import TokenExtractor
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.render import Renderer
@@ -31,13 +31,10 @@ from invalidtoken_mw.scopes import check_scopes, granted_scopes, validate_scopes
 from invalidtoken_mw.verify import JWTVerifier
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    import argparse
 
-__all__ = ["main"]
+__all__ = ["add_parser"]
 
-EXIT_VALID = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
 _JWT_SEGMENTS = 3
 _JWE_SEGMENTS = 5
 
@@ -76,10 +73,6 @@ def _is_ec_pem(pem: str) -> bool:
         return isinstance(load_pem_public_key(pem.encode()), ec.EllipticCurvePublicKey)
     except ValueError:
         return False
-
-
-def _token_arg(value: str) -> str:
-    return sys.stdin.read().strip() if value == "-" else value.strip()
 
 
 def _build_verifier(args: argparse.Namespace) -> JWTVerifier:
@@ -177,7 +170,7 @@ def _named_for_the_reader(report: Explanation) -> list[Check]:
     return list(report.checks)
 
 
-def _explain(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     try:
         verifier = _build_verifier(args)
         renderer = Renderer(ChallengeSettings(args.realm))
@@ -185,14 +178,14 @@ def _explain(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, OSError) as exc:
         print(f"invalidtoken-mw: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    token = _token_arg(args.token)
+    token = token_arg(args.token)
     if token[:7].lower() == "bearer ":
         print("invalidtoken-mw: explaining the token after 'Bearer '", file=sys.stderr)
         token = token[7:].strip()
     if not token:
         print("invalidtoken-mw: no token given (empty argument or stdin)", file=sys.stderr)
         return EXIT_USAGE
-    report = verifier.explain(token)
+    report = explain(verifier, token)
     refused = _extraction_failure(token)
     segments = _segments_check(token)
     checks = [c for c in (segments,) if c is not None]
@@ -230,21 +223,6 @@ def _explain(args: argparse.Namespace) -> int:
     return EXIT_VALID if failure is None else EXIT_INVALID
 
 
-def _printable(text: str) -> str:
-    """Escape what is not printable: a hostile claim must not drive the operator's terminal.
-
-    Control characters, bidirectional overrides and other format characters, line
-    separators and lone surrogates (everything :meth:`str.isprintable` refuses but
-    the space) are shown as escapes, as ``repr`` shows them.
-    """
-    if text.isprintable():
-        return text
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode()
-        for c in text
-    )
-
-
 def _print_report(report: Explanation, answer: dict[str, Any], style: Style) -> None:
     out = sys.stdout
     if report.header is not None:
@@ -256,7 +234,7 @@ def _print_report(report: Explanation, answer: dict[str, Any], style: Style) -> 
         mark = (
             "-" if check.passed is None else style.ok("PASS") if check.passed else style.bad("FAIL")
         )
-        out.write(f"  {mark:>4}  {check.name:<16} {_printable(check.detail)}\n")
+        out.write(f"  {mark:>4}  {check.name:<16} {printable(check.detail)}\n")
     failure = report.failure
     verdict = (
         style.ok("VALID") if failure is None else style.bad(f"REJECTED: {failure.reason.value}")
@@ -269,49 +247,6 @@ def _print_report(report: Explanation, answer: dict[str, Any], style: Style) -> 
         out.write(f"  Retry-After: {answer['headers']['retry-after']}\n")
     if answer["body"] is not None:
         out.write(f"  {json.dumps(answer['body'])}\n")
-
-
-def _revoke(args: argparse.Namespace) -> int:
-    import redis  # noqa: PLC0415 - optional extra
-
-    from invalidtoken_mw.redis_store import RedisRevocationStore  # noqa: PLC0415
-
-    store = RedisRevocationStore(args.redis_url, prefix=args.prefix, timeout=3.0)
-    try:
-        if args.token:
-            try:
-                claims = jwt.decode(_token_arg(args.token), options={"verify_signature": False})
-            except jwt.DecodeError:
-                print("invalidtoken-mw: --token is not a readable JWT", file=sys.stderr)
-                return EXIT_USAGE
-            jti, issuer, exp = claims.get("jti"), claims.get("iss", ""), claims.get("exp")
-            if not isinstance(jti, str) or not isinstance(exp, (int, float)):
-                print("invalidtoken-mw: the token has no jti or exp to revoke by", file=sys.stderr)
-                return EXIT_USAGE
-            if store.revoke(jti=jti, issuer=issuer, expires_at=exp):
-                print(f"revoked jti={jti} issuer={issuer} until exp={exp}")
-            else:
-                print(f"jti={jti} has already expired: nothing to revoke")
-        elif args.subject:
-            store.revoke_subject(args.subject, issuer=args.issuer or "", before=args.before)
-            print(f"revoked subject={args.subject} issuer={args.issuer or ''}")
-        else:
-            if args.jti is None or args.expires_at is None:
-                print(
-                    "invalidtoken-mw: give --token, --subject, or --jti with --expires-at",
-                    file=sys.stderr,
-                )
-                return EXIT_USAGE
-            if store.revoke(jti=args.jti, issuer=args.issuer or "", expires_at=args.expires_at):
-                print(f"revoked jti={args.jti} issuer={args.issuer or ''}")
-            else:
-                print(f"jti={args.jti} has already expired: nothing to revoke")
-    except (redis.RedisError, OSError) as exc:
-        print(f"invalidtoken-mw: cannot reach Redis: {type(exc).__name__}", file=sys.stderr)
-        return EXIT_INVALID
-    finally:
-        store.close()
-    return EXIT_VALID
 
 
 def _add_verifier_options(parser: argparse.ArgumentParser) -> None:
@@ -329,62 +264,10 @@ def _add_verifier_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--realm", default="api", help="realm of the challenge shown")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``invalidtoken-mw``."""
-    parser = argparse.ArgumentParser(
-        prog="invalidtoken-mw",
-        description="Explain, mint and revoke bearer tokens; run the demo.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_parser(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
+    """Register ``explain`` on the CLI's subparsers."""
     explain = sub.add_parser("explain", help="explain why a token is accepted or rejected")
     explain.add_argument("token", help="the token, or - to read it from stdin")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     _add_verifier_options(explain)
-    explain.set_defaults(handler=_explain)
-
-    from invalidtoken_mw.mint import add_mint_parser  # noqa: PLC0415 - keeps start-up small
-
-    add_mint_parser(sub)
-
-    revoke = sub.add_parser("revoke", help="revoke a token or a subject in Redis")
-    revoke.add_argument(
-        "--redis-url",
-        default=os.environ.get("INVALIDTOKEN_REDIS_URL", "redis://localhost:6379/0"),
-        help="Redis URL (default $INVALIDTOKEN_REDIS_URL or redis://localhost:6379/0)",
-    )
-    revoke.add_argument("--prefix", default="invalidtoken:", help="key prefix")
-    revoke.add_argument("--token", help="revoke this token by its iss and jti (- for stdin)")
-    revoke.add_argument("--jti", help="token id to revoke")
-    revoke.add_argument("--issuer", help="issuer of the token or subject")
-    revoke.add_argument("--expires-at", type=float, help="exp of the token (epoch seconds)")
-    revoke.add_argument("--subject", help="revoke every token of this subject issued before")
-    revoke.add_argument("--before", type=float, help="epoch seconds (default: now)")
-    revoke.set_defaults(handler=_revoke)
-
-    from invalidtoken_mw.demo import add_demo_parser  # noqa: PLC0415 - keeps start-up small
-
-    add_demo_parser(sub)
-    return parser
-
-
-def _quiet_library_logs() -> None:
-    """Send log events (a failed JWKS fetch, say) to stderr: stdout may be ``--json``."""
-    if not structlog.is_configured():
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        # A terminal or pipe that cannot encode "—" must not turn a report into a traceback.
-        sys.stdout.reconfigure(errors="replace")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    _quiet_library_logs()
-    handler = args.handler
-    try:
-        return int(handler(args))
-    except BrokenPipeError:
-        # The reader (head, less) left early: no traceback, and none at exit either.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_INVALID
+    explain.set_defaults(handler=_run)

@@ -1,46 +1,44 @@
-"""``invalidtoken-mw demo``: the FastAPI example, one request per failure, one table.
+"""``invalidtoken-mw demo``: a FastAPI orders API, one request per failure, one table.
 
-Starts ``examples/fastapi/main.py`` on a free loopback port with a freshly generated
-ES256 key, published as a JWKS on the same server, sends one request per
-:class:`~invalidtoken_mw.Reason` (and one that succeeds), and prints what each got back
-and the ``auth_rejected`` events it caused; ``--serve`` keeps the server running and
-prints curl commands with ready-made tokens instead. The two outages (the JWKS endpoint
-and the revocation store) are staged: the first request meets a JWKS endpoint
-answering 503, and one subject's revocation check fails as an unreachable Redis does.
+Starts the orders API of ``examples/fastapi`` (built in code by
+:mod:`invalidtoken_mw.cli.demo_app`, so it runs from an installed wheel) on a free
+loopback port with a freshly generated ES256 key, published as a JWKS on the same
+server, sends one request per :class:`~invalidtoken_mw.Reason` (and one that
+succeeds), and prints what each got back and the ``auth_rejected`` events it caused;
+``--serve`` keeps the server running and prints curl commands with ready-made tokens
+instead. The two outages (the JWKS endpoint and the revocation store) are staged: the
+first request meets a JWKS endpoint answering 503, and one subject's revocation check
+fails as an unreachable Redis does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import shutil
 import socket
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from invalidtoken_mw._term import Style
-from invalidtoken_mw.mint import mint_token
+from invalidtoken_mw.cli._term import EXIT_USAGE, EXIT_VALID, Style
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.revocation import MemoryRevocationStore
+from invalidtoken_mw.testing import mint_token
 from invalidtoken_mw.verify import JWTVerifier
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator, Mapping
-    from types import ModuleType
 
-__all__ = ["DemoRequest", "add_demo_parser", "demo_requests"]
+__all__ = ["DemoRequest", "add_parser", "demo_requests"]
 
 ISSUER = "https://id.demo.invalidtoken-mw.test/"
 AUDIENCE = "api://orders"
 KEY_ID = "demo-2026"
 JWKS_PATH = "/.well-known/jwks.json"
 OUTAGE_SUBJECT = "user-during-store-outage"
-_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi" / "main.py"
 _JWKS_COOLDOWN = 0.1  # short, so the demo's JWKS outage ends at once
 _FIXED_COLUMNS = 26 + 8 + 24  # request, status and reason
 
@@ -52,20 +50,6 @@ class DemoRequest(NamedTuple):
     method: str
     headers: dict[str, str]
     jwks_down: bool = False
-
-
-def _load_example() -> ModuleType:
-    if not _EXAMPLE.is_file():
-        raise FileNotFoundError(
-            "the demo runs examples/fastapi/main.py from a source checkout of invalidtoken-mw;"
-            f" it was not found at {_EXAMPLE}"
-        )
-    spec = importlib.util.spec_from_file_location("invalidtoken_mw_example_app", _EXAMPLE)
-    assert spec is not None  # noqa: S101 - a .py file path always gives a spec
-    assert spec.loader is not None  # noqa: S101
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def demo_requests(
@@ -134,7 +118,7 @@ class _DemoRevocationStore(MemoryRevocationStore):
 
 
 class _JWKSEndpoint:
-    """Serves the demo key set at :data:`JWKS_PATH` in front of the example app."""
+    """Serves the demo key set at :data:`JWKS_PATH` in front of the orders app."""
 
     def __init__(self, app: Any, jwks: dict[str, Any]) -> None:  # noqa: ANN401 - an ASGI app
         self.app = app
@@ -180,14 +164,25 @@ def _serving(app: Any, sock: socket.socket) -> Iterator[None]:  # noqa: ANN401 -
 
 
 def _run(args: argparse.Namespace) -> int:
-    import httpx  # noqa: PLC0415 - only the demo sends requests
     import structlog  # noqa: PLC0415
     from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
     from jwt.algorithms import ECAlgorithm  # noqa: PLC0415
 
+    try:
+        import httpx  # noqa: PLC0415 - only the demo sends requests
+        import uvicorn  # noqa: F401, PLC0415 - only the demo serves
+
+        from invalidtoken_mw.cli.demo_app import create_app  # noqa: PLC0415 - needs FastAPI
+    except ImportError as missing:
+        print(
+            f"invalidtoken-mw: the demo needs {missing.name or 'its extra'}:"
+            " pip install 'invalidtoken-mw[demo]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
     style = Style(sys.stdout)
     err = Style(sys.stderr)
-    example = _load_example()
     private_key = ec.generate_private_key(ec.SECP256R1())
     jwk = {**ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True), "kid": KEY_ID}
     jwk.update(use="sig", alg="ES256")
@@ -204,14 +199,14 @@ def _run(args: argparse.Namespace) -> int:
         revocation=store,
         jwks_cooldown=_JWKS_COOLDOWN,
     )
-    app = _JWKSEndpoint(example.create_app(verifier), {"keys": [jwk]})
+    app = _JWKSEndpoint(create_app(verifier), {"keys": [jwk]})
     other_key = ec.generate_private_key(ec.SECP256R1())
     requests = demo_requests(private_key, other_key, ttl=3600 if args.serve else 300)
     with _serving(app, sock):
         if args.serve:
             return _serve(base_url, requests, style)
         print(
-            err.dim(f"example app on {base_url}, key generated, sending requests"), file=sys.stderr
+            err.dim(f"orders API on {base_url}, key generated, sending requests"), file=sys.stderr
         )
         rows = []
         with structlog.testing.capture_logs() as events, httpx.Client(base_url=base_url) as client:
@@ -242,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
     others = [e.get("event") for e in events if e.get("event") != "auth_rejected"]
     if others:
         print(f"\n{style.bold('other log events')}: {', '.join(sorted(set(map(str, others))))}")
-    return 0
+    return EXIT_VALID
 
 
 def _challenge_column(headers: Mapping[str, str]) -> str:
@@ -274,7 +269,7 @@ def _print_table(rows: list[tuple[str, int, str, str]], style: Style) -> None:
 
 
 def _serve(base_url: str, requests: list[DemoRequest], style: Style) -> int:
-    print(style.bold(f"Serving the example on {base_url} (Ctrl-C to stop)"))
+    print(style.bold(f"Serving the orders API on {base_url} (Ctrl-C to stop)"))
     print(f"Signing keys: {base_url}{JWKS_PATH}; tokens below are valid for an hour.\n")
     for request in requests:
         if request.jwks_down:
@@ -287,12 +282,12 @@ def _serve(base_url: str, requests: list[DemoRequest], style: Style) -> int:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        return 0
+        return EXIT_VALID
 
 
-def add_demo_parser(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
+def add_parser(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
     """Register ``demo`` on the CLI's subparsers."""
-    demo = sub.add_parser("demo", help="run the FastAPI example and show every failure")
+    demo = sub.add_parser("demo", help="run a FastAPI orders API and show every failure")
     demo.add_argument(
         "--serve", action="store_true", help="keep serving and print curl commands to try"
     )

@@ -1,9 +1,34 @@
-"""Terminal styling for the command line: colour only on a terminal, never when piped."""
+"""What every command shares: exit statuses, colour only on a terminal, safe printing."""
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import TextIO
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def token_arg(value: str) -> str:
+    """A token argument: ``-`` reads it from stdin (out of the shell history)."""
+    return sys.stdin.read().strip() if value == "-" else value.strip()
+
+
+def printable(text: str) -> str:
+    """Escape what is not printable: a hostile claim must not drive the operator's terminal.
+
+    Control characters, bidirectional overrides and other format characters, line
+    separators and lone surrogates (everything :meth:`str.isprintable` refuses but
+    the space) are shown as escapes, as ``repr`` shows them.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode()
+        for c in text
+    )
 
 
 class Style:

@@ -1,0 +1,43 @@
+"""The demo's application: the orders API of ``examples/fastapi``, built in code.
+
+Part of the package so that ``invalidtoken-mw demo`` runs from an installed wheel, not
+only from a source checkout. Needs the ``demo`` extra (FastAPI).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI
+
+from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
+
+if TYPE_CHECKING:
+    from invalidtoken_mw.verify import JWTVerifier
+
+__all__ = ["create_app"]
+
+ORDERS = [{"id": 1, "item": "coffee beans", "quantity": 2}]
+
+
+def create_app(verifier: JWTVerifier) -> FastAPI:
+    """The orders API: ``GET /orders`` needs ``orders:read``, ``POST`` ``orders:write``.
+
+    ``/health`` is public; every other answer to a bad token comes from ``verifier``.
+    """
+    app = FastAPI(title="Orders API (invalidtoken-mw demo)")
+    install(app, verifier=verifier, realm="orders", exclude_paths=["/health"])
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/orders", dependencies=[Depends(require_scopes("orders:read"))])
+    def list_orders(claims: TokenClaims) -> dict[str, Any]:
+        return {"subject": claims.get("sub"), "orders": ORDERS}
+
+    @app.post("/orders", dependencies=[Depends(require_scopes("orders:write"))], status_code=201)
+    def create_order(claims: TokenClaims) -> dict[str, Any]:
+        return {"id": len(ORDERS) + 1, "item": "tea", "quantity": 1, "by": claims.get("sub")}
+
+    return app

@@ -1,7 +1,8 @@
 r"""Build and parse ``WWW-Authenticate`` challenges (RFC 6750 §3, RFC 9110 §11).
 
 The builder is the only place the library writes a challenge. Configuration values
-(realm, ``error_uri``, ``resource_metadata``) are checked once, at construction; a
+are checked once, at construction: the realm against RFC 6750's character set,
+``error_uri`` as an RFC 3986 URI and ``resource_metadata`` as an https URL; a
 failure's description and scopes are restricted to the RFC 6750 §3 character sets
 whatever they contain, so no request or token content can put CR, LF, ``"``, ``\\``
 or non-ASCII bytes into a header.
@@ -13,7 +14,20 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from invalidtoken_mw._grammar import (
+    AUTH_PARAM_START_RE,
+    COMMA_RE,
+    NQSCHARS_RE,
+    OWS_RE,
+    QUOTED_STRING_RE,
+    SCOPE_TOKEN_RE,
+    SPACES_RE,
+    TOKEN68_RE,
+    TOKEN_RE,
+    uri_problem,
+)
 from invalidtoken_mw.reasons import Reason
 
 if TYPE_CHECKING:
@@ -28,10 +42,6 @@ __all__ = [
     "parse_challenges",
 ]
 
-# RFC 6750 §3: error-description and realm-like values: %x20-21 / %x23-5B / %x5D-7E.
-_DESCRIPTION_OK = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
-# RFC 6750 §3: error-uri and scope-token characters: %x21 / %x23-5B / %x5D-7E.
-_NQCHAR_RUN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _MAX_DESCRIPTION = 300
 
 # Typographic characters people paste into messages, mapped to their ASCII cousins.
@@ -52,7 +62,7 @@ _ASCII_COUSINS = str.maketrans(
 
 def clean_description(text: str) -> str:
     """Restrict ``text`` to the RFC 6750 §3 ``error_description`` character set."""
-    if _DESCRIPTION_OK.fullmatch(text) and len(text) <= _MAX_DESCRIPTION:
+    if NQSCHARS_RE.fullmatch(text) and len(text) <= _MAX_DESCRIPTION:
         return text
     # Normalise first: NFKD folds some characters (fullwidth quote and backslash) onto '"'
     # and '\\', which the translation must still see.
@@ -72,16 +82,39 @@ def failure_description(failure: AuthFailure) -> str:
     return clean_description(failure.description) or failure.reason.description
 
 
-def _check_nqchars(name: str, value: str | None) -> str | None:
+def _check_error_uri(value: str | None) -> None:
+    """``error_uri`` is a URI (RFC 6750 §3, RFC 6749 §5.2: "a URI identifying a page")."""
     if value is None:
-        return None
-    if not _NQCHAR_RUN.fullmatch(value):
+        return
+    problem = uri_problem(value, absolute=True)
+    if problem is not None:
         raise ValueError(
-            f"{name}={value!r} is not allowed in a WWW-Authenticate challenge: use a"
-            " non-empty URI of printable ASCII without spaces, '\"' or '\\'"
-            " (RFC 6750 §3), percent-encoding anything else."
+            f"error_uri={value!r} is not an absolute URI (RFC 6750 §3, RFC 3986 §3): {problem}."
+            " Give the address of the page that explains the errors, such as"
+            " 'https://docs.example.com/errors', percent-encoding any other character."
         )
-    return value
+
+
+def _check_resource_metadata(value: str | None) -> None:
+    """``resource_metadata`` is the https URL of the metadata document (RFC 9728 §5.1)."""
+    if value is None:
+        return
+    problem = uri_problem(value, absolute=True)
+    if problem is None:
+        parts = urlsplit(value)
+        if parts.scheme.lower() != "https":
+            problem = f"its scheme is {parts.scheme!r}: RFC 9728 §3 requires https"
+        elif not parts.hostname:
+            problem = "it names no host"
+        elif parts.fragment or value.endswith("#"):
+            problem = "it has a fragment, which a client does not send"
+    if problem is not None:
+        raise ValueError(
+            f"resource_metadata={value!r} is not an https URL (RFC 9728 §5.1): {problem}."
+            " Give the URL of this resource's metadata, such as"
+            " 'https://api.example.com/.well-known/oauth-protected-resource',"
+            " percent-encoding any other character."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +125,14 @@ class ChallengeSettings:
         realm: The protection space (RFC 9110 §11.5), printable ASCII without ``"``
             or ``\\``.
         error_uri: A page explaining the errors (RFC 6750 §3 ``error_uri``), added to
-            every challenge that carries an error code.
+            every challenge that carries an error code: an absolute URI (RFC 3986 §3).
         resource_metadata: The URL of this resource's OAuth protected resource
-            metadata (RFC 9728 §5.1), added to every challenge.
+            metadata (RFC 9728 §5.1), added to every challenge: an ``https`` URL with
+            a host and no fragment.
 
     Raises:
-        ValueError: A value cannot appear in a header as it is.
+        ValueError: A value is not of its kind (a URI, an https URL) or cannot appear
+            in a header as it is; the message names the option and how to fix it.
     """
 
     realm: str = "api"
@@ -106,15 +141,15 @@ class ChallengeSettings:
 
     def __post_init__(self) -> None:
         """Reject values that would need escaping or could break the header."""
-        if not isinstance(self.realm, str) or not _DESCRIPTION_OK.fullmatch(self.realm):
+        if not isinstance(self.realm, str) or not NQSCHARS_RE.fullmatch(self.realm):
             raise ValueError(
                 f"realm={self.realm!r} is not allowed: use printable ASCII without"
                 " '\"' or '\\' (for example realm=\"orders\")."
             )
         if not self.realm.strip():
             raise ValueError('realm must not be empty: name the API, e.g. realm="orders".')
-        _check_nqchars("error_uri", self.error_uri)
-        _check_nqchars("resource_metadata", self.resource_metadata)
+        _check_error_uri(self.error_uri)
+        _check_resource_metadata(self.resource_metadata)
 
 
 def build_challenge(failure: AuthFailure, settings: ChallengeSettings) -> str | None:
@@ -136,7 +171,7 @@ def build_challenge(failure: AuthFailure, settings: ChallengeSettings) -> str | 
         if settings.error_uri is not None:
             parts.append(f'error_uri="{settings.error_uri}"')
         if reason is Reason.INSUFFICIENT_SCOPE:
-            scopes = [s for s in failure.scopes if _NQCHAR_RUN.fullmatch(s)]
+            scopes = [s for s in failure.scopes if SCOPE_TOKEN_RE.fullmatch(s)]
             if scopes:
                 parts.append(f'scope="{" ".join(dict.fromkeys(scopes))}"')
     if settings.resource_metadata is not None:
@@ -157,16 +192,8 @@ class Challenge:
     token68: str | None = None
 
 
-_TCHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_TOKEN = re.compile(_TCHAR + "+")
-_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_QUOTED = re.compile(r'"((?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*)"')
-_OWS = re.compile(r"[ \t]*")
-# A parameter, not a token68 ending in "=" padding: "name=" followed by a value.
-_PARAM_START = re.compile(rf"{_TCHAR}+[ \t]*=(?![ \t]*(?:[=,]|$))")
 _EQUALS = re.compile(r"=")
-_COMMA = re.compile(r",")
-_SPACES = re.compile(r" +")
+# quoted-pair (RFC 9110 §5.6.4): a backslash stands for the character after it.
 _UNESCAPE = re.compile(r"\\(.)")
 
 
@@ -177,7 +204,7 @@ class _Parser:
         self.text = text
         self.pos = 0
 
-    def skip(self, pattern: re.Pattern[str] = _OWS) -> None:
+    def skip(self, pattern: re.Pattern[str] = OWS_RE) -> None:
         m = pattern.match(self.text, self.pos)
         if m:
             self.pos = m.end()
@@ -203,28 +230,28 @@ class _Parser:
             self.pos += 1
 
     def param_follows(self) -> bool:
-        return _PARAM_START.match(self.text, self.pos) is not None
+        return AUTH_PARAM_START_RE.match(self.text, self.pos) is not None
 
     def param(self) -> tuple[str, str]:
-        name = self.expect(_TOKEN, "a parameter name").group().lower()
+        name = self.expect(TOKEN_RE, "a parameter name").group().lower()
         self.skip()
         self.expect(_EQUALS, "'='")
         self.skip()
         if self.peek() == '"':
-            value = _UNESCAPE.sub(r"\1", self.expect(_QUOTED, "a quoted string").group(1))
+            value = _UNESCAPE.sub(r"\1", self.expect(QUOTED_STRING_RE, "a quoted string").group(1))
         else:
-            value = self.expect(_TOKEN, "a token or quoted string").group()
+            value = self.expect(TOKEN_RE, "a token or quoted string").group()
         return name, value
 
     def challenge(self) -> Challenge:
-        scheme = self.expect(_TOKEN, "an auth-scheme").group().lower()
+        scheme = self.expect(TOKEN_RE, "an auth-scheme").group().lower()
         if self.at_end() or self.peek() == ",":
             return Challenge(scheme)
-        self.expect(_SPACES, "a space after the auth-scheme")
+        self.expect(SPACES_RE, "a space after the auth-scheme")
         if self.at_end() or self.peek() == ",":
             return Challenge(scheme)
         if not self.param_follows():
-            token68 = self.expect(_TOKEN68, "a token68").group()
+            token68 = self.expect(TOKEN68_RE, "a token68").group()
             self.skip()
             if not (self.at_end() or self.peek() == ","):
                 raise ValueError(f"unexpected text after token68 at offset {self.pos}")
@@ -238,7 +265,7 @@ class _Parser:
             self.skip()
             if self.at_end():
                 break
-            self.expect(_COMMA, "','")
+            self.expect(COMMA_RE, "','")
             self.skip_empty_list_items()
             if self.at_end() or not self.param_follows():
                 break

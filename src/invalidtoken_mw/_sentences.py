@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["Sentence"]
+__all__ = ["Sentence", "every_sentence"]
 
 
 class Sentence:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: make a virtualenv, install the
-# package with its dev extras, then lint, type-check and test.
+# package with its dev extras, then lint, type-check, check the import layering
+# (import-linter's contracts in pyproject.toml) and test.
 # Usage: bash scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,5 @@ fi
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
 "$venv/bin/mypy"
+"$venv/bin/lint-imports"
 "$venv/bin/python" -m pytest "$@"

@@ -157,17 +157,27 @@ def realms() -> st.SearchStrategy[str]:
     return st.text(QDTEXT_CHARS, min_size=1, max_size=30).filter(lambda s: bool(s.strip()))
 
 
-def uris() -> st.SearchStrategy[str]:
-    """URI-like values ChallengeSettings accepts for error_uri and resource_metadata."""
-    return st.one_of(
-        st.text(NQCHARS, min_size=1, max_size=40),
-        st.sampled_from(
-            [
-                "https://docs.example.com/errors#token",
-                "https://api.example.com/.well-known/oauth-protected-resource",
-            ]
-        ),
+# RFC 3986 §3.3: the characters a path segment holds without percent-encoding (pchar).
+PCHARS = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@"
+
+
+@st.composite
+def uris(draw: st.DrawFn) -> str:
+    """https URLs, valid for error_uri and resource_metadata alike.
+
+    A host, then path segments of any pchar or percent-encoded octet, and a query.
+    """
+    host = draw(
+        st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z]{2,6}){0,2}", fullmatch=True)
     )
+    port = draw(st.sampled_from(["", ":443", ":8443"]))
+    segment = st.lists(
+        st.sampled_from(list(PCHARS)) | st.integers(0, 255).map(lambda b: f"%{b:02X}"),
+        max_size=8,
+    ).map("".join)
+    path = "".join("/" + s for s in draw(st.lists(segment, max_size=4)))
+    query = draw(st.sampled_from(["", "?lang=en", "?a=1&b=%2F"]))
+    return f"https://{host}{port}{path}{query}"
 
 
 @st.composite

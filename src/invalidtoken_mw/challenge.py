@@ -1,7 +1,8 @@
 r"""Build ``WWW-Authenticate`` challenges (RFC 6750 §3).
 
 The builder is the only place the library writes a challenge. Configuration values
-(realm, ``error_uri``, ``resource_metadata``) are checked once, at construction; a
+are checked once, at construction: the realm against RFC 6750's character set,
+``error_uri`` as an RFC 3986 URI and ``resource_metadata`` as an https URL; a
 failure's description and scopes are restricted to the RFC 6750 §3 character sets
 whatever they contain, so no request or token content can put CR, LF, ``"``, ``\\``
 or non-ASCII bytes into a header.
@@ -9,11 +10,16 @@ or non-ASCII bytes into a header.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from invalidtoken_mw._grammar import (
+    NQSCHARS_RE,
+    SCOPE_TOKEN_RE,
+    uri_problem,
+)
 from invalidtoken_mw.reasons import Reason
 
 if TYPE_CHECKING:
@@ -26,10 +32,6 @@ __all__ = [
     "failure_description",
 ]
 
-# RFC 6750 §3: error-description and realm-like values: %x20-21 / %x23-5B / %x5D-7E.
-_DESCRIPTION_OK = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
-# RFC 6750 §3: error-uri and scope-token characters: %x21 / %x23-5B / %x5D-7E.
-_NQCHAR_RUN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _MAX_DESCRIPTION = 300
 
 # Typographic characters people paste into messages, mapped to their ASCII cousins.
@@ -50,7 +52,7 @@ _ASCII_COUSINS = str.maketrans(
 
 def clean_description(text: str) -> str:
     """Restrict ``text`` to the RFC 6750 §3 ``error_description`` character set."""
-    if _DESCRIPTION_OK.fullmatch(text) and len(text) <= _MAX_DESCRIPTION:
+    if NQSCHARS_RE.fullmatch(text) and len(text) <= _MAX_DESCRIPTION:
         return text
     # Normalise first: NFKD folds some characters (fullwidth quote and backslash) onto '"'
     # and '\\', which the translation must still see.
@@ -70,16 +72,39 @@ def failure_description(failure: AuthFailure) -> str:
     return clean_description(failure.description) or failure.reason.description
 
 
-def _check_nqchars(name: str, value: str | None) -> str | None:
+def _check_error_uri(value: str | None) -> None:
+    """``error_uri`` is a URI (RFC 6750 §3, RFC 6749 §5.2: "a URI identifying a page")."""
     if value is None:
-        return None
-    if not _NQCHAR_RUN.fullmatch(value):
+        return
+    problem = uri_problem(value, absolute=True)
+    if problem is not None:
         raise ValueError(
-            f"{name}={value!r} is not allowed in a WWW-Authenticate challenge: use a"
-            " non-empty URI of printable ASCII without spaces, '\"' or '\\'"
-            " (RFC 6750 §3), percent-encoding anything else."
+            f"error_uri={value!r} is not an absolute URI (RFC 6750 §3, RFC 3986 §3): {problem}."
+            " Give the address of the page that explains the errors, such as"
+            " 'https://docs.example.com/errors', percent-encoding any other character."
         )
-    return value
+
+
+def _check_resource_metadata(value: str | None) -> None:
+    """``resource_metadata`` is the https URL of the metadata document (RFC 9728 §5.1)."""
+    if value is None:
+        return
+    problem = uri_problem(value, absolute=True)
+    if problem is None:
+        parts = urlsplit(value)
+        if parts.scheme.lower() != "https":
+            problem = f"its scheme is {parts.scheme!r}: RFC 9728 §3 requires https"
+        elif not parts.hostname:
+            problem = "it names no host"
+        elif parts.fragment or value.endswith("#"):
+            problem = "it has a fragment, which a client does not send"
+    if problem is not None:
+        raise ValueError(
+            f"resource_metadata={value!r} is not an https URL (RFC 9728 §5.1): {problem}."
+            " Give the URL of this resource's metadata, such as"
+            " 'https://api.example.com/.well-known/oauth-protected-resource',"
+            " percent-encoding any other character."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +115,14 @@ class ChallengeSettings:
         realm: The protection space (RFC 9110 §11.5), printable ASCII without ``"``
             or ``\\``.
         error_uri: A page explaining the errors (RFC 6750 §3 ``error_uri``), added to
-            every challenge that carries an error code.
+            every challenge that carries an error code: an absolute URI (RFC 3986 §3).
         resource_metadata: The URL of this resource's OAuth protected resource
-            metadata (RFC 9728 §5.1), added to every challenge.
+            metadata (RFC 9728 §5.1), added to every challenge: an ``https`` URL with
+            a host and no fragment.
 
     Raises:
-        ValueError: A value cannot appear in a header as it is.
+        ValueError: A value is not of its kind (a URI, an https URL) or cannot appear
+            in a header as it is; the message names the option and how to fix it.
     """
 
     realm: str = "api"
@@ -104,15 +131,15 @@ class ChallengeSettings:
 
     def __post_init__(self) -> None:
         """Reject values that would need escaping or could break the header."""
-        if not isinstance(self.realm, str) or not _DESCRIPTION_OK.fullmatch(self.realm):
+        if not isinstance(self.realm, str) or not NQSCHARS_RE.fullmatch(self.realm):
             raise ValueError(
                 f"realm={self.realm!r} is not allowed: use printable ASCII without"
                 " '\"' or '\\' (for example realm=\"orders\")."
             )
         if not self.realm.strip():
             raise ValueError('realm must not be empty: name the API, e.g. realm="orders".')
-        _check_nqchars("error_uri", self.error_uri)
-        _check_nqchars("resource_metadata", self.resource_metadata)
+        _check_error_uri(self.error_uri)
+        _check_resource_metadata(self.resource_metadata)
 
 
 def build_challenge(failure: AuthFailure, settings: ChallengeSettings) -> str | None:
@@ -134,7 +161,7 @@ def build_challenge(failure: AuthFailure, settings: ChallengeSettings) -> str | 
         if settings.error_uri is not None:
             parts.append(f'error_uri="{settings.error_uri}"')
         if reason is Reason.INSUFFICIENT_SCOPE:
-            scopes = [s for s in failure.scopes if _NQCHAR_RUN.fullmatch(s)]
+            scopes = [s for s in failure.scopes if SCOPE_TOKEN_RE.fullmatch(s)]
             if scopes:
                 parts.append(f'scope="{" ".join(dict.fromkeys(scopes))}"')
     if settings.resource_metadata is not None:

@@ -13,6 +13,7 @@ import re
 
 import jwt
 
+from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 __all__ = ["failure_from_pyjwt"]
@@ -49,8 +50,6 @@ def failure_from_pyjwt(exc: jwt.PyJWTError) -> AuthFailure:
             if isinstance(exc, jwt.MissingRequiredClaimError) and _CLAIM_NAME.fullmatch(
                 str(exc.claim)
             ):
-                return AuthFailure(
-                    reason, f"The access token lacks the required {exc.claim} claim."
-                )
+                return AuthFailure(reason, Sentence.LACKS_THE_CLAIM.format(claim=exc.claim))
             return AuthFailure(reason)
     return AuthFailure(Reason.MALFORMED_TOKEN)

@@ -14,7 +14,6 @@ on it see a different ``access_token`` than those splitting on ``&`` only.
 
 from __future__ import annotations
 
-import re
 import threading
 from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
@@ -22,6 +21,13 @@ from urllib.parse import unquote_plus
 
 from cachetools import LRUCache
 
+from invalidtoken_mw._grammar import (
+    B64TOKEN_RE,
+    FOLDED_BEARER_RE,
+    FOLDED_CREDENTIALS_RE,
+    QUERY_SEPARATORS_RE,
+)
+from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
@@ -32,51 +38,12 @@ __all__ = ["DEFAULT_MAX_TOKEN_BYTES", "ExtractedToken", "TokenExtractor", "Token
 DEFAULT_MAX_TOKEN_BYTES = 8192
 _KNOWN_HEADERS = 4096  # well-formed Authorization values remembered per extractor
 
-# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _JWT_HEADER_START = "eyJ"  # base64url of '{"' - every JWT starts this way
 _JWT_SEGMENTS = 3
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _PARAM = "access_token"
 # The longest spelling of the parameter's name: every character percent-encoded.
 _PARAM_NAME_MAX = 3 * len(_PARAM)
-# Parameters separated by ';' as well as '&' (Bottle, Python before 3.9.2, older
-# python-multipart); today's stdlib, Starlette, Werkzeug and Django split on '&' only.
-_ANY_SEPARATOR = re.compile("[&;]")
-# Several Authorization lines folded into one by a proxy or WSGI server (RFC 9110 §5.3):
-# a comma, then the next credentials' auth-scheme (a token) and a space. A b64token never
-# contains a comma, so after a Bearer token this can only be folding.
-_FOLDED = re.compile(r",[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]")
-_FOLDED_BEARER = re.compile(r",[ \t]*bearer(?:[ \t]|\Z)", re.IGNORECASE)
-
-_MALFORMED_PREFIX = "The access token is malformed: "
-_HINT_TOO_LARGE = (
-    _MALFORMED_PREFIX + "it is larger than this service accepts. Send the access token, not"
-    " another kind of token or document."
-)
-_HINT_QUOTED = _MALFORMED_PREFIX + "it is wrapped in quotes. Send the token without them."
-_HINT_DOUBLE_SCHEME = (
-    _MALFORMED_PREFIX + "the Bearer scheme appears twice. Send 'Authorization: Bearer <token>'."
-)
-_HINT_WHITESPACE = (
-    _MALFORMED_PREFIX + "it contains spaces or line breaks, as if it was wrapped when copied."
-    " Copy it again as one line."
-)
-_HINT_CHARACTERS = _MALFORMED_PREFIX + "it contains characters a bearer token cannot contain."
-_HINT_TRUNCATED = (
-    _MALFORMED_PREFIX + "it has {count} of the 3 dot-separated parts of a JWT, so it looks"
-    " truncated. Copy it again in full."
-)
-_HINT_SCHEME_PUNCTUATION = (
-    _MALFORMED_PREFIX + "the scheme is followed by punctuation. Send 'Authorization: Bearer"
-    " <token>' with a single space."
-)
-_EMPTY = "The request names the Bearer scheme but carries no token."
-_SEVERAL = "The request carries more than one access token; send exactly one."
-_EMPTY_PARAM = "The access_token parameter is empty."
-_AMBIGUOUS_PARAM = (
-    "The access_token parameter is ambiguous: separate parameters with '&' only, not ';'."
-)
 
 
 class TokenSource(str, Enum):
@@ -109,20 +76,20 @@ def _malformed(description: str) -> AuthFailure:
 def _check_token(token: str) -> str:
     """Return ``token`` if it is a b64token, else raise with the most useful hint."""
     if len(token) == 6 and token.lower() == "bearer":  # noqa: PLR2004 - 'Bearer Bearer', no token
-        raise _malformed(_HINT_DOUBLE_SCHEME)
-    if _B64TOKEN.fullmatch(token):
+        raise _malformed(Sentence.SCHEME_TWICE)
+    if B64TOKEN_RE.fullmatch(token):
         if token.startswith(_JWT_HEADER_START):
             count = token.count(".") + 1
             if count < _JWT_SEGMENTS:
-                raise _malformed(_HINT_TRUNCATED.format(count=count))
+                raise _malformed(Sentence.TRUNCATED_JWT.format(count=count))
         return token
     if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'":  # noqa: PLR2004
-        raise _malformed(_HINT_QUOTED)
+        raise _malformed(Sentence.QUOTED)
     if token[:7].lower() == "bearer ":
-        raise _malformed(_HINT_DOUBLE_SCHEME)
+        raise _malformed(Sentence.SCHEME_TWICE)
     if any(ch.isspace() for ch in token):
-        raise _malformed(_HINT_WHITESPACE)
-    raise _malformed(_HINT_CHARACTERS)
+        raise _malformed(Sentence.WRAPPED)
+    raise _malformed(Sentence.BAD_CHARACTERS)
 
 
 class TokenExtractor:
@@ -192,7 +159,7 @@ class TokenExtractor:
             return self._one_header(authorization[0])
         found: list[ExtractedToken] = []
         if len(authorization) > 1:
-            raise AuthFailure(Reason.INVALID_REQUEST, _SEVERAL)
+            raise AuthFailure(Reason.INVALID_REQUEST, Sentence.SEVERAL_TOKENS)
         if authorization:
             header_token = self._from_header(authorization[0])
             if header_token is not None:
@@ -204,7 +171,7 @@ class TokenExtractor:
         if not found:
             raise AuthFailure(Reason.MISSING_TOKEN)
         if len(found) > 1:
-            raise AuthFailure(Reason.INVALID_REQUEST, _SEVERAL)
+            raise AuthFailure(Reason.INVALID_REQUEST, Sentence.SEVERAL_TOKENS)
         return found[0]
 
     def _one_header(self, value: str) -> ExtractedToken:
@@ -214,7 +181,7 @@ class TokenExtractor:
         """
         if len(value) > self.max_token_bytes:
             # Refused before the lookup, which would hash the whole oversized value.
-            raise _malformed(_HINT_TOO_LARGE)
+            raise _malformed(Sentence.TOO_LARGE)
         with self._lock:
             known = self._known.get(value)
         if known is not None:
@@ -230,25 +197,25 @@ class TokenExtractor:
     def _from_header(self, value: str) -> str | None:
         """Return the token of a ``Bearer`` header, ``None`` for another scheme."""
         if len(value) > self.max_token_bytes:
-            raise _malformed(_HINT_TOO_LARGE)
+            raise _malformed(Sentence.TOO_LARGE)
         value = value.strip(" \t")
         scheme, _, rest = value.partition(" ")
         if scheme.lower() != "bearer":
             lowered = scheme.lower()
             if lowered.startswith("bearer") and lowered[6:7].isspace():
-                raise _malformed(_HINT_WHITESPACE)
+                raise _malformed(Sentence.WRAPPED)
             if lowered.startswith("bearer") and lowered[6:7] in {":", "=", ","}:
-                raise _malformed(_HINT_SCHEME_PUNCTUATION)
-            if _FOLDED_BEARER.search(rest):
+                raise _malformed(Sentence.SCHEME_PUNCTUATION)
+            if FOLDED_BEARER_RE.search(rest):
                 # "Basic ..., Bearer ...": folded lines, one of them a bearer token.
-                raise AuthFailure(Reason.INVALID_REQUEST, _SEVERAL)
+                raise AuthFailure(Reason.INVALID_REQUEST, Sentence.SEVERAL_TOKENS)
             return None
         token = rest.lstrip(" ")
         if not token:
-            raise AuthFailure(Reason.INVALID_REQUEST, _EMPTY)
-        if "," in token and _FOLDED.search(token):
+            raise AuthFailure(Reason.INVALID_REQUEST, Sentence.NO_TOKEN_AFTER_SCHEME)
+        if "," in token and FOLDED_CREDENTIALS_RE.search(token):
             # Two Authorization headers folded into one by a proxy or WSGI server.
-            raise AuthFailure(Reason.INVALID_REQUEST, _SEVERAL)
+            raise AuthFailure(Reason.INVALID_REQUEST, Sentence.SEVERAL_TOKENS)
         return _check_token(token)
 
     def _from_params(self, encoded: str, source: TokenSource, found: list[ExtractedToken]) -> None:
@@ -256,12 +223,12 @@ class TokenExtractor:
         if not values:
             return
         if len(values) > 1:
-            raise AuthFailure(Reason.INVALID_REQUEST, _SEVERAL)
+            raise AuthFailure(Reason.INVALID_REQUEST, Sentence.SEVERAL_TOKENS)
         token = values[0]
         if not token:
-            raise AuthFailure(Reason.INVALID_REQUEST, _EMPTY_PARAM)
+            raise AuthFailure(Reason.INVALID_REQUEST, Sentence.EMPTY_PARAMETER)
         if len(token) > self.max_token_bytes:
-            raise _malformed(_HINT_TOO_LARGE)
+            raise _malformed(Sentence.TOO_LARGE)
         found.append(ExtractedToken(_check_token(token), source))
 
 
@@ -287,8 +254,8 @@ def _param_values(encoded: str) -> list[str]:
         AuthFailure: ``invalid_request`` when the two readings differ.
     """
     values = _param_values_in(encoded.split("&"))
-    if ";" in encoded and _param_values_in(_ANY_SEPARATOR.split(encoded)) != values:
-        raise AuthFailure(Reason.INVALID_REQUEST, _AMBIGUOUS_PARAM)
+    if ";" in encoded and _param_values_in(QUERY_SEPARATORS_RE.split(encoded)) != values:
+        raise AuthFailure(Reason.INVALID_REQUEST, Sentence.AMBIGUOUS_PARAMETER)
     return values
 
 

@@ -16,12 +16,12 @@ as a preflight only when it is one by the Fetch standard and nothing more: see
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import unquote_plus
 
 import jwt
 
+from invalidtoken_mw._grammar import QUERY_SEPARATORS_RE
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
 from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES, ExtractedToken, TokenExtractor
@@ -55,7 +55,6 @@ PREFLIGHT_STATUS = 204
 _METHOD_OVERRIDES = frozenset(
     {"x-http-method-override", "x-http-method", "x-method-override", "_method"}
 )
-_QUERY_SEPARATORS = re.compile(r"[&;]")
 
 
 def is_cors_preflight(method: str, headers: Mapping[str, str], query_string: str) -> bool:
@@ -87,7 +86,7 @@ def is_cors_preflight(method: str, headers: Mapping[str, str], query_string: str
         return False
     return not any(
         unquote_plus(field.partition("=")[0]).strip().lower() in _METHOD_OVERRIDES
-        for field in _QUERY_SEPARATORS.split(query_string)
+        for field in QUERY_SEPARATORS_RE.split(query_string)
         if field
     )
 

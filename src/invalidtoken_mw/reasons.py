@@ -1,7 +1,8 @@
 """The failure taxonomy: every way a bearer-token request can be refused.
 
 Each :class:`Reason` maps to exactly one HTTP status and one RFC 6750 §3.1 error
-code (or none), and carries a fixed, client-friendly description. :class:`AuthFailure`
+code (or none), and carries a fixed, client-friendly description (from the one table
+of client-facing sentences, :mod:`invalidtoken_mw._sentences`). :class:`AuthFailure`
 is the library's one exception type; the middlewares render it, and application code
 may raise it too.
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
+
+from invalidtoken_mw._sentences import Sentence
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -88,98 +91,97 @@ _INFO: dict[Reason, _ReasonInfo] = {
         401,
         None,
         "Authentication required",
-        "This resource requires a bearer token in the Authorization header.",
+        Sentence.MISSING_TOKEN,
     ),
     Reason.INVALID_REQUEST: _ReasonInfo(
         400,
         "invalid_request",
         "Invalid authentication request",
-        "The request carries the access token in an invalid way.",
+        Sentence.INVALID_REQUEST,
     ),
     Reason.MALFORMED_TOKEN: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Malformed access token",
-        "The access token is malformed.",
+        Sentence.MALFORMED_TOKEN,
     ),
     Reason.ALGORITHM_NOT_ALLOWED: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Signing algorithm not allowed",
-        "The access token is signed with an algorithm this service does not accept.",
+        Sentence.ALGORITHM_NOT_ALLOWED,
     ),
     Reason.UNKNOWN_KEY: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Unknown signing key",
-        "The access token is signed with a key this service does not know.",
+        Sentence.UNKNOWN_KEY,
     ),
     Reason.BAD_SIGNATURE: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Invalid signature",
-        "The access token signature is invalid.",
+        Sentence.BAD_SIGNATURE,
     ),
     Reason.EXPIRED: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Access token expired",
-        "The access token expired. Obtain a new one and retry.",
+        Sentence.EXPIRED,
     ),
     Reason.NOT_YET_VALID: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Access token not yet valid",
-        "The access token is not valid yet. The clocks of the client, the issuer"
-        " and this service may disagree.",
+        Sentence.NOT_YET_VALID,
     ),
     Reason.WRONG_ISSUER: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Wrong issuer",
-        "The access token was issued by an issuer this service does not trust.",
+        Sentence.WRONG_ISSUER,
     ),
     Reason.WRONG_AUDIENCE: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Wrong audience",
-        "The access token was issued for another audience.",
+        Sentence.WRONG_AUDIENCE,
     ),
     Reason.WRONG_TOKEN_TYPE: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Wrong token type",
-        "The token is not an access token of the type this service requires.",
+        Sentence.WRONG_TOKEN_TYPE,
     ),
     Reason.MISSING_CLAIM: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Missing claim",
-        "The access token lacks a required claim.",
+        Sentence.MISSING_CLAIM,
     ),
     Reason.REVOKED: _ReasonInfo(
         401,
         _INVALID_TOKEN,
         "Access token revoked",
-        "The access token has been revoked.",
+        Sentence.REVOKED,
     ),
     Reason.INSUFFICIENT_SCOPE: _ReasonInfo(
         403,
         "insufficient_scope",
         "Insufficient scope",
-        "The access token does not grant the scope this request requires.",
+        Sentence.INSUFFICIENT_SCOPE,
     ),
     Reason.KEY_UNAVAILABLE: _ReasonInfo(
         503,
         None,
         "Signing keys unavailable",
-        "The service cannot check access tokens right now. Retry later.",
+        Sentence.UNAVAILABLE,
     ),
     Reason.REVOCATION_UNAVAILABLE: _ReasonInfo(
         503,
         None,
         "Revocation check unavailable",
-        "The service cannot check access tokens right now. Retry later.",
+        Sentence.UNAVAILABLE,
     ),
 }
 

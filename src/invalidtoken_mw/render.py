@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, NamedTuple
 
+from invalidtoken_mw._grammar import uri_problem
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge, failure_description
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
@@ -68,6 +69,34 @@ def wants_problem_json(accept: str | None) -> bool:
     return False
 
 
+def _check_problem_type_base(base: str) -> None:
+    """Each ``type`` member, the base with a reason appended, is a URI reference.
+
+    RFC 9457 §3.1.1: ``type`` is a URI reference (RFC 3986 §4.1). Checking the
+    appended forms too refuses a base such as ``https://example.com:`` whose every
+    ``type`` would be broken.
+    """
+    problem = uri_problem(base)
+    if problem is None:
+        broken = next(
+            (f"{base}{r.value}" for r in Reason if uri_problem(f"{base}{r.value}") is not None),
+            None,
+        )
+        if broken is not None:
+            problem = f"with a reason appended it is {broken!r}, which is not a URI reference"
+    if problem is None:
+        return
+    hint = ""
+    if isinstance(base, str) and "{" in base:
+        hint = " The reason is appended to the base, not substituted: drop the {...} part."
+    raise ValueError(
+        f"problem_type_base={base!r} is not a URI reference (RFC 9457 §3.1.1, RFC 3986"
+        f" §4.1): {problem}.{hint} Use a prefix such as 'https://example.com/errors/',"
+        " which gives types such as 'https://example.com/errors/expired', percent-encoding"
+        " any other character."
+    )
+
+
 class Renderer:
     """Render failures for one service; configuration is checked at construction.
 
@@ -77,11 +106,13 @@ class Renderer:
             When off, the same document is always sent as ``application/json``.
         problem_type_base: Prefix of the RFC 9457 ``type`` member; the reason value
             is appended (for example ``https://example.com/errors/`` gives
-            ``https://example.com/errors/expired``).
+            ``https://example.com/errors/expired``). It and each ``type`` it gives
+            must be a URI reference (RFC 3986 §4.1).
         retry_after: Seconds announced in ``Retry-After`` on 503 answers.
 
     Raises:
-        ValueError: A value cannot be sent as it is.
+        ValueError: A value cannot be sent as it is; the message names the option and
+            how to fix it.
     """
 
     __slots__ = (
@@ -104,8 +135,7 @@ class Renderer:
         """Validate the options and precompute the answer for every reason."""
         if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0:
             raise ValueError("retry_after must be a whole number of seconds >= 0, e.g. 5.")
-        if not problem_type_base.isascii() or any(c.isspace() for c in problem_type_base):
-            raise ValueError("problem_type_base must be an ASCII URI prefix without spaces.")
+        _check_problem_type_base(problem_type_base)
         self.challenge = challenge if challenge is not None else ChallengeSettings()
         self.problem_json = problem_json
         self.problem_type_base = problem_type_base

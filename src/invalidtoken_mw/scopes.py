@@ -9,18 +9,15 @@ off a scope.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
+from invalidtoken_mw._grammar import SCOPE_TOKEN_RE
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 __all__ = ["check_scopes", "granted_scopes", "validate_scopes"]
-
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
@@ -34,7 +31,7 @@ def validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
         raise TypeError(f"scopes must be a list, e.g. [{scopes!r}], not a string.")
     result = tuple(dict.fromkeys(scopes))
     for scope in result:
-        if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
+        if not isinstance(scope, str) or not SCOPE_TOKEN_RE.fullmatch(scope):
             raise ValueError(
                 f"scope {scope!r} is not valid: a scope is printable ASCII without spaces,"
                 " '\"' or '\\' (RFC 6749 §3.3)."
@@ -57,7 +54,7 @@ def granted_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
             candidates = value
         else:
             continue
-        granted.update(v for v in candidates if isinstance(v, str) and _SCOPE_TOKEN.fullmatch(v))
+        granted.update(v for v in candidates if isinstance(v, str) and SCOPE_TOKEN_RE.fullmatch(v))
     return frozenset(granted)
 
 

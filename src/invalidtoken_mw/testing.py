@@ -22,6 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from invalidtoken_mw._grammar import (
+    AUTH_PARAM_START_RE,
+    COMMA_RE,
+    OWS_RE,
+    QUOTED_STRING_RE,
+    SPACES_RE,
+    TOKEN68_RE,
+    TOKEN_RE,
+)
 from invalidtoken_mw.verify import JWTVerifier
 
 if TYPE_CHECKING:
@@ -218,16 +227,7 @@ class Challenge:
     token68: str | None = None
 
 
-_TCHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_TOKEN = re.compile(_TCHAR + "+")
-_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_QUOTED = re.compile(r'"((?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*)"')
-_OWS = re.compile(r"[ \t]*")
-# A parameter, not a token68 ending in "=" padding: "name=" followed by a value.
-_PARAM_START = re.compile(rf"{_TCHAR}+[ \t]*=(?![ \t]*(?:[=,]|$))")
 _EQUALS = re.compile(r"=")
-_COMMA = re.compile(r",")
-_SPACES = re.compile(r" +")
 _UNESCAPE = re.compile(r"\\(.)")
 
 
@@ -238,7 +238,7 @@ class _Parser:
         self.text = text
         self.pos = 0
 
-    def skip(self, pattern: re.Pattern[str] = _OWS) -> None:
+    def skip(self, pattern: re.Pattern[str] = OWS_RE) -> None:
         m = pattern.match(self.text, self.pos)
         if m:
             self.pos = m.end()
@@ -264,28 +264,28 @@ class _Parser:
             self.pos += 1
 
     def param_follows(self) -> bool:
-        return _PARAM_START.match(self.text, self.pos) is not None
+        return AUTH_PARAM_START_RE.match(self.text, self.pos) is not None
 
     def param(self) -> tuple[str, str]:
-        name = self.expect(_TOKEN, "a parameter name").group().lower()
+        name = self.expect(TOKEN_RE, "a parameter name").group().lower()
         self.skip()
         self.expect(_EQUALS, "'='")
         self.skip()
         if self.peek() == '"':
-            value = _UNESCAPE.sub(r"\1", self.expect(_QUOTED, "a quoted string").group(1))
+            value = _UNESCAPE.sub(r"\1", self.expect(QUOTED_STRING_RE, "a quoted string").group(1))
         else:
-            value = self.expect(_TOKEN, "a token or quoted string").group()
+            value = self.expect(TOKEN_RE, "a token or quoted string").group()
         return name, value
 
     def challenge(self) -> Challenge:
-        scheme = self.expect(_TOKEN, "an auth-scheme").group().lower()
+        scheme = self.expect(TOKEN_RE, "an auth-scheme").group().lower()
         if self.at_end() or self.peek() == ",":
             return Challenge(scheme)
-        self.expect(_SPACES, "a space after the auth-scheme")
+        self.expect(SPACES_RE, "a space after the auth-scheme")
         if self.at_end() or self.peek() == ",":
             return Challenge(scheme)
         if not self.param_follows():
-            token68 = self.expect(_TOKEN68, "a token68").group()
+            token68 = self.expect(TOKEN68_RE, "a token68").group()
             self.skip()
             if not (self.at_end() or self.peek() == ","):
                 raise ValueError(f"unexpected text after token68 at offset {self.pos}")
@@ -299,7 +299,7 @@ class _Parser:
             self.skip()
             if self.at_end():
                 break
-            self.expect(_COMMA, "','")
+            self.expect(COMMA_RE, "','")
             self.skip_empty_list_items()
             if self.at_end() or not self.param_follows():
                 break

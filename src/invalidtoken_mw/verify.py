@@ -35,6 +35,7 @@ import structlog
 from cachetools import LRUCache
 
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
+from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
 from invalidtoken_mw.jwks import JWKSCache
@@ -57,14 +58,6 @@ __all__ = ["JWTVerifier", "ParsedToken"]
 _log = structlog.get_logger("invalidtoken_mw")
 
 _JWE_SEGMENTS = 4  # dots in a JWE compact serialisation
-_DESC_SEGMENTS = "The access token is malformed: a JWT has 3 dot-separated parts of base64url text."
-_DESC_JWE = "The access token is encrypted (JWE); this service accepts signed tokens (JWS) only."
-_DESC_HEADER = "The access token is malformed: its header is not a JSON object."
-_DESC_KID = "The access token is malformed: its kid header is not a string."
-_DESC_CLAIMS = "The access token is malformed: its claims are not a JSON object."
-_DESC_TOO_LARGE = "The access token is malformed: it is larger than this service accepts."
-_DESC_NONE = "The access token is not signed (alg none); this service requires a signature."
-_DESC_TYP = "The token is not an access token of the type this service requires ({typ})."
 
 # Verdicts that stay true for a given token and configuration; safe to remember.
 _LASTING = frozenset(
@@ -353,22 +346,22 @@ class JWTVerifier:
                 ``algorithm_not_allowed`` (``alg`` missing, ``none`` or not allowed).
         """
         if len(token) > self.max_token_bytes:
-            raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_TOO_LARGE)
+            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.TOO_LARGE)
         if not JWS_SHAPE.fullmatch(token):
             if token.count(".") == _JWE_SEGMENTS:
-                raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_JWE)
-            raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_SEGMENTS)
+                raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.ENCRYPTED)
+            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_THREE_PARTS)
         header_b64, claims_b64, _ = token.split(".")
-        header = _object(header_b64, _DESC_HEADER)
-        claims = _object(claims_b64, _DESC_CLAIMS)
+        header = _object(header_b64, Sentence.HEADER_NOT_OBJECT)
+        claims = _object(claims_b64, Sentence.CLAIMS_NOT_OBJECT)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             if isinstance(alg, str) and alg.lower() == "none":
-                raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED, _DESC_NONE)
+                raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED, Sentence.UNSIGNED)
             raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED)
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
-            raise AuthFailure(Reason.MALFORMED_TOKEN, _DESC_KID)
+            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.KID_NOT_STRING)
         return ParsedToken(token, header, claims, alg, kid)
 
     def signing_key(self, parsed: ParsedToken) -> Any:  # noqa: ANN401 - key objects
@@ -411,10 +404,7 @@ class JWTVerifier:
             return self._static_keys[parsed.alg]
         key = jwk_accepts(jwk, parsed.alg)
         if key is None:
-            raise AuthFailure(
-                Reason.ALGORITHM_NOT_ALLOWED,
-                "The access token's algorithm does not match its signing key.",
-            )
+            raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED, Sentence.ALGORITHM_NOT_THE_KEYS)
         return key
 
     def _finish(self, parsed: ParsedToken, key: Any) -> dict[str, Any]:  # noqa: ANN401 - key objects
@@ -434,7 +424,9 @@ class JWTVerifier:
         if self.token_type is not None:
             typ = parsed.header.get("typ")
             if not isinstance(typ, str) or _normalise_typ(typ) != self.token_type:
-                raise AuthFailure(Reason.WRONG_TOKEN_TYPE, _DESC_TYP.format(typ=self.token_type))
+                raise AuthFailure(
+                    Reason.WRONG_TOKEN_TYPE, Sentence.NOT_THE_TOKEN_TYPE.format(typ=self.token_type)
+                )
         return claims
 
     @contextmanager

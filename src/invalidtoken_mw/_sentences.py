@@ -1,0 +1,113 @@
+"""Every sentence the library sends to a client, in one table.
+
+These are the ``error_description`` (and RFC 9457 ``detail``) values of the library's
+own failures: the default of each :class:`~invalidtoken_mw.Reason` and the more
+precise ones the extractor and the verifier choose. They are fixed text written here,
+never request or token content, each one once; ``{placeholders}`` are filled from the
+service's configuration (a claim name, a token type) or a count, never from the token.
+Each one is RFC 6750 §3 ``error_description`` text (printable ASCII without a double
+quote or a backslash), ends with a full stop and reads well on its own; tests check this for every
+entry. docs/reasons.md lists them for users.
+
+:mod:`invalidtoken_mw.reasons` owns this table: it maps each reason to its default.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["Sentence", "every_sentence"]
+
+
+class Sentence:
+    """The table: one constant per client-facing sentence, by what it tells the client."""
+
+    # -- The default of each reason (Reason.description) --------------------------------
+    MISSING_TOKEN: Final = "This resource requires a bearer token in the Authorization header."
+    INVALID_REQUEST: Final = "The request carries the access token in an invalid way."
+    MALFORMED_TOKEN: Final = "The access token is malformed."
+    ALGORITHM_NOT_ALLOWED: Final = (
+        "The access token is signed with an algorithm this service does not accept."
+    )
+    UNKNOWN_KEY: Final = "The access token is signed with a key this service does not know."
+    BAD_SIGNATURE: Final = "The access token signature is invalid."
+    EXPIRED: Final = "The access token expired. Obtain a new one and retry."
+    NOT_YET_VALID: Final = (
+        "The access token is not valid yet. The clocks of the client, the issuer"
+        " and this service may disagree."
+    )
+    WRONG_ISSUER: Final = "The access token was issued by an issuer this service does not trust."
+    WRONG_AUDIENCE: Final = "The access token was issued for another audience."
+    WRONG_TOKEN_TYPE: Final = "The token is not an access token of the type this service requires."
+    MISSING_CLAIM: Final = "The access token lacks a required claim."
+    REVOKED: Final = "The access token has been revoked."
+    INSUFFICIENT_SCOPE: Final = "The access token does not grant the scope this request requires."
+    # Both 503 reasons: the client can only wait, whichever dependency is down.
+    UNAVAILABLE: Final = "The service cannot check access tokens right now. Retry later."
+
+    # -- How the request carries its credentials (invalid_request) ----------------------
+    NO_TOKEN_AFTER_SCHEME: Final = "The request names the Bearer scheme but carries no token."
+    SEVERAL_TOKENS: Final = "The request carries more than one access token; send exactly one."
+    EMPTY_PARAMETER: Final = "The access_token parameter is empty."
+    AMBIGUOUS_PARAMETER: Final = (
+        "The access_token parameter is ambiguous: separate parameters with '&' only, not ';'."
+    )
+
+    # -- What is wrong with the token's shape (malformed_token) ------------------------
+    TOO_LARGE: Final = (
+        "The access token is malformed: it is larger than this service accepts. Send the"
+        " access token, not another kind of token or document."
+    )
+    QUOTED: Final = (
+        "The access token is malformed: it is wrapped in quotes. Send the token without them."
+    )
+    SCHEME_TWICE: Final = (
+        "The access token is malformed: the Bearer scheme appears twice. Send"
+        " 'Authorization: Bearer <token>'."
+    )
+    SCHEME_PUNCTUATION: Final = (
+        "The access token is malformed: the scheme is followed by punctuation. Send"
+        " 'Authorization: Bearer <token>' with a single space."
+    )
+    WRAPPED: Final = (
+        "The access token is malformed: it contains spaces or line breaks, as if it was"
+        " wrapped when copied. Copy it again as one line."
+    )
+    BAD_CHARACTERS: Final = (
+        "The access token is malformed: it contains characters a bearer token cannot contain."
+    )
+    #: ``{count}``: how many of the three parts the token has (1 or 2).
+    TRUNCATED_JWT: Final = (
+        "The access token is malformed: it has {count} of the 3 dot-separated parts of a"
+        " JWT, so it looks truncated. Copy it again in full."
+    )
+    NOT_THREE_PARTS: Final = (
+        "The access token is malformed: a JWT has 3 dot-separated parts of base64url text."
+    )
+    HEADER_NOT_OBJECT: Final = "The access token is malformed: its header is not a JSON object."
+    CLAIMS_NOT_OBJECT: Final = "The access token is malformed: its claims are not a JSON object."
+    KID_NOT_STRING: Final = "The access token is malformed: its kid header is not a string."
+    ENCRYPTED: Final = (
+        "The access token is encrypted (JWE); this service accepts signed tokens (JWS) only."
+    )
+
+    # -- What is wrong with the token's content ----------------------------------------
+    UNSIGNED: Final = (
+        "The access token is not signed (alg none); this service requires a signature."
+    )
+    ALGORITHM_NOT_THE_KEYS: Final = "The access token's algorithm does not match its signing key."
+    #: ``{typ}``: the configured ``token_type``.
+    NOT_THE_TOKEN_TYPE: Final = (
+        "The token is not an access token of the type this service requires ({typ})."
+    )
+    #: ``{claim}``: a configured required claim's name.
+    LACKS_THE_CLAIM: Final = "The access token lacks the required {claim} claim."
+
+
+def every_sentence() -> dict[str, str]:
+    """The table as a mapping from each constant's name to its sentence (for tests, docs)."""
+    return {
+        name: value
+        for name, value in vars(Sentence).items()
+        if name.isupper() and isinstance(value, str)
+    }

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, settings
 
-from redis_server import RedisServer, running_redis
+from support.redis_server import RedisServer, running_redis
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,6 +29,6 @@ settings.load_profile(os.environ.get("INVALIDTOKEN_FUZZ_PROFILE", "default"))
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A fresh ``redis-server`` on loopback for one test (see :mod:`redis_server`)."""
+    """A fresh ``redis-server`` on loopback for one test (see :mod:`support.redis_server`)."""
     with running_redis(tmp_path) as server:
         yield server

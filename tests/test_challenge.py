@@ -15,7 +15,7 @@ from invalidtoken_mw import (
     parse_challenges,
 )
 from invalidtoken_mw.challenge import clean_description
-from strategies import (
+from support.strategies import (
     NQCHARS,
     auth_failures,
     challenge_settings,

@@ -27,10 +27,10 @@ import pytest
 
 from invalidtoken_mw import Reason, RedisRevocationStore
 from invalidtoken_mw.mint import DEFECTS, mint_token
-from redis_server import free_port
+from support.redis_server import free_port
 
 if TYPE_CHECKING:
-    from redis_server import RedisServer
+    from support.redis_server import RedisServer
 
 SCRIPT = Path(sys.executable).with_name("invalidtoken-mw")
 SECRET = "cli-test-secret-for-hs256-32-bytes!!"

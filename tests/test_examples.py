@@ -40,9 +40,9 @@ from structlog.testing import capture_logs
 from invalidtoken_mw import Reason
 from invalidtoken_mw.cli import build_parser
 from invalidtoken_mw.mint import DEFECTS
-from jwks_server import JWKSServer
-from servers import client, run_uvicorn, run_waitress
-from tokens import session_keys
+from support.jwks_server import JWKSServer
+from support.servers import client, run_uvicorn, run_waitress
+from support.tokens import session_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

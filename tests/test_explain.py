@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from invalidtoken_mw.explain import Check, Explanation, explain, human_duration
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.verify import JWTVerifier
-from jwks_server import JWKSServer
-from tokens import (
+from support.jwks_server import JWKSServer
+from support.tokens import (
     AUDIENCE,
     ISSUER,
     OTHER_SECRET,

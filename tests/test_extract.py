@@ -18,7 +18,7 @@ from invalidtoken_mw import (
     TokenSource,
 )
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
-from strategies import (
+from support.strategies import (
     SECRET_MARKER,
     authorization_around_secret,
     check_challenge,

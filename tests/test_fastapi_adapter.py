@@ -21,7 +21,9 @@ from structlog.testing import capture_logs
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from expected import (
+from invalidtoken_mw import AuthFailure, Reason
+from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
+from support.expected import (
     CHARACTERS_DETAIL,
     EMPTY_DETAIL,
     EXPIRED_CHALLENGE,
@@ -33,10 +35,8 @@ from expected import (
     invalid_token,
     scope_challenge,
 )
-from invalidtoken_mw import AuthFailure, Reason
-from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
-from servers import client, make_verifier, run_uvicorn
-from tokens import claims, mint, tamper_signature
+from support.servers import client, make_verifier, run_uvicorn
+from support.tokens import claims, mint, tamper_signature
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, MutableMapping

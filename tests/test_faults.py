@@ -1,8 +1,8 @@
 """Fault injection with real components, end to end through the ASGI middleware.
 
-A real JWKS server (:mod:`jwks_server`) goes down, answers slowly, sends garbage or an
+A real JWKS server (:mod:`support.jwks_server`) goes down, answers slowly, sends garbage or an
 empty key set, and rotates keys while requests stream in; a real ``redis-server``
-(:mod:`redis_server`) is killed or frozen mid-run and brought back. Requests go through
+(:mod:`support.redis_server`) is killed or frozen mid-run and brought back. Requests go through
 :class:`~invalidtoken_mw.InvalidTokenMiddleware` with httpx's ASGI transport, from
 several concurrent tasks. What design.md promises, and these tests pin:
 
@@ -28,15 +28,15 @@ from jwt.algorithms import RSAAlgorithm
 from structlog.testing import capture_logs
 
 from invalidtoken_mw import InvalidTokenMiddleware, JWTVerifier, RedisRevocationStore
-from jwks_server import JWKSServer, Mode
-from redis_server import free_port
-from rejections import ok_asgi
-from tokens import AUDIENCE, ISSUER, OTHER_SECRET, SECRET, Keys, claims, mint, session_keys
+from support.jwks_server import JWKSServer, Mode
+from support.redis_server import free_port
+from support.rejections import ok_asgi
+from support.tokens import AUDIENCE, ISSUER, OTHER_SECRET, SECRET, Keys, claims, mint, session_keys
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Sequence
 
-    from redis_server import RedisServer
+    from support.redis_server import RedisServer
 
 JWKS_TIMEOUT = 0.5
 COOLDOWN = 0.2

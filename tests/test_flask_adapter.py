@@ -16,7 +16,9 @@ import pytest
 from flask import Blueprint, Flask, abort
 from structlog.testing import capture_logs
 
-from expected import (
+from invalidtoken_mw import AuthFailure, Reason
+from invalidtoken_mw.flask import InvalidToken, current_claims, require_scopes
+from support.expected import (
     CHARACTERS_DETAIL,
     EMPTY_DETAIL,
     EXPIRED_CHALLENGE,
@@ -28,10 +30,8 @@ from expected import (
     invalid_token,
     scope_challenge,
 )
-from invalidtoken_mw import AuthFailure, Reason
-from invalidtoken_mw.flask import InvalidToken, current_claims, require_scopes
-from servers import make_verifier
-from tokens import claims, mint, tamper_signature
+from support.servers import make_verifier
+from support.tokens import claims, mint, tamper_signature
 
 if TYPE_CHECKING:
     from collections.abc import MutableMapping

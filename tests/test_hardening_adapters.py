@@ -41,7 +41,7 @@ from invalidtoken_mw import InvalidTokenMiddleware, InvalidTokenWSGIMiddleware
 from invalidtoken_mw.fastapi import TokenClaims, install
 from invalidtoken_mw.flask import InvalidToken
 from invalidtoken_mw.guard import is_cors_preflight
-from servers import (
+from support.servers import (
     client,
     make_verifier,
     run_granian,
@@ -49,7 +49,7 @@ from servers import (
     run_uvicorn,
     run_waitress,
 )
-from tokens import claims, mint
+from support.tokens import claims, mint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, MutableMapping

@@ -40,9 +40,9 @@ from structlog.testing import capture_logs
 
 from invalidtoken_mw import InvalidTokenMiddleware, InvalidTokenWSGIMiddleware, JWTVerifier
 from invalidtoken_mw.jwks import JWKSCache
-from jwks_server import JWKSServer
-from servers import run_uvicorn, run_waitress
-from tokens import AUDIENCE, ISSUER, mint, session_keys
+from support.jwks_server import JWKSServer
+from support.servers import run_uvicorn, run_waitress
+from support.tokens import AUDIENCE, ISSUER, mint, session_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp
 
-    from jwks_server import Mode
+    from support.jwks_server import Mode
 
 TIMEOUT = 1.0
 TRICKLE_DELAY = 0.5  # under TIMEOUT: http.client alone would never time out

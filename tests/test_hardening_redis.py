@@ -43,10 +43,10 @@ from invalidtoken_mw import (
     MemoryRevocationStore,
     RedisRevocationStore,
 )
-from redis_faults import fake_resp_server, trickle_proxy
-from redis_server import RedisServer, free_port, wait_until
-from servers import run_uvicorn, run_waitress
-from tokens import AUDIENCE, ISSUER, SECRET, claims, mint
+from support.redis_faults import fake_resp_server, trickle_proxy
+from support.redis_server import RedisServer, free_port, wait_until
+from support.servers import run_uvicorn, run_waitress
+from support.tokens import AUDIENCE, ISSUER, SECRET, claims, mint
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -343,7 +343,7 @@ GUNICORN_PREFIX = "gunicorn:"
 
 
 class Gunicorn:
-    """``gunicorn revocation_app:app`` with uvicorn workers, failing open, 30 s local cache."""
+    """``gunicorn support.revocation_app:app``: uvicorn workers, failing open, 30 s local cache."""
 
     def __init__(self, redis_url: str, log: Path) -> None:
         """Start the arbiter and its workers; :meth:`wait_ready` waits for them."""
@@ -360,7 +360,7 @@ class Gunicorn:
         }
         command = [
             sys.executable,
-            *("-m", "gunicorn", "revocation_app:app", "--chdir", str(TESTS)),
+            *("-m", "gunicorn", "support.revocation_app:app", "--chdir", str(TESTS)),
             *("--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(WORKERS)),
             *("--bind", f"127.0.0.1:{port}", "--graceful-timeout", "3"),
             *("--log-level", "warning"),

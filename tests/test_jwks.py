@@ -22,7 +22,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from invalidtoken_mw.jwks import JWKSCache, _SafeRedirectHandler
 from invalidtoken_mw.reasons import AuthFailure, Reason
-from jwks_server import JWKSServer
+from support.jwks_server import JWKSServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -34,7 +34,7 @@ from invalidtoken_mw import (
     otel_field_names,
 )
 from invalidtoken_mw.log import OTEL_FIELD_NAMES, sanitize
-from rejections import (
+from support.rejections import (
     EXPIRED_FOR_S,
     FINGERPRINT_KEY,
     NOT_BEFORE_IN_S,
@@ -53,8 +53,8 @@ from rejections import (
     rejections,
     wsgi_middleware,
 )
-from strategies import B64TOKEN_CHARS
-from tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, json_values, mint
+from support.strategies import B64TOKEN_CHARS
+from support.tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, json_values, mint
 
 if TYPE_CHECKING:
     from collections.abc import Callable

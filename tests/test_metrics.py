@@ -32,7 +32,7 @@ from invalidtoken_mw import (
     Reason,
     RequestFacts,
 )
-from rejections import (
+from support.rejections import (
     FINGERPRINT_KEY,
     PEER,
     REQUEST_ID,
@@ -46,7 +46,7 @@ from rejections import (
     scripted_verifier,
     wsgi_middleware,
 )
-from servers import run_uvicorn
+from support.servers import run_uvicorn
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from servers import (
+from support.servers import (
     MAIN_OPTIONS,
     RELAXED_OPTIONS,
     client,
@@ -34,7 +34,7 @@ from servers import (
     run_waitress,
     success_body,
 )
-from tokens import OTHER_SECRET, claims, mint, tamper_signature
+from support.tokens import OTHER_SECRET, claims, mint, tamper_signature
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, MutableMapping

@@ -21,8 +21,8 @@ from invalidtoken_mw import (
     InvalidTokenWSGIMiddleware,
     Reason,
 )
-from servers import make_verifier
-from tokens import claims, mint
+from support.servers import make_verifier
+from support.tokens import claims, mint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

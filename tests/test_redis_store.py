@@ -31,8 +31,8 @@ from invalidtoken_mw import (
     Reason,
     RedisRevocationStore,
 )
-from redis_server import RedisServer, redis_server_executable, wait_until
-from tokens import AUDIENCE, ISSUER, SECRET, claims, mint
+from support.redis_server import RedisServer, redis_server_executable, wait_until
+from support.tokens import AUDIENCE, ISSUER, SECRET, claims, mint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -10,7 +10,7 @@ import pytest
 
 from invalidtoken_mw import AuthFailure, ChallengeSettings, Reason, Renderer, wants_problem_json
 from invalidtoken_mw.render import DEFAULT_PROBLEM_TYPE_BASE, JSON, PROBLEM_JSON
-from strategies import check_challenge
+from support.strategies import check_challenge
 
 RENDERER = Renderer(ChallengeSettings(realm="orders"))
 BODY_MEMBERS = ["type", "title", "status", "detail", "error", "error_description", "reason"]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from invalidtoken_mw import AuthFailure, JWTVerifier, MemoryRevocationStore, Reason
-from tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, mint
+from support.tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, mint
 
 OTHER_ISSUER = "https://other-issuer.example"
 

@@ -1,6 +1,6 @@
 """Revocation across processes: two uvicorn app processes and the ``revoke`` command.
 
-Each app process (:mod:`revocation_app`) has its own middleware, verifier, Redis store
+Each app process (:mod:`support.revocation_app`) has its own middleware, verifier, Redis store
 and connections, with a 30 s local cache: a revocation made through one process, or
 by an operator with ``invalidtoken-mw revoke``, must reach the other through the
 pub/sub channel within one second. The command's other forms, usage errors and an
@@ -23,8 +23,8 @@ import pytest
 import redis
 
 from invalidtoken_mw import RedisRevocationStore
-from redis_server import RedisServer, free_port, running_redis, wait_until
-from tokens import ISSUER, SECRET, claims, mint
+from support.redis_server import RedisServer, free_port, running_redis, wait_until
+from support.tokens import ISSUER, SECRET, claims, mint
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -47,7 +47,7 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 class AppProcess:
-    """One ``uvicorn revocation_app:app`` process on its own port."""
+    """One ``uvicorn support.revocation_app:app`` process on its own port."""
 
     def __init__(self, redis_url: str, log: Path) -> None:
         """Start the process; :meth:`wait_ready` waits for it."""
@@ -63,7 +63,7 @@ class AppProcess:
         }
         command = [
             sys.executable,
-            *("-m", "uvicorn", "revocation_app:app", "--app-dir", str(TESTS)),
+            *("-m", "uvicorn", "support.revocation_app:app", "--app-dir", str(TESTS)),
             *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "on"),
             *("--log-level", "warning", "--no-access-log"),
         ]

@@ -43,10 +43,10 @@ from invalidtoken_mw import (
     JWTVerifier,
     MemoryRevocationStore,
 )
-from jwks_server import JWKSServer
-from rejections import ok_asgi, ok_wsgi
-from strategies import check_challenge
-from tokens import (
+from support.jwks_server import JWKSServer
+from support.rejections import ok_asgi, ok_wsgi
+from support.strategies import check_challenge
+from support.tokens import (
     AUDIENCE,
     ISSUER,
     OTHER_SECRET,

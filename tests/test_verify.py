@@ -23,8 +23,8 @@ from jwt.algorithms import ECAlgorithm
 
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.verify import JWTVerifier
-from jwks_server import JWKSServer
-from tokens import (
+from support.jwks_server import JWKSServer
+from support.tokens import (
     ALGORITHMS,
     AUDIENCE,
     ISSUER,

@@ -17,8 +17,8 @@ from structlog.testing import capture_logs
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from servers import MAIN_OPTIONS, make_starlette_app, run_uvicorn
-from tokens import claims, mint
+from support.servers import MAIN_OPTIONS, make_starlette_app, run_uvicorn
+from support.tokens import claims, mint
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -18,7 +18,7 @@ import urllib.parse
 from hypothesis import strategies as st
 
 from invalidtoken_mw import AuthFailure, ChallengeSettings, Reason, parse_challenges
-from tokens import AUDIENCE, ISSUER, OTHER_SECRET, SECRET, b64url, hs256_raw
+from support.tokens import AUDIENCE, ISSUER, OTHER_SECRET, SECRET, b64url, hs256_raw
 
 # RFC 6750 §2.1: the b64token alphabet (before any "=" padding).
 B64TOKEN_CHARS = string.ascii_letters + string.digits + "-._~+/"

@@ -76,7 +76,7 @@ def test_valid_token_is_accepted(ws_url: str) -> None:
         ),
     ],
 )
-def test_row31_bad_token_denied_before_accept_with_http_answer(
+def test_bad_token_denied_before_accept_with_http_answer(
     ws_url: str, headers: list[tuple[str, str]], status: int, challenge: str, reason: str
 ) -> None:
     """A bad handshake gets the HTTP status, challenge and body of an ordinary rejection."""
@@ -94,7 +94,7 @@ def test_row31_bad_token_denied_before_accept_with_http_answer(
     )
 
 
-def test_row31_one_event_per_denied_handshake(ws_url: str) -> None:
+def test_one_event_per_denied_handshake(ws_url: str) -> None:
     """A denied handshake logs exactly one auth_rejected event, and never the token."""
     with capture_logs() as logs:
         denial(ws_url, [("authorization", f"Bearer {EXPIRED}")])

@@ -458,7 +458,7 @@ def test_parse_challenges_only_ever_raises_value_error(header: str) -> None:
     assert challenges
 
 
-# Conformance row 24 and the properties -----------------------------------------------
+# Every challenge parses: the properties ----------------------------------------------
 
 
 @pytest.mark.parametrize("reason", [r for r in Reason if not r.is_server_fault], ids=str)
@@ -492,7 +492,7 @@ def test_hostile_description_cannot_break_the_header() -> None:
 def test_any_failure_builds_a_valid_challenge(
     failure: AuthFailure, settings: ChallengeSettings
 ) -> None:
-    """Whatever description and scopes a failure holds, its challenge is valid (row 24)."""
+    """Whatever description and scopes a failure holds, its challenge is valid."""
     header = build_challenge(failure, settings)
     if failure.reason.is_server_fault:
         assert header is None

@@ -128,7 +128,7 @@ def test_several_defects_all_show() -> None:
 
 
 def test_forged_and_expired_fails_signature_and_exp_but_is_bad_signature() -> None:
-    """A forged expired token shows both failures; the verdict is bad_signature (row 11)."""
+    """A forged expired token shows both failures; the verdict is bad_signature."""
     token = mint(payload=claims(exp=int(time.time()) - 2 * HOUR), key=OTHER_SECRET)
     report = explain(verifier(), token)
     expected = (["signature", "exp"], "bad_signature", "the signature does not match the key")

@@ -129,7 +129,7 @@ def test_rfc6750_section2_token_is_found(
     assert expected == actual
 
 
-# Conformance rows 1-8 ----------------------------------------------------------------
+# Finding the token ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -624,7 +624,7 @@ def test_copy_paste_mistake_is_malformed_with_a_hint_and_no_token(value: str, hi
     ],
 )
 def test_jwt_with_three_or_more_parts_is_left_to_the_verifier(token: str) -> None:
-    """A b64token JWT with 3+ parts is extracted as-is; judging its segments is row 9's job."""
+    """A b64token JWT with 3+ parts is extracted as-is; the verifier judges its segments."""
     assert ExtractedToken(token, TokenSource.HEADER) == DEFAULT.extract([f"Bearer {token}"])
 
 
@@ -685,7 +685,7 @@ def test_token_source_str_is_its_value() -> None:
     assert expected == str(TokenSource.QUERY)
 
 
-# Properties (conformance rows 24 and 27) ---------------------------------------------
+# Properties: valid challenges, no token echoed ----------------------------------------
 
 
 @pytest.mark.parametrize("reason", list(Reason), ids=str)

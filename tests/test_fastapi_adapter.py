@@ -2,8 +2,8 @@
 
 Covers the public documentation routes, the OpenAPI security scheme and scopes, the
 ``HTTPException(401)`` and ``HTTPBearer`` normalisation, failures raised by endpoints and
-dependencies (rows 29, 30), the websocket route (row 31) and the conformance rows of
-finding the token and of the output (1-8, 13, 22, 25-28) through ``install()``.
+dependencies, the websocket route, and finding the token, expiry, missing scopes and
+the output (body, CORS, log) through ``install()``.
 """
 
 from __future__ import annotations
@@ -305,7 +305,7 @@ def test_http_exception_401_gets_the_realm_challenge(http: httpx.Client) -> None
 
 
 def test_http_exception_401_challenge_exposed_under_cors(http: httpx.Client) -> None:
-    """Under CORS, the challenge added to an app's HTTPException(401) is exposed (row 26)."""
+    """Under CORS, the challenge added to an app's HTTPException(401) is exposed."""
     response = http.get("/http-401", headers={**bearer(READ), "origin": "https://app.example"})
     expected = (401, BARE, "www-authenticate")
     assert expected == (
@@ -356,7 +356,7 @@ def test_fastapi_http_bearer_success(http: httpx.Client) -> None:
     assert (200, {"scheme": "Bearer"}) == (response.status_code, response.json())
 
 
-# -- rows 29 and 30: failures raised by the application --------------------------------
+# -- failures raised by the application ----------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -391,7 +391,7 @@ def test_raised_failures_rendered_like_the_middleware(http: httpx.Client, path: 
     )
 
 
-# -- row 31: websocket -----------------------------------------------------------------
+# -- websocket -------------------------------------------------------------------------
 
 
 def test_websocket_with_valid_token(base_url: str) -> None:
@@ -424,7 +424,7 @@ def test_websocket_denied_before_accept(
     )
 
 
-# -- rows 1-8: finding the token -------------------------------------------------------
+# -- finding the token -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -519,7 +519,7 @@ def test_header_and_query_token(relaxed: httpx.Client) -> None:
     assert (400, invalid_request(SEVERAL_DETAIL), "invalid_request") == outcome(response)
 
 
-# -- rows 25-28: output ----------------------------------------------------------------
+# -- output --------------------------------------------------------------------------
 
 
 def test_body_members(http: httpx.Client) -> None:

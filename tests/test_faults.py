@@ -4,7 +4,7 @@ A real JWKS server (:mod:`support.jwks_server`) goes down, answers slowly, sends
 empty key set, and rotates keys while requests stream in; a real ``redis-server``
 (:mod:`support.redis_server`) is killed or frozen mid-run and brought back. Requests go through
 :class:`~invalidtoken_mw.InvalidTokenMiddleware` with httpx's ASGI transport, from
-several concurrent tasks. What design.md promises, and these tests pin:
+several concurrent tasks. What the library promises, and these tests pin:
 
 - no request is ever answered 500, and none waits longer than the configured timeout
   plus 0.5 s;

@@ -1,9 +1,9 @@
-"""The Flask extension: the extension pattern, exemptions, scopes and conformance rows.
+"""The Flask extension: the extension pattern, exemptions, scopes, finding the token, output.
 
 Requests go through Flask's test client; the Flask example runs under waitress in
-``test_examples.py``. Rows covered here: 1-8, 13, 22, 25-28 of conformance.md, plus the
-interception rows (29, 30) as Flask sees them: failures raised by views are rendered by
-the library even when the application has its own ``errorhandler(401)``.
+``test_examples.py``. Covered here: finding the token, expiry, missing scopes, the body,
+CORS, the log, and interception as Flask sees it: failures raised by views are rendered
+by the library even when the application has its own ``errorhandler(401)``.
 """
 
 from __future__ import annotations
@@ -425,7 +425,7 @@ def test_missing_challenge_not_added_when_switched_off() -> None:
     assert (401, None) == (response.status_code, response.headers.get("WWW-Authenticate"))
 
 
-# -- rows 1-8: finding the token -------------------------------------------------------
+# -- finding the token -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -564,7 +564,7 @@ def test_limit_from_config() -> None:
     assert (401, invalid_token(OVERSIZED_DETAIL), "malformed_token") == outcome(response)
 
 
-# -- row 13: expiry --------------------------------------------------------------------
+# -- expiry ----------------------------------------------------------------------------
 
 
 def test_expired_beyond_leeway(http: FlaskClient) -> None:
@@ -580,7 +580,7 @@ def test_expired_within_leeway_accepted(http: FlaskClient) -> None:
     assert (200, None, None) == outcome(http.get("/orders", headers=bearer(token)))
 
 
-# -- rows 25-28: output ----------------------------------------------------------------
+# -- output --------------------------------------------------------------------------
 
 
 def test_body_members(http: FlaskClient) -> None:

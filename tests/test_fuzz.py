@@ -7,11 +7,11 @@ and the WSGI middleware (called with a raw environ). Each answer must be:
 
 - never a 5xx and never an exception escaping;
 - for a refusal, a status matching its reason, a challenge that parses under RFC 9110
-  (conformance row 24) and the RFC 9457 body;
+  and the RFC 9457 body;
 - the verdict of the core for the same input, and byte for byte the same from both
   middlewares;
-- free of the token (row 27), with exactly one ``auth_rejected`` event and no other
-  event (row 28), counted exactly once in ``stats()``.
+- free of the token, with exactly one ``auth_rejected`` event and no other event,
+  counted exactly once in ``stats()``.
 
 The number of examples comes from the Hypothesis profile: 100 per test by default,
 many more with ``INVALIDTOKEN_FUZZ_PROFILE=long`` (see ``conftest.py``).

@@ -3,8 +3,9 @@ waitress.
 
 One table of requests runs against every server over real sockets and pins the exact
 status, challenge, body, ``Content-Type`` and ``Cache-Control``; a second test checks
-that the servers answer every row with identical bytes. The remaining tests pin
-conformance rows 6, 7, 26-30, the public paths, anonymous access, CORS preflight,
+that the servers answer every row with identical bytes. The remaining tests pin where
+the token may come from, CORS, the log, interception of the application's failures and
+401s, the public paths, anonymous access, CORS preflight,
 lifespan and a threaded server under load. Each server starts once per module.
 """
 
@@ -528,7 +529,7 @@ def test_one_event_per_rejection(main: httpx.Client, case: Case) -> None:
     assert expected == [(e["reason"], e["status"], e["log_level"]) for e in rejected_events(logs)]
 
 
-# -- rows 6 and 7: where the token may come from ---------------------------------------
+# -- where the token may come from -----------------------------------------------------
 
 
 def test_query_token_ignored_by_default(main: httpx.Client) -> None:
@@ -709,7 +710,7 @@ def test_no_expose_header_without_origin(main: httpx.Client) -> None:
     )
 
 
-# -- row 29: failures raised by the application ----------------------------------------
+# -- failures raised by the application ------------------------------------------------
 
 APP_SERVERS = ["uvicorn_main", "hypercorn_main", "granian_main", "uvicorn_fastapi", "waitress_main"]
 APP_SERVER_IDS = ["starlette", "starlette-hypercorn", "starlette-granian", "fastapi", "flask"]
@@ -749,7 +750,7 @@ def test_app_failure_rendered_like_the_middlewares_own(
     assert expected == actual
 
 
-# -- row 30: 401s produced by the application -----------------------------------------
+# -- 401s produced by the application -------------------------------------------------
 
 
 def test_bare_app_401_gets_a_challenge(main: httpx.Client) -> None:

@@ -1,4 +1,4 @@
-"""Rendering a failure: status, headers and body (conformance rows 24 and 25)."""
+"""Rendering a failure: status, headers and body."""
 
 from __future__ import annotations
 
@@ -222,7 +222,7 @@ def test_description_equal_to_the_default_renders_like_the_default() -> None:
 
 
 def test_insufficient_scope_answer_is_403_with_the_scope() -> None:
-    """insufficient_scope renders 403 and announces the scopes in the challenge (row 22)."""
+    """insufficient_scope renders 403 and announces the scopes in the challenge."""
     rendered = RENDERER.render(AuthFailure(Reason.INSUFFICIENT_SCOPE, scopes=["a", "b"]))
     expected = (
         'Bearer realm="orders", error="insufficient_scope", error_description="The access token'

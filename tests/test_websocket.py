@@ -1,4 +1,4 @@
-"""WebSocket handshakes through InvalidTokenMiddleware under uvicorn (conformance row 31).
+"""WebSocket handshakes through InvalidTokenMiddleware under uvicorn.
 
 uvicorn's websockets implementation advertises the ``websocket.http.response``
 extension, so a bad token is denied before ``accept`` with a real HTTP answer: the

@@ -6,7 +6,7 @@ import json
 import socket
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 import structlog
@@ -30,9 +30,6 @@ from support.tokens import (
     session_keys,
     static_cases,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 # A fixed "now" for the reports: 2026-05-01T12:00:00Z.
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
@@ -356,14 +353,6 @@ def test_to_dict_of_key_unavailable_says_503() -> None:
 
 
 # -- JWKS and the network -------------------------------------------------------------
-
-
-@pytest.fixture
-def jwks() -> Iterator[JWKSServer]:
-    server = JWKSServer()
-    server.jwks = {"keys": [session_keys().jwk("RS256", "rsa-1")]}
-    yield server
-    server.stop()
 
 
 def test_unknown_kid_fails_the_signature_check(jwks: JWKSServer) -> None:

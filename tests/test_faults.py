@@ -24,17 +24,25 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from jwt.algorithms import RSAAlgorithm
 from structlog.testing import capture_logs
 
 from invalidtoken_mw import InvalidTokenMiddleware, JWTVerifier, RedisRevocationStore
 from support.jwks_server import JWKSServer, Mode
 from support.redis_server import free_port
 from support.rejections import ok_asgi
-from support.tokens import AUDIENCE, ISSUER, OTHER_SECRET, SECRET, Keys, claims, mint, session_keys
+from support.tokens import (
+    AUDIENCE,
+    ISSUER,
+    KIDS,
+    OTHER_SECRET,
+    SECRET,
+    Keys,
+    claims,
+    mint,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from support.redis_server import RedisServer
 
@@ -43,7 +51,7 @@ COOLDOWN = 0.2
 REDIS_TIMEOUT = 0.25
 SLACK = 0.5  # what "answered within the timeout" allows on top, on a busy 2-core machine
 RETRY_AFTER = "7"
-KID = "rsa-1"
+KID = KIDS["RS256"]
 WORKERS = 8
 
 
@@ -137,21 +145,6 @@ def slowest(outcomes: Sequence[Outcome]) -> float:
 
 
 # -- JWKS -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def keys() -> Keys:
-    """The session's keys (RSA generation is slow)."""
-    return session_keys()
-
-
-@pytest.fixture
-def jwks(keys: Keys) -> Iterator[JWKSServer]:
-    """The identity provider's JWKS, publishing ``rsa-1``."""
-    server = JWKSServer()
-    server.jwks = {"keys": [keys.jwk("RS256", KID)]}
-    yield server
-    server.stop()
 
 
 def jwks_verifier(url: str, **options: Any) -> JWTVerifier:
@@ -288,7 +281,7 @@ def test_cached_keys_keep_serving_while_jwks_is_broken(jwks: JWKSServer, mode: s
 def test_keys_rotating_mid_run_are_picked_up_and_retired(keys: Keys, jwks: JWKSServer) -> None:
     """Key B is published, then key A withdrawn, while tasks stream A, B and unknown-kid tokens."""
     old = keys.jwk("RS256", "key-a")
-    new = {**_other_rsa_jwk(keys), "kid": "key-b", "alg": "RS256", "use": "sig"}
+    new = {**keys.rsa_other_jwk(), "kid": "key-b", "alg": "RS256", "use": "sig"}
     jwks.jwks = {"keys": [old]}
     # A verified token is reused for cache_ttl even after its key is withdrawn: keep it short.
     app = middleware(jwks_verifier(jwks.url, cache_ttl=COOLDOWN))
@@ -339,11 +332,6 @@ def test_keys_rotating_mid_run_are_picked_up_and_retired(keys: Keys, jwks: JWKSS
     refreshes_allowed = 1 + (time.monotonic() - moments["start"]) / COOLDOWN + 1
     assert jwks.requests <= refreshes_allowed
     assert slowest(outcomes) <= JWKS_TIMEOUT + SLACK
-
-
-def _other_rsa_jwk(keys: Keys) -> dict[str, Any]:
-    """The public JWK of the second RSA key (the rotated-in key)."""
-    return dict(RSAAlgorithm.to_jwk(keys.rsa_other.public_key(), as_dict=True))
 
 
 # -- Redis ------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from invalidtoken_mw import InvalidTokenMiddleware, InvalidTokenWSGIMiddleware, 
 from invalidtoken_mw.jwks import JWKSCache
 from support.jwks_server import JWKSServer
 from support.servers import run_uvicorn, run_waitress
-from support.tokens import AUDIENCE, ISSUER, mint, session_keys
+from support.tokens import AUDIENCE, ISSUER, KIDS, mint, session_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -58,7 +58,7 @@ TRICKLE_DELAY = 0.5  # under TIMEOUT: http.client alone would never time out
 SLACK = 0.6  # on top of the timeout, for a busy 2-core machine
 PROMPT = 0.5  # a request answered from cached keys
 CLIENT_TIMEOUT = 6.0  # the unbounded fetch held requests 12-30 s: fail fast instead
-KID = "es-1"
+KID = KIDS["ES256"]
 FETCH_THREAD = "invalidtoken-mw-jwks-fetch"
 TRICKLES = pytest.mark.parametrize("mode", ["trickle_head", "trickle_chunks"])
 
@@ -188,14 +188,6 @@ def refresh_failures(logs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str |
         for e in logs
         if e["event"] == "jwks_refresh_failed"
     ]
-
-
-@pytest.fixture
-def jwks() -> Iterator[JWKSServer]:
-    server = JWKSServer()
-    server.jwks = {"keys": [session_keys().jwk("ES256", KID)]}
-    yield server
-    server.stop()
 
 
 # -- one deadline over the whole exchange --------------------------------------------------

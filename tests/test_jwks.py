@@ -10,7 +10,6 @@ import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from http.client import HTTPMessage
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,8 @@ from support.jwks_server import JWKSServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from support.tokens import Keys
 
 COOLDOWN = 5.0
 
@@ -43,13 +44,6 @@ class FakeClock:
         self.now += seconds
 
 
-@dataclass(frozen=True)
-class Keys:
-    rsa: rsa.RSAPrivateKey
-    ec: ec.EllipticCurvePrivateKey
-    ed: ed25519.Ed25519PrivateKey
-
-
 def rsa_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
     return {**RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "alg": "RS256"}
 
@@ -60,15 +54,6 @@ def ec_jwk(key: ec.EllipticCurvePrivateKey, kid: str) -> dict[str, Any]:
 
 def ed_jwk(key: ed25519.Ed25519PrivateKey, kid: str) -> dict[str, Any]:
     return {**OKPAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "alg": "EdDSA"}
-
-
-@pytest.fixture(scope="module")
-def keys() -> Keys:
-    return Keys(
-        rsa=rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        ec=ec.generate_private_key(ec.SECP256R1()),
-        ed=ed25519.Ed25519PrivateKey.generate(),
-    )
 
 
 @pytest.fixture

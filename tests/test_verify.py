@@ -28,6 +28,7 @@ from support.tokens import (
     ALGORITHMS,
     AUDIENCE,
     ISSUER,
+    KIDS,
     OTHER_SECRET,
     SECRET,
     Case,
@@ -44,11 +45,10 @@ from support.tokens import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 APIS = pytest.mark.parametrize("api", ["sync", "async"])
 ASYMMETRIC = ("RS256", "PS256", "ES256", "EdDSA")
-KIDS = {"RS256": "rsa-1", "PS256": "rsa-ps", "ES256": "ec-1", "EdDSA": "ed-1"}
 COOLDOWN = 0.05
 HS256 = {"alg": "HS256", "typ": "JWT"}
 
@@ -97,21 +97,6 @@ def count_decodes(verifier: JWTVerifier, monkeypatch: pytest.MonkeyPatch) -> Cou
     counter = CountingDecoder(verifier._decoder)  # noqa: SLF001 - the seam the brief allows
     monkeypatch.setattr(verifier, "_decoder", counter)
     return counter
-
-
-@pytest.fixture(scope="module")
-def keys() -> Keys:
-    """The session's keys."""
-    return session_keys()
-
-
-@pytest.fixture
-def jwks(keys: Keys) -> Iterator[JWKSServer]:
-    """A local JWKS publishing one key per asymmetric algorithm, under KIDS."""
-    server = JWKSServer()
-    server.jwks = {"keys": [keys.jwk(alg, kid) for alg, kid in KIDS.items()]}
-    yield server
-    server.stop()
 
 
 def jwks_verifier(server: JWKSServer, **options: Any) -> JWTVerifier:
@@ -712,20 +697,9 @@ def test_jwks_key_confusion_with_hs256_allowed(
     assert expected == verdict(verifier, forged, api)
 
 
-@pytest.fixture
-def attacker(keys: Keys) -> Iterator[JWKSServer]:
-    """A second server standing for the attacker's key URL; it must never be asked."""
-    server = JWKSServer()
-    forger = jwt.algorithms.RSAAlgorithm.to_jwk(keys.rsa_other.public_key(), as_dict=True)
-    server.jwks = {"keys": [{**forger, "kid": "attacker", "alg": "RS256"}]}
-    yield server
-    server.stop()
-
-
 def _attacker_headers(attacker: JWKSServer, keys: Keys, kid: str) -> dict[str, Any]:
     """jku, x5u and jwk headers pointing at the attacker's server and key."""
-    forger_jwk = jwt.algorithms.RSAAlgorithm.to_jwk(keys.rsa_other.public_key(), as_dict=True)
-    return {"kid": kid, "jku": attacker.url, "x5u": attacker.url, "jwk": forger_jwk}
+    return {"kid": kid, "jku": attacker.url, "x5u": attacker.url, "jwk": keys.rsa_other_jwk()}
 
 
 @APIS

@@ -5,7 +5,7 @@ ASGI middleware (httpx's ASGI transport) and the WSGI middleware (httpx's WSGI
 transport) with the same verdict. Every answer is also checked for what must never
 happen: the token echoed, a challenge that does not parse, other than exactly one
 ``auth_rejected`` event. The core-level twins of several cases live in
-``test_verify.py``; this file pins the end-to-end behaviour in one place.
+the ``test_verify_*.py`` modules; this file pins the end-to-end behaviour in one place.
 
 =================================  ===============================================
 attack                             expected

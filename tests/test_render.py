@@ -106,8 +106,9 @@ def test_every_answer_is_no_store_with_a_correct_length(reason: Reason) -> None:
 def test_retry_after_and_challenge_split_by_server_fault(reason: Reason) -> None:
     """503s carry Retry-After and no WWW-Authenticate; every other answer the reverse."""
     names = {name for name, _ in RENDERER.render(AuthFailure(reason)).headers}
-    expected = (True, False) if reason.status == 503 else (False, True)
-    assert expected == ("retry-after" in names, "www-authenticate" in names)
+    server_fault = reason.status == 503
+    assert server_fault == ("retry-after" in names)
+    assert (not server_fault) == ("www-authenticate" in names)
 
 
 def test_retry_after_defaults_to_five_seconds() -> None:
@@ -236,8 +237,9 @@ def test_rendered_headers_are_ascii_without_line_breaks() -> None:
     failure = AuthFailure(Reason.BAD_SIGNATURE, '\r\n\x00"\\\u00e9\uff02\u2028', scopes=["\n"])
     rendered = RENDERER.render(failure, accept="application/problem+json")
     for name, value in rendered.headers:
-        expected = (True, False, False)
-        assert expected == (value.isascii(), "\r" in value, "\n" in value), name
+        assert value.isascii(), name
+        assert "\r" not in value, name
+        assert "\n" not in value, name
     check_challenge(dict(rendered.headers)["www-authenticate"])
     assert rendered.body.isascii()
 

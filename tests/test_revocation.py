@@ -146,10 +146,8 @@ def test_subject_revocation_defaults_to_now(make_store: MakeStore) -> None:
     issued = time.time() - 1
     store.revoke_subject("user-42", issuer=ISSUER)
     fresh = {"iss": ISSUER, "sub": "user-42", "iat": time.time() + 1}
-    assert (True, False) == (
-        store.is_revoked({"iss": ISSUER, "sub": "user-42", "iat": issued}),
-        store.is_revoked(fresh),
-    )
+    assert store.is_revoked({"iss": ISSUER, "sub": "user-42", "iat": issued})
+    assert not store.is_revoked(fresh)
 
 
 def test_an_earlier_subject_revocation_never_shortens_a_later_one(make_store: MakeStore) -> None:
@@ -282,9 +280,11 @@ def test_entries_expire_with_the_token() -> None:
     store.revoke(jti="short", issuer=ISSUER, expires_at=now + 1)
     store.revoke_subject("user-42", issuer=ISSUER, before=now)
     revoked = {"iss": ISSUER, "jti": "short", "sub": "user-42", "iat": now - 1}
-    assert (2, True) == (len(store), store.is_revoked(revoked))
+    assert 2 == len(store)
+    assert store.is_revoked(revoked)
     time.sleep(max(0.0, now + 1.1 - time.time()))
-    assert (0, False) == (len(store), store.is_revoked(revoked))
+    assert 0 == len(store)
+    assert not store.is_revoked(revoked)
 
 
 def test_store_is_bounded() -> None:
@@ -295,7 +295,8 @@ def test_store_is_bounded() -> None:
         store.revoke(jti=f"t-{number}", issuer=ISSUER, expires_at=expires)
         store.revoke_subject(f"user-{number}", issuer=ISSUER)
     latest = {"iss": ISSUER, "jti": "t-49"}
-    assert (20, True) == (len(store), store.is_revoked(latest))
+    assert 20 == len(store)
+    assert store.is_revoked(latest)
 
 
 @pytest.mark.parametrize(

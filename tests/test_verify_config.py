@@ -155,7 +155,8 @@ def test_configuration_errors_fail_at_construction(
     """An unusable configuration raises at construction with a message saying how to fix it."""
     with pytest.raises(error) as info:
         JWTVerifier(**options(keys))
-    assert (type(info.value), True) == (error, message in str(info.value))
+    assert type(info.value) is error
+    assert message in str(info.value)
 
 
 def test_configuration_error_never_quotes_the_secret() -> None:

@@ -251,5 +251,6 @@ def test_cached_keys_keep_serving_while_jwks_is_down(jwks: JWKSServer, api: str)
         unknown = verdict(verifier, signed_with_kid("RS256", "rotated-away"), api)
         known = verdict(verifier, signed_with_kid("ES256", "ec-1"), api)
     events = [(e["event"], e["log_level"], e["serving_stale"]) for e in logs]
-    expected_outcome = ("unknown_key", "valid", [("jwks_refresh_failed", "warning", True)])
-    assert expected_outcome == (unknown, known, events)
+    assert "unknown_key" == unknown
+    assert "valid" == known
+    assert [("jwks_refresh_failed", "warning", True)] == events

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, settings
 
-from redis_server import RedisServer, running_redis
+from support.jwks_server import JWKSServer
+from support.redis_server import RedisServer, running_redis
+from support.tokens import KIDS, Keys, session_keys
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,6 +31,30 @@ settings.load_profile(os.environ.get("INVALIDTOKEN_FUZZ_PROFILE", "default"))
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A fresh ``redis-server`` on loopback for one test (see :mod:`redis_server`)."""
+    """A fresh ``redis-server`` on loopback for one test (see :mod:`support.redis_server`)."""
     with running_redis(tmp_path) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    """The session's signing keys (RSA generation is slow, so they are made once)."""
+    return session_keys()
+
+
+@pytest.fixture
+def jwks(keys: Keys) -> Iterator[JWKSServer]:
+    """The identity provider's JWKS on loopback: one key per asymmetric algorithm, under KIDS."""
+    server = JWKSServer()
+    server.jwks = {"keys": [keys.jwk(alg, kid) for alg, kid in KIDS.items()]}
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def attacker(keys: Keys) -> Iterator[JWKSServer]:
+    """A second server standing for the attacker's key URL; it must never be asked."""
+    server = JWKSServer()
+    server.jwks = {"keys": [{**keys.rsa_other_jwk(), "kid": "attacker", "alg": "RS256"}]}
+    yield server
+    server.stop()

@@ -29,11 +29,11 @@ import pytest
 from invalidtoken_mw import Reason, RedisRevocationStore
 from invalidtoken_mw.cli.demo_app import create_app as demo_app
 from invalidtoken_mw.testing import DEFECTS, FakeIssuer, mint_token
-from redis_server import free_port
-from servers import client, run_uvicorn
+from support.redis_server import free_port
+from support.servers import client, run_uvicorn
 
 if TYPE_CHECKING:
-    from redis_server import RedisServer
+    from support.redis_server import RedisServer
 
 SCRIPT = Path(sys.executable).with_name("invalidtoken-mw")
 SECRET = "cli-test-secret-for-hs256-32-bytes!!"
@@ -115,13 +115,11 @@ def test_console_script_is_the_same_command() -> None:
 def test_explain_valid_token_exits_0_with_every_check_passed() -> None:
     """A valid token: exit 0, VALID, and the middleware would answer 200 with nothing else."""
     status, report = explain_json(token(), "--scope", "orders:read")
-    assert (0, True, None, 200, {}) == (
-        status,
-        report["valid"],
-        report["reason"],
-        report["status"],
-        failed_checks(report),
-    )
+    assert 0 == status
+    assert report["valid"]
+    assert None is report["reason"]
+    assert 200 == report["status"]
+    assert {} == failed_checks(report)
     assert {"status": 200, "www_authenticate": None, "headers": {}, "body": None} == report[
         "response"
     ]
@@ -210,12 +208,10 @@ def test_explain_names_each_defect_and_its_failed_check(
     """Each minted defect: exit 1, the matching reason, and a failed check that says why."""
     status, report = explain_json(token(defect), *extra)
     failed = failed_checks(report)
-    assert (1, reason, Reason(reason).status, True) == (
-        status,
-        report["reason"],
-        report["response"]["status"],
-        detail in failed.get(check, ""),
-    ), failed
+    assert 1 == status, failed
+    assert reason == report["reason"], failed
+    assert Reason(reason).status == report["response"]["status"], failed
+    assert detail in failed.get(check, ""), failed
 
 
 def test_explain_insufficient_scope_answers_403_with_the_scope() -> None:
@@ -241,11 +237,9 @@ def test_explain_insufficient_scope_answers_403_with_the_scope() -> None:
 def test_explain_counts_segments_of_what_is_not_a_jwt(value: str, detail: str) -> None:
     """A wrong segment count gets a plain-English segments line; the verdict is malformed."""
     status, report = explain_json(value)
-    assert (1, "malformed_token", True) == (
-        status,
-        report["reason"],
-        failed_checks(report)["segments"].startswith(detail),
-    )
+    assert 1 == status
+    assert "malformed_token" == report["reason"]
+    assert failed_checks(report)["segments"].startswith(detail)
 
 
 def test_explain_truncated_answer_is_the_middlewares_hint() -> None:
@@ -270,12 +264,10 @@ def test_explain_text_report_reads_like_the_issue_asks() -> None:
     """The text report has the header, claims, the truncation line, the verdict and the answer."""
     done = run("explain", token("truncated"), *VERIFY)
     lines = done.stdout.splitlines()
-    assert (1, True, True, True) == (
-        done.returncode,
-        {"Header", "Claims", "Checks", "Verdict  REJECTED: malformed_token"} <= set(lines),
-        f"  FAIL  segments         {TRUNCATED}" in lines,
-        "  HTTP 401" in lines,
-    )
+    assert 1 == done.returncode
+    assert {"Header", "Claims", "Checks", "Verdict  REJECTED: malformed_token"} <= set(lines)
+    assert f"  FAIL  segments         {TRUNCATED}" in lines
+    assert "  HTTP 401" in lines
 
 
 # -- explain: JSON, stdin, secrecy, colour -------------------------------------------------------
@@ -291,14 +283,12 @@ def test_explain_json_schema() -> None:
         set(report["response"]),
         set(report["response"]["body"]),
     )
-    assert (False, "expired", 401, 401, {(str, bool, str)}, "") == (
-        report["valid"],
-        report["reason"],
-        report["status"],
-        report["response"]["status"],
-        shapes - {(str, type(None), str)},
-        done.stderr,
-    )
+    assert not report["valid"]
+    assert "expired" == report["reason"]
+    assert 401 == report["status"]
+    assert 401 == report["response"]["status"]
+    assert {(str, bool, str)} == shapes - {(str, type(None), str)}
+    assert "" == done.stderr
 
 
 def test_explain_json_stays_pure_when_the_jwks_cannot_be_fetched() -> None:
@@ -307,14 +297,12 @@ def test_explain_json_stays_pure_when_the_jwks_cannot_be_fetched() -> None:
     rs256 = f"{_b64({'alg': 'RS256', 'kid': 'k1'})}.{_b64({'sub': 'user-42'})}.c2lnbmF0dXJl"
     done = run("explain", rs256, "--json", "--jwks-url", unreachable)
     report = json.loads(done.stdout)
-    assert (1, "key_unavailable", 503, None, "5", True) == (
-        done.returncode,
-        report["reason"],
-        report["response"]["status"],
-        report["response"]["www_authenticate"],
-        report["response"]["headers"]["retry-after"],
-        "jwks_refresh_failed" in done.stderr,
-    )
+    assert 1 == done.returncode
+    assert "key_unavailable" == report["reason"]
+    assert 503 == report["response"]["status"]
+    assert None is report["response"]["www_authenticate"]
+    assert "5" == report["response"]["headers"]["retry-after"]
+    assert "jwks_refresh_failed" in done.stderr
 
 
 def _b64(document: dict[str, str]) -> str:
@@ -347,19 +335,19 @@ def test_explain_never_prints_the_signature_or_the_secret(defect: str | None, mo
     signature = value.strip('"').rsplit(".", 1)[1]
     done = run("explain", value, *(["--json"] if mode == "json" else []), *VERIFY)
     written = done.stdout + done.stderr
-    assert (False, False, True) == (signature in written, SECRET in written, bool(done.stdout))
+    assert signature not in written
+    assert SECRET not in written
+    assert bool(done.stdout)
 
 
 def test_a_key_error_does_not_quote_the_key() -> None:
     """A key too short for HS256 is a usage error whose message does not repeat the key."""
     weak = "weak-key-0123"
     done = run("explain", token(), "--key", weak)
-    assert (2, "", False, True) == (
-        done.returncode,
-        done.stdout,
-        weak in done.stderr,
-        "cannot verify HS256" in done.stderr,
-    )
+    assert 2 == done.returncode
+    assert "" == done.stdout
+    assert weak not in done.stderr
+    assert "cannot verify HS256" in done.stderr
 
 
 def test_output_is_plain_when_piped() -> None:
@@ -376,23 +364,19 @@ def test_hostile_claims_cannot_drive_the_terminal() -> None:
     """Control characters in claims are escaped in the text report, never written raw."""
     hostile = token(aud="\x1b[2J\x1b]0;pwned\x07api://billing")
     done = run("explain", hostile, *VERIFY)
-    assert (1, None, None, True) == (
-        done.returncode,
-        ANSI.search(done.stdout),
-        re.search(r"[\x00-\x08\x0b-\x1f\x7f]", done.stdout),
-        "audience is \\x1b[2J\\x1b]0;pwned\\x07api://billing" in done.stdout,
-    )
+    assert 1 == done.returncode
+    assert None is ANSI.search(done.stdout)
+    assert None is re.search(r"[\x00-\x08\x0b-\x1f\x7f]", done.stdout)
+    assert "audience is \\x1b[2J\\x1b]0;pwned\\x07api://billing" in done.stdout
 
 
 def test_format_characters_in_claims_are_escaped_in_the_report() -> None:
     """A bidirectional override in a claim is shown as an escape, never reorders the report."""
     hostile = token(aud="api://\u202egnp.exe\u2066\u200b")
     done = run("explain", hostile, *VERIFY, env={"PYTHONIOENCODING": "utf-8"})
-    assert (1, [], True) == (
-        done.returncode,
-        [c for c in done.stdout if unicodedata.category(c) in {"Cf", "Zl", "Zp"}],
-        "audience is api://\\u202egnp.exe\\u2066\\u200b" in done.stdout,
-    )
+    assert 1 == done.returncode
+    assert [] == [c for c in done.stdout if unicodedata.category(c) in {"Cf", "Zl", "Zp"}]
+    assert "audience is api://\\u202egnp.exe\\u2066\\u200b" in done.stdout
 
 
 @pytest.mark.parametrize(("no_color", "coloured"), [(False, True), (True, False)])
@@ -421,11 +405,9 @@ def test_colour_only_on_a_terminal_without_no_color(no_color: bool, coloured: bo
     os.close(leader)
     process.wait(timeout=30)
     output = b"".join(chunks).decode()
-    assert (1, coloured, True) == (
-        process.returncode,
-        "\x1b[31mREJECTED: expired\x1b[0m" in output,
-        "REJECTED: expired" in output,
-    )
+    assert 1 == process.returncode
+    assert coloured == ("\x1b[31mREJECTED: expired\x1b[0m" in output)
+    assert "REJECTED: expired" in output
 
 
 # -- exit codes ---------------------------------------------------------------------------------
@@ -480,7 +462,9 @@ def test_usage_and_configuration_errors_exit_2(
 ) -> None:
     """A usage or configuration error exits 2 with a message on stderr and nothing on stdout."""
     done = run(*args, stdin=stdin)
-    assert (2, "", True) == (done.returncode, done.stdout, message in done.stderr), done.stderr
+    assert 2 == done.returncode, done.stderr
+    assert "" == done.stdout, done.stderr
+    assert message in done.stderr, done.stderr
 
 
 def test_exit_status_is_0_for_valid_and_1_for_rejected() -> None:
@@ -569,12 +553,10 @@ def test_revoke_token_is_seen_by_every_store_on_that_redis(redis_server: RedisSe
         other = store.is_revoked({**claims, "jti": "t-901"})
     finally:
         store.close()
-    assert (0, f"revoked jti=t-900 issuer={ISSUER} until exp={claims['exp']}\n", True, False) == (
-        done.returncode,
-        done.stdout,
-        revoked,
-        other,
-    )
+    assert 0 == done.returncode
+    assert f"revoked jti=t-900 issuer={ISSUER} until exp={claims['exp']}\n" == done.stdout
+    assert revoked
+    assert not other
 
 
 def test_revoke_subject_rejects_tokens_issued_before(redis_server: RedisServer) -> None:
@@ -590,7 +572,9 @@ def test_revoke_subject_rejects_tokens_issued_before(redis_server: RedisServer) 
         later = store.is_revoked({"iss": ISSUER, "sub": "user-42", "iat": now + 60})
     finally:
         store.close()
-    assert (0, True, False) == (done.returncode, earlier, later)
+    assert 0 == done.returncode
+    assert earlier
+    assert not later
 
 
 @pytest.mark.parametrize(
@@ -611,11 +595,9 @@ def test_revoke_refusals(args: tuple[str, ...], status: int, message: str) -> No
     """Unusable input exits 2, an unreachable Redis 1, each with a message and no traceback."""
     replaced = tuple(token() if arg == "JTI" else arg for arg in args)
     done = run("revoke", "--redis-url", f"redis://127.0.0.1:{free_port()}/0", *replaced)
-    assert (status, True, False) == (
-        done.returncode,
-        message in done.stderr,
-        "Traceback" in done.stderr,
-    ), done.stderr
+    assert status == done.returncode, done.stderr
+    assert message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
 
 
 # -- demo ----------------------------------------------------------------------------------------
@@ -629,7 +611,9 @@ def test_demo_runs_to_completion_and_its_table_shows_every_reason() -> None:
     table = _demo_table(done.stdout)
     summary = re.search(r"^(\d+) auth_rejected log events", done.stdout, re.MULTILINE)
     refused = [row for row in table if row[1] >= 400]
-    assert (0, True, None) == (done.returncode, elapsed < DEMO_BUDGET_S, ANSI.search(done.stdout))
+    assert 0 == done.returncode
+    assert elapsed < DEMO_BUDGET_S
+    assert None is ANSI.search(done.stdout)
     assert {reason.value: reason.status for reason in Reason} == {
         reason: status for _, status, reason in refused
     }

@@ -209,17 +209,19 @@ def test_a_sample_needing_a_missing_module_is_skipped_and_the_rest_runs(tmp_path
     )
     namespace: dict[str, Any] = {}
     skipped = run_page(page, namespace)
-    assert (["migration.md:3 needs no_such_module_for_docs"], True) == (
-        skipped,
-        namespace.get("ran"),
-    )
+    assert ["migration.md:3 needs no_such_module_for_docs"] == skipped
+    assert namespace.get("ran")
 
 
 def test_there_are_many_samples_and_few_are_not_run() -> None:
     """The docs hold plenty of executed samples and at most a handful of no-run ones."""
     everything = [sample for page in PAGES for sample in samples(page)]
     no_run = [f"{s.page.name}:{s.line}" for s in everything if s.no_run]
-    assert (True, True) == (len(everything) >= _MIN_SAMPLES, len(no_run) <= _MAX_NO_RUN), (
+    assert len(everything) >= _MIN_SAMPLES, (
+        len(everything),
+        no_run,
+    )
+    assert len(no_run) <= _MAX_NO_RUN, (
         len(everything),
         no_run,
     )
@@ -283,4 +285,5 @@ def test_mkdocs_build_strict_succeeds(tmp_path: Path) -> None:
     )
     assert 0 == result.returncode, result.stderr
     architecture = (site / "architecture" / "index.html").read_text(encoding="utf-8")
-    assert (True, True) == ((site / "index.html").is_file(), 'class="mermaid"' in architecture)
+    assert (site / "index.html").is_file()
+    assert 'class="mermaid"' in architecture

@@ -2,8 +2,8 @@
 
 Covers the public documentation routes, the OpenAPI security scheme and scopes, the
 ``HTTPException(401)`` and ``HTTPBearer`` normalisation, failures raised by endpoints and
-dependencies (rows 29, 30), the websocket route (row 31) and the conformance rows of
-finding the token and of the output (1-8, 13, 22, 25-28) through ``install()``.
+dependencies, the websocket route, and finding the token, expiry, missing scopes and
+the output (body, CORS, log) through ``install()``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from structlog.testing import capture_logs
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from expected import (
+from invalidtoken_mw import AuthFailure, Reason
+from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
+from support.expected import (
     CHARACTERS_DETAIL,
     EMPTY_DETAIL,
     EXPIRED_CHALLENGE,
@@ -33,10 +35,8 @@ from expected import (
     invalid_token,
     scope_challenge,
 )
-from invalidtoken_mw import AuthFailure, Reason
-from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
-from servers import client, make_verifier, run_uvicorn
-from tokens import claims, mint, tamper_signature
+from support.servers import client, make_verifier, run_uvicorn
+from support.tokens import claims, mint, tamper_signature
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, MutableMapping
@@ -277,7 +277,7 @@ def test_token_claims_on_public_route_without_token(http: httpx.Client) -> None:
         pytest.param("POST", READ_WRITE_SCP, (201, None, None), id="write-granted-by-scp"),
     ],
 )
-def test_row22_require_scopes(
+def test_require_scopes(
     http: httpx.Client, method: str, token: str, expected: tuple[int, str | None, str | None]
 ) -> None:
     """require_scopes passes a token granting the scope (scope or scp), 403s one lacking it."""
@@ -305,7 +305,7 @@ def test_http_exception_401_gets_the_realm_challenge(http: httpx.Client) -> None
 
 
 def test_http_exception_401_challenge_exposed_under_cors(http: httpx.Client) -> None:
-    """Under CORS, the challenge added to an app's HTTPException(401) is exposed (row 26)."""
+    """Under CORS, the challenge added to an app's HTTPException(401) is exposed."""
     response = http.get("/http-401", headers={**bearer(READ), "origin": "https://app.example"})
     expected = (401, BARE, "www-authenticate")
     assert expected == (
@@ -356,7 +356,7 @@ def test_fastapi_http_bearer_success(http: httpx.Client) -> None:
     assert (200, {"scheme": "Bearer"}) == (response.status_code, response.json())
 
 
-# -- rows 29 and 30: failures raised by the application --------------------------------
+# -- failures raised by the application ----------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -368,7 +368,7 @@ def test_fastapi_http_bearer_success(http: httpx.Client) -> None:
         "/depends/expired",
     ],
 )
-def test_row29_raised_failures_rendered_like_the_middleware(http: httpx.Client, path: str) -> None:
+def test_raised_failures_rendered_like_the_middleware(http: httpx.Client, path: str) -> None:
     """AuthFailure and pyjwt errors from endpoints or dependencies get the middleware's bytes."""
     refused = http.get("/orders", headers=bearer(EXPIRED))
     with capture_logs() as logs:
@@ -391,10 +391,10 @@ def test_row29_raised_failures_rendered_like_the_middleware(http: httpx.Client, 
     )
 
 
-# -- row 31: websocket -----------------------------------------------------------------
+# -- websocket -------------------------------------------------------------------------
 
 
-def test_row31_websocket_with_valid_token(base_url: str) -> None:
+def test_websocket_with_valid_token(base_url: str) -> None:
     """A valid token opens the websocket and the endpoint sees its claims."""
     url = base_url.replace("http://", "ws://") + "/ws"
     with connect(url, additional_headers=bearer(READ)) as websocket:
@@ -409,7 +409,7 @@ def test_row31_websocket_with_valid_token(base_url: str) -> None:
         pytest.param(bearer(EXPIRED), (401, EXPIRED_CHALLENGE), id="expired"),
     ],
 )
-def test_row31_websocket_denied_before_accept(
+def test_websocket_denied_before_accept(
     base_url: str, headers: dict[str, str], expected: tuple[int, str]
 ) -> None:
     """A bad token is refused during the handshake with the HTTP status and challenge."""
@@ -424,56 +424,56 @@ def test_row31_websocket_denied_before_accept(
     )
 
 
-# -- rows 1-8: finding the token -------------------------------------------------------
+# -- finding the token -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        pytest.param([], (401, BARE, "missing_token"), id="row01-no-credentials"),
+        pytest.param([], (401, BARE, "missing_token"), id="no-credentials"),
         pytest.param(
             [("authorization", "Basic dXNlcjpwYXNz")],
             (401, BARE, "missing_token"),
-            id="row01-basic",
+            id="basic",
         ),
-        pytest.param([("authorization", f"bearer {READ}")], (200, None, None), id="row02-lower"),
-        pytest.param([("authorization", f"BEARER {READ}")], (200, None, None), id="row02-upper"),
+        pytest.param([("authorization", f"bearer {READ}")], (200, None, None), id="lower"),
+        pytest.param([("authorization", f"BEARER {READ}")], (200, None, None), id="upper"),
         pytest.param(
-            [("authorization", f"Bearer   {READ}")], (200, None, None), id="row03-several-spaces"
+            [("authorization", f"Bearer   {READ}")], (200, None, None), id="several-spaces"
         ),
         pytest.param(
             [("authorization", "Bearer")],
             (400, invalid_request(EMPTY_DETAIL), "invalid_request"),
-            id="row04-bearer",
+            id="bearer",
         ),
         pytest.param(
             [("authorization", "Bearer not$a*token!")],
             (401, invalid_token(CHARACTERS_DETAIL), "malformed_token"),
-            id="row05-characters",
+            id="characters",
         ),
         pytest.param(
             [("authorization", f"Bearer {READ[:20]} {READ[20:]}")],
             (401, invalid_token(WRAPPED_DETAIL), "malformed_token"),
-            id="row05-space-inside",
+            id="space-inside",
         ),
         pytest.param(
             [("authorization", f"Bearer {READ}"), ("authorization", f"Bearer {NO_SCOPE}")],
             (400, invalid_request(SEVERAL_DETAIL), "invalid_request"),
-            id="row06-two-headers",
+            id="two-headers",
         ),
         pytest.param(
             [("authorization", "Bearer " + "A" * 9000)],
             (401, invalid_token(OVERSIZED_DETAIL), "malformed_token"),
-            id="row08-oversized",
+            id="oversized",
         ),
         pytest.param(
             [("authorization", f"Bearer {EXPIRED}")],
             (401, EXPIRED_CHALLENGE, "expired"),
-            id="row13-expired",
+            id="expired",
         ),
     ],
 )
-def test_rows_finding_and_verifying_the_token(
+def test_finding_and_verifying_the_token(
     http: httpx.Client,
     headers: list[tuple[str, str]],
     expected: tuple[int, str | None, str | None],
@@ -482,19 +482,19 @@ def test_rows_finding_and_verifying_the_token(
     assert expected == outcome(http.get("/orders", headers=headers))
 
 
-def test_row13_expired_within_leeway_accepted(http: httpx.Client) -> None:
+def test_expired_within_leeway_accepted(http: httpx.Client) -> None:
     """A token expired 30 s ago, within the 60 s leeway, is accepted."""
     token = mint(payload=claims(scope="orders:read", exp=int(time.time()) - 30))
     assert (200, None, None) == outcome(http.get("/orders", headers=bearer(token)))
 
 
-def test_row07_query_token_ignored_by_default(http: httpx.Client) -> None:
+def test_query_token_ignored_by_default(http: httpx.Client) -> None:
     """With the query method off (the default), ?access_token= is ignored: a bare 401."""
     response = http.get("/orders", params={"access_token": READ})
     assert (401, BARE, "missing_token") == outcome(response)
 
 
-def test_row07_query_token_accepted_and_private(relaxed: httpx.Client) -> None:
+def test_query_token_accepted_and_private(relaxed: httpx.Client) -> None:
     """install() passes options through: a query token is accepted and marked private."""
     response = relaxed.get("/orders", params={"access_token": READ})
     expected = (200, "private", {"sub": "user-1"})
@@ -505,7 +505,7 @@ def test_row07_query_token_accepted_and_private(relaxed: httpx.Client) -> None:
     )
 
 
-def test_row07_form_body_token_accepted(relaxed: httpx.Client) -> None:
+def test_form_body_token_accepted(relaxed: httpx.Client) -> None:
     """With the body method on, a form-body token on POST is accepted."""
     response = relaxed.post(
         "/orders", content=f"access_token={READ_WRITE_SCP}", headers={"content-type": FORM}
@@ -513,16 +513,16 @@ def test_row07_form_body_token_accepted(relaxed: httpx.Client) -> None:
     assert (201, {"sub": "user-1"}) == (response.status_code, response.json())
 
 
-def test_row06_header_and_query_token(relaxed: httpx.Client) -> None:
+def test_header_and_query_token(relaxed: httpx.Client) -> None:
     """A token in the header and one in the query (query method on) is a 400."""
     response = relaxed.get("/orders", params={"access_token": READ}, headers=bearer(READ))
     assert (400, invalid_request(SEVERAL_DETAIL), "invalid_request") == outcome(response)
 
 
-# -- rows 25-28: output ----------------------------------------------------------------
+# -- output --------------------------------------------------------------------------
 
 
-def test_row25_body_members(http: httpx.Client) -> None:
+def test_body_members(http: httpx.Client) -> None:
     """The body carries every problem and OAuth member; status equals the HTTP status."""
     response = http.get("/orders", headers=bearer(EXPIRED))
     expected = {
@@ -541,7 +541,7 @@ def test_row25_body_members(http: httpx.Client) -> None:
     )
 
 
-def test_row25_problem_json_when_asked(http: httpx.Client) -> None:
+def test_problem_json_when_asked(http: httpx.Client) -> None:
     """Accept: application/problem+json gets that media type."""
     headers = {**bearer(EXPIRED), "accept": "application/problem+json"}
     response = http.get("/orders", headers=headers)
@@ -551,7 +551,7 @@ def test_row25_problem_json_when_asked(http: httpx.Client) -> None:
     )
 
 
-def test_row25_no_body_on_head(http: httpx.Client) -> None:
+def test_no_body_on_head(http: httpx.Client) -> None:
     """A refused HEAD request gets the status and challenge but no body."""
     response = http.head("/orders", headers=bearer(EXPIRED))
     assert (401, EXPIRED_CHALLENGE, b"") == (
@@ -561,7 +561,7 @@ def test_row25_no_body_on_head(http: httpx.Client) -> None:
     )
 
 
-def test_row26_challenge_exposed_under_cors(http: httpx.Client) -> None:
+def test_challenge_exposed_under_cors(http: httpx.Client) -> None:
     """With an Origin header, a refusal lists WWW-Authenticate in Access-Control-Expose-Headers."""
     response = http.get("/orders", headers={"origin": "https://app.example"})
     assert (401, "www-authenticate") == (
@@ -580,7 +580,7 @@ def test_row26_challenge_exposed_under_cors(http: httpx.Client) -> None:
         pytest.param(f"Bearer {READ.rsplit('.', 1)[0]}", READ.rsplit(".", 1)[0], id="truncated"),
     ],
 )
-def test_row27_token_never_echoed(http: httpx.Client, authorization: str, token: str) -> None:
+def test_token_never_echoed(http: httpx.Client, authorization: str, token: str) -> None:
     """Neither the token nor any long segment of it appears in a header, the body or the log."""
     with capture_logs() as logs:
         response = http.get("/orders", headers={"authorization": authorization})
@@ -588,7 +588,8 @@ def test_row27_token_never_echoed(http: httpx.Client, authorization: str, token:
     written = [*(f"{k}: {v}" for k, v in response.headers.multi_items()), response.text]
     written.append(repr(logs))
     leaks = [(f[:16], text[:40]) for f in fragments for text in written if f in text]
-    assert (True, []) == (response.status_code >= 400, leaks)
+    assert response.status_code >= 400
+    assert [] == leaks
 
 
 @pytest.mark.parametrize(
@@ -601,7 +602,7 @@ def test_row27_token_never_echoed(http: httpx.Client, authorization: str, token:
         pytest.param("GET", "/depends/auth-failure", bearer(READ), "expired", id="dependency"),
     ],
 )
-def test_row28_one_event_per_rejection(
+def test_one_event_per_rejection(
     http: httpx.Client, method: str, path: str, headers: dict[str, str], reason: str
 ) -> None:
     """Every refused request logs exactly one auth_rejected event, carrying its reason."""
@@ -611,7 +612,7 @@ def test_row28_one_event_per_rejection(
 
 
 @pytest.mark.parametrize("path", ["/orders", "/http-401", "/legacy"])
-def test_row28_no_event_without_rejection(http: httpx.Client, path: str) -> None:
+def test_no_event_without_rejection(http: httpx.Client, path: str) -> None:
     """Accepted requests and the app's own 401s log no auth_rejected event."""
     with capture_logs() as logs:
         http.get(path, headers=bearer(READ) if path != "/legacy" else {})

@@ -1,10 +1,10 @@
 """Fault injection with real components, end to end through the ASGI middleware.
 
-A real JWKS server (:mod:`jwks_server`) goes down, answers slowly, sends garbage or an
+A real JWKS server (:mod:`support.jwks_server`) goes down, answers slowly, sends garbage or an
 empty key set, and rotates keys while requests stream in; a real ``redis-server``
-(:mod:`redis_server`) is killed or frozen mid-run and brought back. Requests go through
+(:mod:`support.redis_server`) is killed or frozen mid-run and brought back. Requests go through
 :class:`~invalidtoken_mw.InvalidTokenMiddleware` with httpx's ASGI transport, from
-several concurrent tasks. What design.md promises, and these tests pin:
+several concurrent tasks. What the library promises, and these tests pin:
 
 - no request is ever answered 500, and none waits longer than the configured timeout
   plus 0.5 s;
@@ -24,26 +24,34 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from jwt.algorithms import RSAAlgorithm
 from structlog.testing import capture_logs
 
 from invalidtoken_mw import InvalidTokenMiddleware, JWTVerifier, RedisRevocationStore
-from jwks_server import JWKSServer, Mode
-from redis_server import free_port
-from rejections import ok_asgi
-from tokens import AUDIENCE, ISSUER, OTHER_SECRET, SECRET, Keys, claims, mint, session_keys
+from support.jwks_server import JWKSServer, Mode
+from support.redis_server import free_port
+from support.rejections import ok_asgi
+from support.tokens import (
+    AUDIENCE,
+    ISSUER,
+    KIDS,
+    OTHER_SECRET,
+    SECRET,
+    Keys,
+    claims,
+    mint,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
-    from redis_server import RedisServer
+    from support.redis_server import RedisServer
 
 JWKS_TIMEOUT = 0.5
 COOLDOWN = 0.2
 REDIS_TIMEOUT = 0.25
 SLACK = 0.5  # what "answered within the timeout" allows on top, on a busy 2-core machine
 RETRY_AFTER = "7"
-KID = "rsa-1"
+KID = KIDS["RS256"]
 WORKERS = 8
 
 
@@ -139,21 +147,6 @@ def slowest(outcomes: Sequence[Outcome]) -> float:
 # -- JWKS -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def keys() -> Keys:
-    """The session's keys (RSA generation is slow)."""
-    return session_keys()
-
-
-@pytest.fixture
-def jwks(keys: Keys) -> Iterator[JWKSServer]:
-    """The identity provider's JWKS, publishing ``rsa-1``."""
-    server = JWKSServer()
-    server.jwks = {"keys": [keys.jwk("RS256", KID)]}
-    yield server
-    server.stop()
-
-
 def jwks_verifier(url: str, **options: Any) -> JWTVerifier:
     """A verifier of RS256 tokens with short JWKS timeout and cool-down."""
     return JWTVerifier(
@@ -232,7 +225,8 @@ def test_slow_jwks_is_503_within_the_timeout_with_one_shared_fetch(jwks: JWKSSer
         return slow, fetched, [await get(client, "valid", token) for _ in range(5)]
 
     slow, fetched, after = run(app, scenario)
-    assert (True, 1) == (all(is_unavailable(o, "key_unavailable") for o in slow), fetched)
+    assert all(is_unavailable(o, "key_unavailable") for o in slow)
+    assert 1 == fetched
     assert slowest(slow) <= JWKS_TIMEOUT + SLACK
     assert ["ok"] * 5 == [o.reason for o in after]
 
@@ -288,7 +282,7 @@ def test_cached_keys_keep_serving_while_jwks_is_broken(jwks: JWKSServer, mode: s
 def test_keys_rotating_mid_run_are_picked_up_and_retired(keys: Keys, jwks: JWKSServer) -> None:
     """Key B is published, then key A withdrawn, while tasks stream A, B and unknown-kid tokens."""
     old = keys.jwk("RS256", "key-a")
-    new = {**_other_rsa_jwk(keys), "kid": "key-b", "alg": "RS256", "use": "sig"}
+    new = {**keys.rsa_other_jwk(), "kid": "key-b", "alg": "RS256", "use": "sig"}
     jwks.jwks = {"keys": [old]}
     # A verified token is reused for cache_ttl even after its key is withdrawn: keep it short.
     app = middleware(jwks_verifier(jwks.url, cache_ttl=COOLDOWN))
@@ -339,11 +333,6 @@ def test_keys_rotating_mid_run_are_picked_up_and_retired(keys: Keys, jwks: JWKSS
     refreshes_allowed = 1 + (time.monotonic() - moments["start"]) / COOLDOWN + 1
     assert jwks.requests <= refreshes_allowed
     assert slowest(outcomes) <= JWKS_TIMEOUT + SLACK
-
-
-def _other_rsa_jwk(keys: Keys) -> dict[str, Any]:
-    """The public JWK of the second RSA key (the rotated-in key)."""
-    return dict(RSAAlgorithm.to_jwk(keys.rsa_other.public_key(), as_dict=True))
 
 
 # -- Redis ------------------------------------------------------------------------------------

@@ -40,9 +40,9 @@ from invalidtoken_mw import (
     InvalidTokenWSGIMiddleware,
     granted_scopes,
 )
-from servers import WSGI_CLAIMS_KEY, client, make_verifier, run_uvicorn, run_waitress
-from strategies import NQCHARS, scope_claim_values
-from tokens import AUDIENCE, claims, mint
+from support.servers import WSGI_CLAIMS_KEY, client, make_verifier, run_uvicorn, run_waitress
+from support.strategies import NQCHARS, scope_claim_values
+from support.tokens import AUDIENCE, claims, mint
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -1,8 +1,9 @@
 """The ``auth_rejected`` event: schema, levels, fingerprint, request facts and sanitisation.
 
 Events are captured with ``structlog.testing.capture_logs()``, first from
-:class:`~invalidtoken_mw.AuthEventLog` directly, then through both middlewares
-(conformance rows 27 and 28). The real renderer pipelines are in ``test_log_pipeline.py``.
+:class:`~invalidtoken_mw.AuthEventLog` directly, then through both middlewares (the
+token never logged, one event per refusal). The real renderer pipelines are in
+``test_log_pipeline.py``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from invalidtoken_mw import (
     otel_field_names,
 )
 from invalidtoken_mw.log import OTEL_FIELD_NAMES, sanitize
-from rejections import (
+from support.rejections import (
     EXPIRED_FOR_S,
     FINGERPRINT_KEY,
     NOT_BEFORE_IN_S,
@@ -53,8 +54,8 @@ from rejections import (
     rejections,
     wsgi_middleware,
 )
-from strategies import B64TOKEN_CHARS
-from tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, json_values, mint
+from support.strategies import B64TOKEN_CHARS
+from support.tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, json_values, mint
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -546,7 +547,7 @@ def test_any_claims_render_with_every_renderer(
         assert token not in line
 
 
-# -- the token never appears (conformance row 27) ----------------------------------------
+# -- the token never appears ---------------------------------------------------------------
 
 _PREFIXES = ["Bearer ", "bearer ", "Bearer  ", 'Bearer "', "Bearer:", "Bearer=", "Basic ", ""]
 _SUFFIXES = ["", '"', " trailing", ", Bearer other", "\t"]

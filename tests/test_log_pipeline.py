@@ -21,7 +21,7 @@ import structlog
 
 from invalidtoken_mw import Reason, otel_field_names
 from invalidtoken_mw.log import OTEL_FIELD_NAMES
-from rejections import (
+from support.rejections import (
     EXPIRED_FOR_S,
     PEER,
     REQUEST_ID,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from structlog.typing import Processor
 
-    from rejections import Rejection
+    from support.rejections import Rejection
 
 DOCS = Path(__file__).parent.parent / "docs" / "logging.md"
 SERVER_FAULTS = {Reason.KEY_UNAVAILABLE, Reason.REVOCATION_UNAVAILABLE}

@@ -32,7 +32,7 @@ from invalidtoken_mw import (
     Reason,
     RequestFacts,
 )
-from rejections import (
+from support.rejections import (
     FINGERPRINT_KEY,
     PEER,
     REQUEST_ID,
@@ -46,7 +46,7 @@ from rejections import (
     scripted_verifier,
     wsgi_middleware,
 )
-from servers import run_uvicorn
+from support.servers import run_uvicorn
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -285,7 +285,8 @@ def test_auth_accepted_for_an_anonymous_request_has_no_fingerprint() -> None:
     with capture_logs() as events:
         call_asgi(app, [("/orders", [])])
     [event] = events
-    assert ("auth_accepted", False) == (event["event"], "token_fingerprint" in event)
+    assert "auth_accepted" == event["event"]
+    assert "token_fingerprint" not in event
 
 
 # -- a real /metrics endpoint ----------------------------------------------------------

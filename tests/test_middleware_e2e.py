@@ -3,8 +3,9 @@ waitress.
 
 One table of requests runs against every server over real sockets and pins the exact
 status, challenge, body, ``Content-Type`` and ``Cache-Control``; a second test checks
-that the servers answer every row with identical bytes. The remaining tests pin
-conformance rows 6, 7, 26-30, the public paths, anonymous access, CORS preflight,
+that the servers answer every row with identical bytes. The remaining tests pin where
+the token may come from, CORS, the log, interception of the application's failures and
+401s, the public paths, anonymous access, CORS preflight,
 lifespan and a threaded server under load. Each server starts once per module.
 """
 
@@ -21,7 +22,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from servers import (
+from support.servers import (
     MAIN_OPTIONS,
     RELAXED_OPTIONS,
     client,
@@ -34,7 +35,7 @@ from servers import (
     run_waitress,
     success_body,
 )
-from tokens import OTHER_SECRET, claims, mint, tamper_signature
+from support.tokens import OTHER_SECRET, claims, mint, tamper_signature
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, MutableMapping
@@ -168,7 +169,7 @@ CASES = [
             detail=MISSING_DETAIL,
             challenge='Bearer realm="orders"',
         ),
-        id="row01-missing",
+        id="missing",
     ),
     pytest.param(
         _rejection(
@@ -181,7 +182,7 @@ CASES = [
             challenge='Bearer realm="orders"',
             secrets=("dXNlcjpwYXNzd29yZA==",),
         ),
-        id="row01-basic",
+        id="basic",
     ),
     pytest.param(
         _rejection(
@@ -194,7 +195,7 @@ CASES = [
             challenge='Bearer realm="orders", error="invalid_request", error_description='
             '"The request names the Bearer scheme but carries no token."',
         ),
-        id="row04-bearer-empty",
+        id="bearer-empty",
     ),
     pytest.param(
         _invalid_token(
@@ -203,7 +204,7 @@ CASES = [
             "Malformed access token",
             "The access token is malformed: it contains characters a bearer token cannot contain.",
         ),
-        id="row05-malformed-characters",
+        id="malformed-characters",
     ),
     pytest.param(
         _invalid_token(
@@ -213,7 +214,7 @@ CASES = [
             "The access token is malformed: it is wrapped in quotes. Send the token without them.",
             header=f'Bearer "{VALID}"',
         ),
-        id="row05-quotes",
+        id="quotes",
     ),
     pytest.param(
         _rejection(
@@ -226,7 +227,7 @@ CASES = [
             challenge=SEVERAL_CHALLENGE,
             secrets=fragments(VALID, OTHER_VALID),
         ),
-        id="row06-two-authorization-headers",
+        id="two-authorization-headers",
     ),
     pytest.param(
         _rejection(
@@ -239,7 +240,7 @@ CASES = [
             challenge=SEVERAL_CHALLENGE,
             secrets=fragments(VALID),
         ),
-        id="row06-bearer-and-basic-headers",
+        id="bearer-and-basic-headers",
     ),
     pytest.param(
         _rejection(
@@ -252,7 +253,7 @@ CASES = [
             challenge=SEVERAL_CHALLENGE,
             secrets=fragments(VALID),
         ),
-        id="row06-basic-and-bearer-headers",
+        id="basic-and-bearer-headers",
     ),
     pytest.param(
         _invalid_token(
@@ -262,7 +263,7 @@ CASES = [
             "The access token is malformed: it is larger than this service accepts. Send the"
             " access token, not another kind of token or document.",
         ),
-        id="row08-oversized",
+        id="oversized",
     ),
     pytest.param(
         Case(
@@ -276,7 +277,7 @@ CASES = [
     ),
     pytest.param(
         _invalid_token(EXPIRED, "expired", "Access token expired", EXPIRED_DETAIL),
-        id="row13-expired",
+        id="expired",
     ),
     pytest.param(
         _invalid_token(
@@ -286,7 +287,7 @@ CASES = [
             "The access token is not valid yet. The clocks of the client, the issuer and this"
             " service may disagree.",
         ),
-        id="row14-not-yet-valid",
+        id="not-yet-valid",
     ),
     pytest.param(
         _invalid_token(
@@ -295,7 +296,7 @@ CASES = [
             "Wrong audience",
             "The access token was issued for another audience.",
         ),
-        id="row15-wrong-audience",
+        id="wrong-audience",
     ),
     pytest.param(
         _invalid_token(
@@ -304,7 +305,7 @@ CASES = [
             "Wrong issuer",
             "The access token was issued by an issuer this service does not trust.",
         ),
-        id="row15-wrong-issuer",
+        id="wrong-issuer",
     ),
     pytest.param(
         _invalid_token(
@@ -313,7 +314,7 @@ CASES = [
             "Invalid signature",
             "The access token signature is invalid.",
         ),
-        id="row11-tampered-signature",
+        id="tampered-signature",
     ),
     pytest.param(
         _invalid_token(
@@ -322,7 +323,7 @@ CASES = [
             "Invalid signature",
             "The access token signature is invalid.",
         ),
-        id="row11-signed-with-another-key",
+        id="signed-with-another-key",
     ),
     pytest.param(
         _invalid_token(
@@ -331,7 +332,7 @@ CASES = [
             "Signing algorithm not allowed",
             "The access token is not signed (alg none); this service requires a signature.",
         ),
-        id="row10-alg-none",
+        id="alg-none",
     ),
     pytest.param(
         _rejection(
@@ -344,7 +345,7 @@ CASES = [
             challenge=SCOPE_CHALLENGE,
             secrets=fragments(READ_ONLY),
         ),
-        id="row22-insufficient-scope",
+        id="insufficient-scope",
     ),
     pytest.param(
         _rejection(
@@ -358,7 +359,7 @@ CASES = [
             secrets=fragments(EXPIRED),
             method="HEAD",
         ),
-        id="row25-head-has-no-body",
+        id="head-has-no-body",
     ),
     pytest.param(
         _rejection(
@@ -372,7 +373,7 @@ CASES = [
             secrets=fragments(EXPIRED),
             content_type="application/problem+json",
         ),
-        id="row25-accept-problem-json",
+        id="accept-problem-json",
     ),
 ]
 
@@ -509,7 +510,7 @@ def test_table_servers_send_identical_answers(
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_row27_token_never_echoed(main: httpx.Client, case: Case) -> None:
+def test_token_never_echoed(main: httpx.Client, case: Case) -> None:
     """No token, nor any long segment of one, appears in a response header, body or log."""
     with capture_logs() as logs:
         response = send(main, case)
@@ -520,7 +521,7 @@ def test_row27_token_never_echoed(main: httpx.Client, case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_row28_one_event_per_rejection(main: httpx.Client, case: Case) -> None:
+def test_one_event_per_rejection(main: httpx.Client, case: Case) -> None:
     """A rejected request logs exactly one auth_rejected event with its reason; success none."""
     with capture_logs() as logs:
         send(main, case)
@@ -528,10 +529,10 @@ def test_row28_one_event_per_rejection(main: httpx.Client, case: Case) -> None:
     assert expected == [(e["reason"], e["status"], e["log_level"]) for e in rejected_events(logs)]
 
 
-# -- rows 6 and 7: where the token may come from ---------------------------------------
+# -- where the token may come from -----------------------------------------------------
 
 
-def test_row07_query_token_ignored_by_default(main: httpx.Client) -> None:
+def test_query_token_ignored_by_default(main: httpx.Client) -> None:
     """With the query method off (the default), ?access_token= is ignored: a bare 401."""
     response = main.get("/orders", params={"access_token": VALID})
     expected = (401, 'Bearer realm="orders"', "missing_token")
@@ -542,14 +543,14 @@ def test_row07_query_token_ignored_by_default(main: httpx.Client) -> None:
     )
 
 
-def test_row07_body_token_ignored_by_default(main: httpx.Client) -> None:
+def test_body_token_ignored_by_default(main: httpx.Client) -> None:
     """With the body method off (the default), a form-body access_token is ignored."""
     response = main.post("/orders", content=f"access_token={VALID}", headers={"content-type": FORM})
     expected = (401, 'Bearer realm="orders"')
     assert expected == (response.status_code, response.headers.get("www-authenticate"))
 
 
-def test_row07_query_token_accepted_and_private(relaxed: httpx.Client) -> None:
+def test_query_token_accepted_and_private(relaxed: httpx.Client) -> None:
     """When on, a query token is accepted and the response is marked Cache-Control: private."""
     response = relaxed.get("/orders", params={"access_token": VALID})
     expected = (200, "private", success_body("GET", VALID_CLAIMS, ""))
@@ -560,7 +561,7 @@ def test_row07_query_token_accepted_and_private(relaxed: httpx.Client) -> None:
     )
 
 
-def test_row07_header_token_response_not_marked_private(relaxed: httpx.Client) -> None:
+def test_header_token_response_not_marked_private(relaxed: httpx.Client) -> None:
     """Only a query-token request gets Cache-Control: private; a header token leaves it alone."""
     response = relaxed.get("/orders", headers=bearer(VALID))
     expected = (200, None)
@@ -576,7 +577,7 @@ def test_row07_header_token_response_not_marked_private(relaxed: httpx.Client) -
         pytest.param("access_token=", "The access_token parameter is empty.", id="empty"),
     ],
 )
-def test_row07_repeated_or_empty_query_token_is_400(
+def test_repeated_or_empty_query_token_is_400(
     relaxed: httpx.Client, query: str, detail: str
 ) -> None:
     """A repeated or empty access_token parameter is a 400 invalid_request."""
@@ -590,14 +591,14 @@ def test_row07_repeated_or_empty_query_token_is_400(
     )
 
 
-def test_row06_header_and_query_token_is_400(relaxed: httpx.Client) -> None:
+def test_header_and_query_token_is_400(relaxed: httpx.Client) -> None:
     """A token in the header and another in the query is a 400 invalid_request."""
     response = relaxed.get("/orders", params={"access_token": VALID}, headers=bearer(VALID))
     expected = (400, SEVERAL_CHALLENGE)
     assert expected == (response.status_code, response.headers.get("www-authenticate"))
 
 
-def test_row07_form_body_token_accepted_and_body_replayed(relaxed: httpx.Client) -> None:
+def test_form_body_token_accepted_and_body_replayed(relaxed: httpx.Client) -> None:
     """A form-body token is accepted, and the application still receives the whole body."""
     body = f"item=42&access_token={VALID}&note=" + "x" * 5000
     response = relaxed.post("/orders", content=body, headers={"content-type": FORM})
@@ -613,7 +614,7 @@ def test_row07_form_body_token_accepted_and_body_replayed(relaxed: httpx.Client)
         pytest.param("GET", FORM, id="form-get"),
     ],
 )
-def test_row07_body_token_only_in_form_posts(
+def test_body_token_only_in_form_posts(
     relaxed: httpx.Client, method: str, content_type: str
 ) -> None:
     """An access_token in a non-form body, or in a GET body, is ignored (here: anonymous)."""
@@ -686,7 +687,7 @@ def test_options_without_request_method_is_not_a_preflight(main: httpx.Client) -
         pytest.param("/app-401/bare", VALID, 'Bearer realm="orders"', id="app-bare-401"),
     ],
 )
-def test_row26_cors_exposes_the_challenge(
+def test_cors_exposes_the_challenge(
     main: httpx.Client, path: str, token: str, challenge: str
 ) -> None:
     """With an Origin, a 401 lists www-authenticate in Access-Control-Expose-Headers."""
@@ -699,7 +700,7 @@ def test_row26_cors_exposes_the_challenge(
     )
 
 
-def test_row26_no_expose_header_without_origin(main: httpx.Client) -> None:
+def test_no_expose_header_without_origin(main: httpx.Client) -> None:
     """Without an Origin (not a CORS request) no Access-Control-Expose-Headers is added."""
     response = main.get("/orders", headers=bearer(EXPIRED))
     expected = (401, None)
@@ -709,7 +710,7 @@ def test_row26_no_expose_header_without_origin(main: httpx.Client) -> None:
     )
 
 
-# -- row 29: failures raised by the application ----------------------------------------
+# -- failures raised by the application ------------------------------------------------
 
 APP_SERVERS = ["uvicorn_main", "hypercorn_main", "granian_main", "uvicorn_fastapi", "waitress_main"]
 APP_SERVER_IDS = ["starlette", "starlette-hypercorn", "starlette-granian", "fastapi", "flask"]
@@ -723,7 +724,7 @@ APP_SERVER_IDS = ["starlette", "starlette-hypercorn", "starlette-granian", "fast
         pytest.param("/raise/expired", EXPIRED, id="jwt.ExpiredSignatureError"),
     ],
 )
-def test_row29_app_failure_rendered_like_the_middlewares_own(
+def test_app_failure_rendered_like_the_middlewares_own(
     request: pytest.FixtureRequest, server: str, path: str, own_token: str
 ) -> None:
     """An endpoint's AuthFailure or PyJWT error gets exactly the middleware's own answer (the
@@ -749,31 +750,31 @@ def test_row29_app_failure_rendered_like_the_middlewares_own(
     assert expected == actual
 
 
-# -- row 30: 401s produced by the application -----------------------------------------
+# -- 401s produced by the application -------------------------------------------------
 
 
-def test_row30_bare_app_401_gets_a_challenge(main: httpx.Client) -> None:
+def test_bare_app_401_gets_a_challenge(main: httpx.Client) -> None:
     """A 401 from the application without WWW-Authenticate gets the bare Bearer challenge."""
     response = main.get("/app-401/bare", headers=bearer(VALID))
     expected = (401, ['Bearer realm="orders"'])
     assert expected == (response.status_code, response.headers.get_list("www-authenticate"))
 
 
-def test_row30_app_401_with_own_challenge_left_alone(main: httpx.Client) -> None:
+def test_app_401_with_own_challenge_left_alone(main: httpx.Client) -> None:
     """A 401 from the application with its own challenge is not touched."""
     response = main.get("/app-401/own", headers=bearer(VALID))
     expected = (401, ['Basic realm="legacy"'])
     assert expected == (response.status_code, response.headers.get_list("www-authenticate"))
 
 
-def test_row30_add_missing_challenge_off_leaves_app_401_alone(relaxed: httpx.Client) -> None:
+def test_add_missing_challenge_off_leaves_app_401_alone(relaxed: httpx.Client) -> None:
     """With add_missing_challenge=False, a bare 401 from the application stays bare."""
     response = relaxed.get("/app-401/bare")
     expected: tuple[int, list[str]] = (401, [])
     assert expected == (response.status_code, response.headers.get_list("www-authenticate"))
 
 
-def test_row30_started_stream_is_never_turned_into_a_401(main: httpx.Client) -> None:
+def test_started_stream_is_never_turned_into_a_401(main: httpx.Client) -> None:
     """An AuthFailure raised after a streamed response started only cuts the stream short."""
     with (
         capture_logs() as logs,

@@ -21,8 +21,8 @@ from invalidtoken_mw import (
     InvalidTokenWSGIMiddleware,
     Reason,
 )
-from servers import make_verifier
-from tokens import claims, mint
+from support.servers import make_verifier
+from support.tokens import claims, mint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -263,7 +263,7 @@ def websocket_scope(extensions: dict[str, Any] | None) -> Scope:
 
 
 @pytest.mark.parametrize("extensions", [None, {}, {"websocket.http.response.other": {}}])
-def test_row31_websocket_without_extension_closes_with_1008(
+def test_websocket_without_extension_closes_with_1008(
     extensions: dict[str, Any] | None,
 ) -> None:
     """Without websocket.http.response the handshake is refused with close code 1008."""
@@ -281,7 +281,7 @@ def test_row31_websocket_without_extension_closes_with_1008(
     assert expected == (send.messages, called)
 
 
-def test_row31_websocket_with_extension_gets_http_denial() -> None:
+def test_websocket_with_extension_gets_http_denial() -> None:
     """With websocket.http.response the denial is an HTTP 401 carrying the challenge."""
     send = Recorder()
     scope = websocket_scope({"websocket.http.response": {}})
@@ -300,7 +300,7 @@ def test_row31_websocket_with_extension_gets_http_denial() -> None:
     assert "websocket.http.response.body" == body["type"]
 
 
-def test_row29_websocket_app_failure_before_accept_is_denied() -> None:
+def test_websocket_app_failure_before_accept_is_denied() -> None:
     """An AuthFailure raised by a websocket route before accepting is denied like our own."""
     scope = websocket_scope(None)
     scope["headers"] = [bearer()]
@@ -314,7 +314,7 @@ def test_row29_websocket_app_failure_before_accept_is_denied() -> None:
     assert expected == send.messages
 
 
-def test_row29_websocket_app_failure_after_accept_is_not_touched() -> None:
+def test_websocket_app_failure_after_accept_is_not_touched() -> None:
     """After the handshake is accepted, a failure from the route propagates untouched."""
     scope = websocket_scope(None)
     scope["headers"] = [bearer()]
@@ -343,7 +343,7 @@ def test_row29_websocket_app_failure_after_accept_is_not_touched() -> None:
         pytest.param(f"Basic dXNlcjpwYXNz,bearer {VALID}", id="gunicorn-basic-bearer"),
     ],
 )
-def test_row06_wsgi_folded_authorization_headers_are_400(folded: str) -> None:
+def test_wsgi_folded_authorization_headers_are_400(folded: str) -> None:
     """Two Authorization headers folded into one WSGI value are a 400, as under ASGI."""
     statuses: list[str] = []
 

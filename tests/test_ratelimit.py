@@ -21,7 +21,7 @@ from invalidtoken_mw import (
     Reason,
     RequestFacts,
 )
-from rejections import asgi_middleware, call_asgi, ok_asgi, rejections, scripted_verifier
+from support.rejections import asgi_middleware, call_asgi, ok_asgi, rejections, scripted_verifier
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable

@@ -7,7 +7,7 @@ import pytest
 from invalidtoken_mw import AuthFailure, Reason
 from invalidtoken_mw.challenge import clean_description
 
-# design.md, "The failure taxonomy": value -> (HTTP status, RFC 6750 §3.1 error code).
+# The failure taxonomy of docs/reasons.md: value -> (HTTP status, RFC 6750 §3.1 error code).
 TAXONOMY: dict[str, tuple[int, str | None]] = {
     "missing_token": (401, None),
     "invalid_request": (400, "invalid_request"),
@@ -29,12 +29,12 @@ TAXONOMY: dict[str, tuple[int, str | None]] = {
 
 
 def test_taxonomy_has_exactly_the_sixteen_documented_reasons() -> None:
-    """Reason has exactly design.md's sixteen members in order, so adding or dropping one fails."""
+    """Reason has exactly the sixteen documented members in order; adding or dropping one fails."""
     assert list(TAXONOMY) == [reason.value for reason in Reason]
 
 
 def test_taxonomy_maps_every_reason_to_its_documented_status_and_error() -> None:
-    """The whole Reason -> (status, error) mapping equals design.md's table, row for row."""
+    """The whole Reason -> (status, error) mapping equals the documented table, entry for entry."""
     actual = {reason.value: (reason.status, reason.error) for reason in Reason}
     assert actual == TAXONOMY
 
@@ -44,7 +44,7 @@ def test_taxonomy_maps_every_reason_to_its_documented_status_and_error() -> None
     [pytest.param(value, status, error, id=value) for value, (status, error) in TAXONOMY.items()],
 )
 def test_reason_status_and_error(value: str, status: int, error: str | None) -> None:
-    """Each reason, looked up by its wire value, has design.md's status and error code."""
+    """Each reason, looked up by its wire value, has its documented status and error code."""
     reason = Reason(value)
     assert (status, error) == (reason.status, reason.error)
     failure = AuthFailure(value)
@@ -104,7 +104,7 @@ def test_problem_titles_are_distinct() -> None:
 
 
 def test_not_yet_valid_description_hints_at_clock_skew() -> None:
-    """The not_yet_valid description tells the client the clocks may disagree (row 14)."""
+    """The not_yet_valid description tells the client the clocks may disagree."""
     assert "clocks" in Reason.NOT_YET_VALID.description
 
 

@@ -1,11 +1,11 @@
 """RedisRevocationStore against a real redis-server on loopback.
 
-Semantics as the memory store's; every key expires and the key count returns to zero;
-the local cache keeps Redis off the hot path and is emptied at once by the pub/sub
-channel (and on a pub/sub reconnect); a Redis crash or freeze fails closed fast (or
-open with a warning) and the store recovers by itself; the asyncio forms; and the
-verifier and both middlewares answering ``revoked`` and ``revocation_unavailable``.
-"""
+The semantics both stores share are the contract in ``test_revocation.py``, which runs
+against this store too. Here, what Redis adds: every key expires and the key count
+returns to zero; the local cache keeps Redis off the hot path and is emptied at once by
+the pub/sub channel (and on a pub/sub reconnect); a Redis crash or freeze fails closed
+fast (or open with a warning) and the store recovers by itself; the asyncio forms; and
+the verifier and both middlewares answering ``revoked`` and ``revocation_unavailable``."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from invalidtoken_mw import (
     Reason,
     RedisRevocationStore,
 )
-from redis_server import RedisServer, redis_server_executable, wait_until
-from tokens import AUDIENCE, ISSUER, SECRET, claims, mint
+from support.redis_server import RedisServer, redis_server_executable, wait_until
+from support.tokens import AUDIENCE, ISSUER, SECRET, claims, mint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 PREFIX = "test:"
 CHANNEL = f"{PREFIX}revocations"
-OTHER_ISSUER = "https://other-issuer.example"
 REVOKED_CHALLENGE = (
     'Bearer realm="orders", error="invalid_token",'
     ' error_description="The access token has been revoked."'
@@ -120,52 +119,10 @@ def failure_reason(store: RedisRevocationStore, identity: dict[str, Any]) -> str
         return failure.reason.value
 
 
-# -- semantics ----------------------------------------------------------------------
+# -- keys and TTLs -------------------------------------------------------------------
 
 
-def test_token_is_revoked_by_issuer_and_jti(
-    make_store: Callable[..., RedisRevocationStore],
-) -> None:
-    """A revoked (iss, jti) is revoked; another jti or another issuer's same jti is not."""
-    store = make_store(local_cache_ttl=0)
-    store.revoke(jti="t-1", issuer=ISSUER, expires_at=time.time() + 3600)
-    checks = [
-        {"iss": ISSUER, "jti": "t-1"},
-        {"iss": ISSUER, "jti": "t-2"},
-        {"iss": OTHER_ISSUER, "jti": "t-1"},
-        {"jti": "t-1"},
-    ]
-    assert [True, False, False, False] == [store.is_revoked(c) for c in checks]
-
-
-def test_subject_revocation_covers_only_tokens_issued_before(
-    make_store: Callable[..., RedisRevocationStore],
-) -> None:
-    """Without leeway, a subject revocation hits tokens with iat < before or no iat, of that
-    subject and issuer."""
-    store = make_store(local_cache_ttl=0, leeway=0)
-    before = time.time()
-    store.revoke_subject("user-42", issuer=ISSUER, before=before)
-    cases: dict[str, dict[str, Any]] = {
-        "issued before": {"iss": ISSUER, "sub": "user-42", "iat": before - 1},
-        "issued at the moment": {"iss": ISSUER, "sub": "user-42", "iat": before},
-        "issued after": {"iss": ISSUER, "sub": "user-42", "iat": before + 1},
-        "no iat": {"iss": ISSUER, "sub": "user-42"},
-        "other subject": {"iss": ISSUER, "sub": "user-43", "iat": before - 1},
-        "other issuer": {"iss": OTHER_ISSUER, "sub": "user-42", "iat": before - 1},
-    }
-    expected = {
-        "issued before": True,
-        "issued at the moment": False,
-        "issued after": False,
-        "no iat": True,
-        "other subject": False,
-        "other issuer": False,
-    }
-    assert expected == {name: store.is_revoked(c) for name, c in cases.items()}
-
-
-def test_an_earlier_subject_revocation_never_shortens_a_later_one(
+def test_an_earlier_subject_revocation_keeps_the_later_ttl(
     make_store: Callable[..., RedisRevocationStore], admin: redis.Redis
 ) -> None:
     """Revoking a subject again, earlier and shorter-lived, keeps the later cut-off and TTL."""
@@ -175,10 +132,8 @@ def test_an_earlier_subject_revocation_never_shortens_a_later_one(
     long_lived.revoke_subject("user-42", issuer=ISSUER, before=now)
     short_lived.revoke_subject("user-42", issuer=ISSUER, before=now - 100)
     (key,) = admin.scan_iter(match=f"{PREFIX}sub:*")
-    assert (True, True) == (
-        long_lived.is_revoked({"iss": ISSUER, "sub": "user-42", "iat": now - 50}),
-        admin.ttl(key) > 3500,
-    )
+    assert long_lived.is_revoked({"iss": ISSUER, "sub": "user-42", "iat": now - 50})
+    assert admin.ttl(key) > 3500
 
 
 @pytest.mark.parametrize(
@@ -188,13 +143,14 @@ def test_an_earlier_subject_revocation_never_shortens_a_later_one(
         pytest.param(lambda: time.time() - 10, id="expired-long-ago"),
     ],
 )
-def test_revoking_an_expired_token_is_a_no_op(
+def test_revoking_an_expired_token_writes_no_key(
     make_store: Callable[..., RedisRevocationStore], expires_at: Callable[[], float]
 ) -> None:
     """A token already past exp + leeway writes no key at all."""
     store = make_store(local_cache_ttl=0, leeway=0)
     store.revoke(jti="old", issuer=ISSUER, expires_at=expires_at())
-    assert (0, False) == (len(store), store.is_revoked({"iss": ISSUER, "jti": "old"}))
+    assert 0 == len(store)
+    assert not store.is_revoked({"iss": ISSUER, "jti": "old"})
 
 
 def test_every_key_expires(
@@ -279,7 +235,8 @@ def test_revocation_during_a_slow_read_is_not_cached(
 
     instance_b.during_read = revoke_meanwhile
     try:
-        assert (False, True) == (instance_b.is_revoked(identity), instance_b.is_revoked(identity))
+        assert not instance_b.is_revoked(identity)
+        assert instance_b.is_revoked(identity)
     finally:
         instance_b.close()
 
@@ -337,7 +294,8 @@ def test_frozen_redis_fails_closed_within_the_timeout(
         elapsed = time.monotonic() - start
     finally:
         redis_server.resume()
-    assert ("revocation_unavailable", True) == (reason, elapsed < 1.0)
+    assert "revocation_unavailable" == reason
+    assert elapsed < 1.0
 
 
 def test_crash_fails_open_with_a_warning_when_configured(
@@ -350,10 +308,10 @@ def test_crash_fails_open_with_a_warning_when_configured(
     redis_server.kill()
     with capture_logs() as logs:
         verdict = store.is_revoked(identity)
-    assert (False, [("revocation_check_skipped", "warning", "ConnectionError")]) == (
-        verdict,
-        [(e["event"], e["log_level"], e["error_type"]) for e in logs],
-    )
+    assert not verdict
+    assert [("revocation_check_skipped", "warning", "ConnectionError")] == [
+        (e["event"], e["log_level"], e["error_type"]) for e in logs
+    ]
     redis_server.start()
     other = make_store()
     other.revoke(jti="t-1", issuer=ISSUER, expires_at=time.time() + 60)
@@ -471,7 +429,8 @@ def test_asgi_middleware_refuses_a_cached_token_once_revoked_elsewhere(
             await store.aclose()
 
     first, elapsed, answer = asyncio.run(scenario())
-    assert (200, True) == (first, elapsed < 1.0)
+    assert 200 == first
+    assert elapsed < 1.0
     assert (401, REVOKED_CHALLENGE, "revoked") == (
         answer.status_code,
         answer.headers["www-authenticate"],

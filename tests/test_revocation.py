@@ -1,8 +1,14 @@
-"""MemoryRevocationStore: revocation by (iss, jti) and by subject, expiry, bounds, threads.
+"""The revocation-store contract, kept by both stores; then MemoryRevocationStore's own.
 
-Also the verifier's ``revocation=`` hook with the in-memory store: a revoked token is
-``revoked`` (401 ``invalid_token``), also when its valid verdict was cached, and two
-encodings of the same claims are one token.
+Every contract test runs twice through the ``make_store`` fixture: against
+:class:`~invalidtoken_mw.MemoryRevocationStore` and against
+:class:`~invalidtoken_mw.RedisRevocationStore` on a real ``redis-server`` on loopback
+(its local cache off, so every check reaches Redis). The contract: revocation by
+(iss, jti) and by subject, expiry, the async forms, threads, and the verifier's
+``revocation=`` hook: a revoked token is ``revoked`` (401 ``invalid_token``), also when
+its valid verdict was cached, and two encodings of the same claims are one token.
+Store-specific behaviour stays with each store: bounds and timing below for the memory
+store, keys, TTLs, pub/sub and outages in ``test_redis_store.py``.
 """
 
 from __future__ import annotations
@@ -11,17 +17,50 @@ import asyncio
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from invalidtoken_mw import AuthFailure, JWTVerifier, MemoryRevocationStore, Reason
-from tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, mint
+from invalidtoken_mw import (
+    AuthFailure,
+    JWTVerifier,
+    MemoryRevocationStore,
+    Reason,
+    RedisRevocationStore,
+)
+from support.tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, mint
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from support.redis_server import RedisServer
+
+    Store = MemoryRevocationStore | RedisRevocationStore
+    MakeStore = Callable[..., Store]
 
 OTHER_ISSUER = "https://other-issuer.example"
 
 
-def verifier(store: MemoryRevocationStore) -> JWTVerifier:
+@pytest.fixture(params=["memory", "redis"])
+def make_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
+    """Build stores of one kind with the given ``leeway``/``max_token_lifetime``; close them."""
+    made: list[RedisRevocationStore] = []
+    if request.param == "memory":
+        yield MemoryRevocationStore
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+
+    def make(**options: Any) -> RedisRevocationStore:
+        store = RedisRevocationStore(server.url, prefix="contract:", local_cache_ttl=0, **options)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+def verifier(store: Store) -> JWTVerifier:
     """The HS256 test verifier checking ``store``."""
     return JWTVerifier(
         key=SECRET, algorithms=["HS256"], issuer=ISSUER, audience=AUDIENCE, revocation=store
@@ -37,9 +76,22 @@ def reason_of(check: JWTVerifier, token: str) -> str:
     return "valid"
 
 
-def test_token_is_revoked_by_issuer_and_jti() -> None:
+async def close_on_loop(store: Store) -> None:
+    """Close what ``store`` opened on the running loop before ``asyncio.run`` closes it.
+
+    The Redis store's asyncio client belongs to one event loop and must be closed on it
+    (an ASGI app does this at lifespan shutdown); the memory store holds nothing.
+    """
+    if isinstance(store, RedisRevocationStore):
+        await store.aclose()
+
+
+# -- the contract, against both stores --------------------------------------------------
+
+
+def test_token_is_revoked_by_issuer_and_jti(make_store: MakeStore) -> None:
     """A revoked (iss, jti) is revoked; another jti or the same jti of another issuer is not."""
-    store = MemoryRevocationStore()
+    store = make_store()
     store.revoke(jti="t-1", issuer=ISSUER, expires_at=time.time() + 3600)
     checks = [
         {"iss": ISSUER, "jti": "t-1"},
@@ -50,9 +102,9 @@ def test_token_is_revoked_by_issuer_and_jti() -> None:
     assert [True, False, False, False] == [store.is_revoked(c) for c in checks]
 
 
-def test_two_encodings_of_one_token_are_both_revoked() -> None:
+def test_two_encodings_of_one_token_are_both_revoked(make_store: MakeStore) -> None:
     """Revocation is keyed by the claims: the same claims serialised differently stay revoked."""
-    store = MemoryRevocationStore()
+    store = make_store()
     check = verifier(store)
     payload = claims(jti="same-claims")
     compact = hs256_raw({"alg": "HS256", "typ": "JWT"}, json.dumps(payload))
@@ -63,10 +115,10 @@ def test_two_encodings_of_one_token_are_both_revoked() -> None:
     assert ["revoked", "revoked"] == [reason_of(check, compact), reason_of(check, spaced)]
 
 
-def test_subject_revocation_covers_only_tokens_issued_before() -> None:
+def test_subject_revocation_covers_only_tokens_issued_before(make_store: MakeStore) -> None:
     """Without leeway, a subject revocation hits tokens with iat < before or no iat, of that
     subject and issuer."""
-    store = MemoryRevocationStore(leeway=0)
+    store = make_store(leeway=0)
     before = time.time()
     store.revoke_subject("user-42", issuer=ISSUER, before=before)
     cases: dict[str, dict[str, Any]] = {
@@ -88,21 +140,19 @@ def test_subject_revocation_covers_only_tokens_issued_before() -> None:
     assert expected == {name: store.is_revoked(c) for name, c in cases.items()}
 
 
-def test_subject_revocation_defaults_to_now() -> None:
+def test_subject_revocation_defaults_to_now(make_store: MakeStore) -> None:
     """Without ``before`` a subject revocation covers tokens issued until the call (no leeway)."""
-    store = MemoryRevocationStore(leeway=0)
+    store = make_store(leeway=0)
     issued = time.time() - 1
     store.revoke_subject("user-42", issuer=ISSUER)
     fresh = {"iss": ISSUER, "sub": "user-42", "iat": time.time() + 1}
-    assert (True, False) == (
-        store.is_revoked({"iss": ISSUER, "sub": "user-42", "iat": issued}),
-        store.is_revoked(fresh),
-    )
+    assert store.is_revoked({"iss": ISSUER, "sub": "user-42", "iat": issued})
+    assert not store.is_revoked(fresh)
 
 
-def test_an_earlier_subject_revocation_never_shortens_a_later_one() -> None:
+def test_an_earlier_subject_revocation_never_shortens_a_later_one(make_store: MakeStore) -> None:
     """Revoking a subject again with an earlier ``before`` keeps the later cut-off."""
-    store = MemoryRevocationStore()
+    store = make_store()
     now = time.time()
     store.revoke_subject("user-42", issuer=ISSUER, before=now)
     store.revoke_subject("user-42", issuer=ISSUER, before=now - 100)
@@ -118,10 +168,10 @@ def test_an_earlier_subject_revocation_never_shortens_a_later_one() -> None:
     ],
 )
 def test_revoking_an_expired_token_is_a_no_op(
-    leeway: float, expired_for: float, expected: tuple[bool, int]
+    make_store: MakeStore, leeway: float, expired_for: float, expected: tuple[bool, int]
 ) -> None:
     """A token already past exp + leeway is not stored; one within the leeway still is."""
-    store = MemoryRevocationStore(leeway=leeway)
+    store = make_store(leeway=leeway)
     store.revoke(jti="old", issuer=ISSUER, expires_at=time.time() - expired_for)
     assert expected == (
         store.is_revoked({"iss": ISSUER, "jti": "old"}),
@@ -129,32 +179,9 @@ def test_revoking_an_expired_token_is_a_no_op(
     )
 
 
-def test_entries_expire_with_the_token() -> None:
-    """Token and subject entries disappear after exp (and the lifetime): the store empties."""
-    store = MemoryRevocationStore(leeway=0, max_token_lifetime=1)
-    now = time.time()
-    store.revoke(jti="short", issuer=ISSUER, expires_at=now + 1)
-    store.revoke_subject("user-42", issuer=ISSUER, before=now)
-    revoked = {"iss": ISSUER, "jti": "short", "sub": "user-42", "iat": now - 1}
-    assert (2, True) == (len(store), store.is_revoked(revoked))
-    time.sleep(max(0.0, now + 1.1 - time.time()))
-    assert (0, False) == (len(store), store.is_revoked(revoked))
-
-
-def test_store_is_bounded() -> None:
-    """Past ``maxsize`` entries per kind the oldest are dropped: memory stays bounded."""
-    store = MemoryRevocationStore(maxsize=10)
-    expires = time.time() + 3600
-    for number in range(50):
-        store.revoke(jti=f"t-{number}", issuer=ISSUER, expires_at=expires)
-        store.revoke_subject(f"user-{number}", issuer=ISSUER)
-    latest = {"iss": ISSUER, "jti": "t-49"}
-    assert (20, True) == (len(store), store.is_revoked(latest))
-
-
-def test_concurrent_revocations_and_checks_are_consistent() -> None:
+def test_concurrent_revocations_and_checks_are_consistent(make_store: MakeStore) -> None:
     """16 threads revoking and checking at once lose no entry and see their own revocations."""
-    store = MemoryRevocationStore()
+    store = make_store()
     expires = time.time() + 3600
 
     def work(thread: int) -> list[bool]:
@@ -171,9 +198,9 @@ def test_concurrent_revocations_and_checks_are_consistent() -> None:
     assert ([True] * 200 * 16, 3200) == ([s for r in results for s in r], len(store))
 
 
-def test_async_methods_match_the_sync_ones() -> None:
+def test_async_methods_match_the_sync_ones(make_store: MakeStore) -> None:
     """revoke_async, revoke_subject_async and is_revoked_async behave as their sync forms."""
-    store = MemoryRevocationStore()
+    store = make_store()
     now = time.time()
 
     async def scenario() -> list[bool]:
@@ -185,9 +212,91 @@ def test_async_methods_match_the_sync_ones() -> None:
             {"iss": ISSUER, "sub": "user-42", "iat": now - 1},
             {"iss": ISSUER, "sub": "user-42", "iat": now + 61},  # past the 60 s leeway
         ]
-        return [await store.is_revoked_async(i) for i in identities]
+        try:
+            return [await store.is_revoked_async(i) for i in identities]
+        finally:
+            await close_on_loop(store)
 
     assert [True, False, True, False] == asyncio.run(scenario())
+
+
+def test_verifier_refuses_a_revoked_token_as_invalid_token(make_store: MakeStore) -> None:
+    """Through JWTVerifier a revoked token is reason revoked: 401 with error invalid_token."""
+    store = make_store()
+    payload = claims(jti="t-verify")
+    store.revoke(jti="t-verify", issuer=ISSUER, expires_at=payload["exp"])
+    with pytest.raises(AuthFailure) as caught:
+        verifier(store).verify(mint(payload=payload))
+    reason = caught.value.reason
+    assert (Reason.REVOKED, 401, "invalid_token") == (reason, reason.status, reason.error)
+
+
+def test_cached_valid_token_is_refused_once_revoked(make_store: MakeStore) -> None:
+    """A token whose valid verdict is cached is refused after its revocation (sync and async)."""
+    store = make_store()
+    check = verifier(store)
+    payload = claims(jti="t-cached")
+    token = mint(payload=payload)
+
+    async def verdicts() -> tuple[str, str, str]:
+        before = reason_of(check, token)
+        await check.verify_async(token)
+        store.revoke(jti="t-cached", issuer=ISSUER, expires_at=payload["exp"])
+        try:
+            await check.verify_async(token)
+        except AuthFailure as failure:
+            after = failure.reason.value
+        else:
+            after = "valid"
+        # The sync verdict is taken before the loop's clients are closed.
+        sync_after = await asyncio.to_thread(reason_of, check, token)
+        await close_on_loop(store)
+        return before, after, sync_after
+
+    before, after, sync_after = asyncio.run(verdicts())
+    assert ("valid", "revoked") == (before, after)
+    assert "revoked" == sync_after
+
+
+def test_subject_revocation_refuses_only_older_tokens_of_the_subject(make_store: MakeStore) -> None:
+    """Through JWTVerifier a subject revocation refuses the old token and accepts a newer one."""
+    store = make_store()
+    check = verifier(store)
+    now = int(time.time())
+    old = mint(payload=claims(sub="user-42", iat=now - 200))
+    new = mint(payload=claims(sub="user-42", iat=now))  # 100 s after, beyond the 60 s leeway
+    other = mint(payload=claims(sub="user-43", iat=now - 200))
+    store.revoke_subject("user-42", issuer=ISSUER, before=now - 100)
+    assert ["revoked", "valid", "valid"] == [reason_of(check, t) for t in (old, new, other)]
+
+
+# -- MemoryRevocationStore's own --------------------------------------------------------
+
+
+def test_entries_expire_with_the_token() -> None:
+    """Token and subject entries disappear after exp (and the lifetime): the store empties."""
+    store = MemoryRevocationStore(leeway=0, max_token_lifetime=1)
+    now = time.time()
+    store.revoke(jti="short", issuer=ISSUER, expires_at=now + 1)
+    store.revoke_subject("user-42", issuer=ISSUER, before=now)
+    revoked = {"iss": ISSUER, "jti": "short", "sub": "user-42", "iat": now - 1}
+    assert 2 == len(store)
+    assert store.is_revoked(revoked)
+    time.sleep(max(0.0, now + 1.1 - time.time()))
+    assert 0 == len(store)
+    assert not store.is_revoked(revoked)
+
+
+def test_store_is_bounded() -> None:
+    """Past ``maxsize`` entries per kind the oldest are dropped: memory stays bounded."""
+    store = MemoryRevocationStore(maxsize=10)
+    expires = time.time() + 3600
+    for number in range(50):
+        store.revoke(jti=f"t-{number}", issuer=ISSUER, expires_at=expires)
+        store.revoke_subject(f"user-{number}", issuer=ISSUER)
+    latest = {"iss": ISSUER, "jti": "t-49"}
+    assert 20 == len(store)
+    assert store.is_revoked(latest)
 
 
 @pytest.mark.parametrize(
@@ -201,50 +310,6 @@ def test_bad_configuration_fails_at_construction(options: dict[str, Any]) -> Non
     """A store that could hold nothing, or forget subjects at once, is refused loudly."""
     with pytest.raises(ValueError, match="must be"):
         MemoryRevocationStore(**options)
-
-
-def test_verifier_refuses_a_revoked_token_as_invalid_token() -> None:
-    """Through JWTVerifier a revoked token is reason revoked: 401 with error invalid_token."""
-    store = MemoryRevocationStore()
-    payload = claims(jti="t-verify")
-    store.revoke(jti="t-verify", issuer=ISSUER, expires_at=payload["exp"])
-    with pytest.raises(AuthFailure) as caught:
-        verifier(store).verify(mint(payload=payload))
-    reason = caught.value.reason
-    assert (Reason.REVOKED, 401, "invalid_token") == (reason, reason.status, reason.error)
-
-
-def test_cached_valid_token_is_refused_once_revoked() -> None:
-    """A token whose valid verdict is cached is refused after its revocation (sync and async)."""
-    store = MemoryRevocationStore()
-    check = verifier(store)
-    payload = claims(jti="t-cached")
-    token = mint(payload=payload)
-
-    async def verdicts() -> tuple[str, str]:
-        before = reason_of(check, token)
-        await check.verify_async(token)
-        store.revoke(jti="t-cached", issuer=ISSUER, expires_at=payload["exp"])
-        try:
-            await check.verify_async(token)
-        except AuthFailure as failure:
-            return before, failure.reason.value
-        return before, "valid"
-
-    assert ("valid", "revoked") == asyncio.run(verdicts())
-    assert "revoked" == reason_of(check, token)
-
-
-def test_subject_revocation_refuses_only_older_tokens_of_the_subject() -> None:
-    """Through JWTVerifier a subject revocation refuses the old token and accepts a newer one."""
-    store = MemoryRevocationStore()
-    check = verifier(store)
-    now = int(time.time())
-    old = mint(payload=claims(sub="user-42", iat=now - 200))
-    new = mint(payload=claims(sub="user-42", iat=now))  # 100 s after, beyond the 60 s leeway
-    other = mint(payload=claims(sub="user-43", iat=now - 200))
-    store.revoke_subject("user-42", issuer=ISSUER, before=now - 100)
-    assert ["revoked", "valid", "valid"] == [reason_of(check, t) for t in (old, new, other)]
 
 
 def test_verifier_refuses_a_revocation_object_without_is_revoked() -> None:

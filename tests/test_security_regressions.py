@@ -5,7 +5,7 @@ ASGI middleware (httpx's ASGI transport) and the WSGI middleware (httpx's WSGI
 transport) with the same verdict. Every answer is also checked for what must never
 happen: the token echoed, a challenge that does not parse, other than exactly one
 ``auth_rejected`` event. The core-level twins of several cases live in
-``test_verify.py``; this file pins the end-to-end behaviour in one place.
+the ``test_verify_*.py`` modules; this file pins the end-to-end behaviour in one place.
 
 =================================  ===============================================
 attack                             expected
@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from jwt.algorithms import RSAAlgorithm
 from structlog.testing import capture_logs
 
 from invalidtoken_mw import (
@@ -43,12 +42,12 @@ from invalidtoken_mw import (
     JWTVerifier,
     MemoryRevocationStore,
 )
-from jwks_server import JWKSServer
-from rejections import ok_asgi, ok_wsgi
-from strategies import check_challenge
-from tokens import (
+from support.rejections import ok_asgi, ok_wsgi
+from support.strategies import check_challenge
+from support.tokens import (
     AUDIENCE,
     ISSUER,
+    KIDS,
     OTHER_SECRET,
     SECRET,
     Keys,
@@ -56,14 +55,13 @@ from tokens import (
     claims,
     hs256_raw,
     mint,
-    session_keys,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from support.jwks_server import JWKSServer
 
 ADAPTERS = pytest.mark.parametrize("adapter", ["asgi", "wsgi"])
-KID = "rsa-1"
+KID = KIDS["RS256"]
 HS256 = {"alg": "HS256", "typ": "JWT"}
 NOW = int(time.time())
 
@@ -124,34 +122,6 @@ def send(
     assert ["auth_rejected"] == [e["event"] for e in events]
     assert response.status_code >= 500 or check_challenge(response.headers["www-authenticate"])
     return Sent(response.status_code, response.headers, response.json(), events)
-
-
-@pytest.fixture(scope="module")
-def keys() -> Keys:
-    """The session's keys (RSA generation is slow)."""
-    return session_keys()
-
-
-@pytest.fixture
-def jwks(keys: Keys) -> Iterator[JWKSServer]:
-    """The identity provider's JWKS: one RSA key, ``rsa-1``."""
-    server = JWKSServer()
-    server.jwks = {"keys": [keys.jwk("RS256", KID)]}
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def attacker(keys: Keys) -> Iterator[JWKSServer]:
-    """The attacker's server, publishing the attacker's key; it must never be asked."""
-    server = JWKSServer()
-    server.jwks = {"keys": [{**_attacker_jwk(keys), "kid": "attacker", "alg": "RS256"}]}
-    yield server
-    server.stop()
-
-
-def _attacker_jwk(keys: Keys) -> dict[str, Any]:
-    return dict(RSAAlgorithm.to_jwk(keys.rsa_other.public_key(), as_dict=True))
 
 
 def static_verifier(**options: Any) -> JWTVerifier:
@@ -305,7 +275,7 @@ def test_hostile_kid_is_ignored_by_a_static_key(adapter: str, kid: str) -> None:
 
 
 def _key_carrying_headers(keys: Keys, attacker: JWKSServer) -> dict[str, dict[str, Any]]:
-    forger = _attacker_jwk(keys)
+    forger = keys.rsa_other_jwk()
     return {
         "jku": {"jku": attacker.url},
         "x5u": {"x5u": attacker.url},

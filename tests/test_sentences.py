@@ -18,8 +18,8 @@ from invalidtoken_mw import AuthFailure, InvalidTokenMiddleware, JWTVerifier, Re
 from invalidtoken_mw import _grammar as grammar
 from invalidtoken_mw._sentences import Sentence, every_sentence
 from invalidtoken_mw.challenge import clean_description
-from servers import client, make_starlette_app, run_uvicorn
-from tokens import AUDIENCE, ISSUER, SECRET
+from support.servers import client, make_starlette_app, run_uvicorn
+from support.tokens import AUDIENCE, ISSUER, SECRET
 
 SENTENCES = every_sentence()
 REASONS_DOC = Path(__file__).parents[1] / "docs" / "reasons.md"

@@ -10,7 +10,7 @@ import pytest
 
 from invalidtoken_mw import AuthFailure, JWTVerifier, Reason
 from invalidtoken_mw.testing import DEFECTS, FakeIssuer, mint_token
-from jwks_server import JWKSServer
+from support.jwks_server import JWKSServer
 
 # What each defect makes an at+jwt-requiring verifier answer.
 EXPECTED = {

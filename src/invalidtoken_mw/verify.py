@@ -1,7 +1,7 @@
 """JWTVerifier: decide whether a bearer JWT is good and, when it is not, exactly why.
 
 Checks run in a fixed order, cheapest and most fundamental first, so a forged token
-is ``bad_signature`` and never ``expired`` (design.md):
+is ``bad_signature`` and never ``expired``:
 
 1. size and structure (three base64url segments, JSON objects; JWE refused);
 2. ``alg`` against the configured allowlist (never taken from the token);

@@ -20,7 +20,7 @@ import jwt
 from werkzeug.test import Client
 
 from invalidtoken_mw import AuthFailure, InvalidTokenMiddleware, InvalidTokenWSGIMiddleware, Reason
-from tokens import hs256_raw
+from support.tokens import hs256_raw
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence

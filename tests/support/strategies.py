@@ -2,7 +2,7 @@
 
 Each strategy says in its docstring what it draws and why; the property tests in
 ``test_challenge.py`` and ``test_extract.py`` combine them. :func:`check_challenge` is
-the oracle they check every built challenge against (conformance row 24). The
+the oracle they check every built challenge against. The
 strategies after it draw whole requests (raw ``Authorization`` bytes, query strings,
 token segments, JOSE headers, claims) for ``test_fuzz.py``.
 """
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from invalidtoken_mw import AuthFailure, ChallengeSettings, Reason
 from invalidtoken_mw.testing import parse_challenges
-from tokens import AUDIENCE, ISSUER, OTHER_SECRET, SECRET, b64url, hs256_raw
+from support.tokens import AUDIENCE, ISSUER, OTHER_SECRET, SECRET, b64url, hs256_raw
 
 # RFC 6750 §2.1: the b64token alphabet (before any "=" padding).
 B64TOKEN_CHARS = string.ascii_letters + string.digits + "-._~+/"
@@ -264,7 +264,7 @@ def authorization_around_secret(draw: st.DrawFn) -> tuple[str, str]:
     return prefix + broken + suffix, token
 
 
-# The oracle the property tests check outputs against (conformance row 24).
+# The oracle the property tests check outputs against.
 CHALLENGE_PARAMS = frozenset(
     {"realm", "error", "error_description", "error_uri", "scope", "resource_metadata"}
 )
@@ -273,7 +273,7 @@ CHALLENGE_PARAMS = frozenset(
 def check_challenge(header: str) -> dict[str, str]:
     """Assert ``header`` is one RFC 9110 Bearer challenge safe to send, and return its params.
 
-    Conformance row 24: it parses, each parameter appears once, every value is quoted,
+    It parses, each parameter appears once, every value is quoted,
     and no value holds CR, LF, '"', '\\' or a non-ASCII character.
     """
     assert header.isascii(), header

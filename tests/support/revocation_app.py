@@ -28,7 +28,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from invalidtoken_mw import InvalidTokenMiddleware, JWTVerifier, RedisRevocationStore
-from tokens import AUDIENCE, ISSUER
+from support.tokens import AUDIENCE, ISSUER
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -57,7 +57,7 @@ from invalidtoken_mw import (
     InvalidTokenWSGIMiddleware,
     JWTVerifier,
 )
-from tokens import AUDIENCE, ISSUER, SECRET
+from support.tokens import AUDIENCE, ISSUER, SECRET
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -89,7 +89,7 @@ RELAXED_OPTIONS: dict[str, Any] = {
 
 
 def make_verifier() -> JWTVerifier:
-    """A fresh verifier for the HS256 test tokens of :mod:`tokens`."""
+    """A fresh verifier for the HS256 test tokens of :mod:`support.tokens`."""
     return JWTVerifier(key=SECRET, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)
 
 

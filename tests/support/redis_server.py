@@ -6,7 +6,7 @@ waits until it answers ``PING``. A test can :meth:`RedisServer.kill` it (SIGKILL
 a crash) and :meth:`RedisServer.start` it again on the same port, or freeze it
 (:meth:`RedisServer.pause`, SIGSTOP) so it accepts connections but never answers. Without
 ``redis-server`` the tests fail under CI (``.ci/run`` installs Debian's package) and
-are skipped elsewhere. :class:`AppProcess` serves ``revocation_app:app`` in a process
+are skipped elsewhere. :class:`AppProcess` serves ``support.revocation_app:app`` in a process
 of its own (uvicorn, or gunicorn with uvicorn workers) pointed at such a server.
 """
 
@@ -149,7 +149,7 @@ def running_redis(directory: Path) -> Iterator[RedisServer]:
 
 
 class AppProcess:
-    """``revocation_app:app`` served by a server process of its own, on a free port.
+    """``support.revocation_app:app`` served by a server process of its own, on a free port.
 
     ``server`` is the ``python -m`` command line (``uvicorn`` or ``gunicorn`` with
     uvicorn workers, say), with ``{port}`` where the port goes. ``settings`` are the

@@ -37,6 +37,10 @@ OTHER_SECRET = b"another-secret-32-bytes-long-xyz"
 
 ALGORITHMS = ("HS256", "RS256", "PS256", "ES256", "EdDSA")
 
+# The kid under which the shared ``jwks`` fixture (conftest.py) publishes each
+# asymmetric algorithm's session key.
+KIDS = {"RS256": "rsa-1", "PS256": "rsa-ps", "ES256": "ec-1", "EdDSA": "ed-1"}
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -87,6 +91,10 @@ class Keys:
         else:
             data = OKPAlgorithm.to_jwk(self.ed.public_key(), as_dict=True)
         return {**data, "kid": kid, "alg": alg, "use": "sig"}
+
+    def rsa_other_jwk(self) -> dict[str, Any]:
+        """The public JWK of ``rsa_other`` (a forger's or a rotated-in key), no kid, no alg."""
+        return dict(RSAAlgorithm.to_jwk(self.rsa_other.public_key(), as_dict=True))
 
 
 @functools.cache

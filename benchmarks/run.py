@@ -148,8 +148,13 @@ def _stacks(
         found.append(Stack(f"ours_{family}", "invalidtoken-mw", family, ours(keys), ours=True))
     if peers is not None:
         found += [Stack(n, label, f, getattr(peers, n)(keys)) for n, (label, f) in PEERS.items()]
+    return _by_framework(found)
+
+
+def _by_framework(found: list[Stack]) -> list[Stack]:
+    """Group the stacks by framework, keeping their order within one (bare, ours, peers)."""
     order = list(FRAMEWORKS)
-    return sorted(found, key=lambda stack: order.index(stack.family))  # stable: bare, ours, peers
+    return sorted(found, key=lambda stack: order.index(stack.family))
 
 
 def _floor(keys: AlgKeys) -> Stack:
@@ -240,7 +245,9 @@ def _redis_scenario(keys: AlgKeys, url: str) -> Scenario:
     title = f"resent valid {DEFAULT_ALG} token, Redis revocation store (local-cache hits)"
     authorizations: list[str | None] = [f"Bearer {mint(keys)}"]
     closers = [store.close for store in stores]
-    return Scenario("redis_local_cache", title, authorizations, OK, found, closers=closers)
+    return Scenario(
+        "redis_local_cache", title, authorizations, OK, _by_framework(found), closers=closers
+    )
 
 
 async def _check(scenario: Scenario) -> dict[str, int | None]:

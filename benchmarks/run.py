@@ -1,101 +1,305 @@
-"""Benchmark invalidtoken-mw against a bare app and the libraries people use today.
+"""What invalidtoken-mw adds to a request, next to a bare app and the stacks people use today.
 
 Usage::
 
-    python benchmarks/run.py            # full run (under 10 minutes)
-    python benchmarks/run.py --quick    # under two minutes
-    python benchmarks/run.py --smoke    # seconds: checks the harness, writes nothing
-    python benchmarks/run.py --only valid_rs256,garbage --out /tmp/bench
-    python benchmarks/run.py --from-json benchmarks/results/latest.json  # rewrite the page
+    python benchmarks/run.py                 # full run (about three minutes), prints tables
+    python benchmarks/run.py --write-docs    # full run, rewrites docs/performance.md and .png
+    python benchmarks/run.py --smoke         # seconds: checks the harness end to end
+    python benchmarks/run.py --json out.json # also keep the raw figures (never committed)
 
-The full and quick runs write benchmarks/results/latest.json, docs/performance.md and
-docs/performance.png (``--out DIR`` writes all three into DIR instead). Needs the
-``bench`` extra (``pip install -e '.[bench]'``); Redis scenarios need ``redis-server``
-on ``PATH`` and are skipped with a note without it.
+Every scenario is one request shape (a resent or a fresh valid token per algorithm, a
+missing, garbage, expired or forged token, a resent token checked against Redis) sent
+in-process to every stack: Starlette, FastAPI and Flask bare, with invalidtoken-mw, and
+with the usual alternative. Each stack's figure is the median over interleaved blocks;
+the overhead is that median minus the bare app's in the same scenario of the same run.
+
+Needs the frameworks and the peers, ``pip install -e . --group bench``; without the peers
+the run measures invalidtoken-mw alone (and refuses ``--write-docs``). The Redis scenario
+needs ``redis-server`` on ``PATH`` and is skipped with a note without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import gc
 import importlib.metadata
 import json
 import os
 import platform
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
+import jwt
 import report
+import stacks
 import structlog
-from breakdown import breakdown
-from extras import commands_per_request, jwks_flood, memory_per_token, redis_server
-from material import DEFAULT_ALG, make_keys, mint
-from scenarios import SCENARIO_NAMES, Catalogue, Scenario, build_scenarios
-from targets import Target, evaluate
-from timing import Plan, Timed, interleave
-
-OK = 200
-EXTRAS = ("breakdown", "jwks_flood", "memory")
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
-DOCS = ROOT / "docs" / "performance.md"
-CHART = ROOT / "docs" / "performance.png"
-PACKAGES = (
-    "invalidtoken-mw",
-    "starlette",
-    "fastapi",
-    "flask",
-    "pyjwt",
-    "cryptography",
-    "flask-jwt-extended",
-    "authlib",
-    "joserfc",
-    "structlog",
-    "redis",
+from stacks import ALGORITHMS, AUDIENCE, DEFAULT_ALG, ISSUER, AlgKeys, make_keys, mint
+from timing import (
+    Plan,
+    Timed,
+    asgi_runner,
+    asgi_status,
+    call_runner,
+    interleave,
+    wsgi_runner,
+    wsgi_status,
 )
 
+from invalidtoken_mw import RedisRevocationStore
 
-@dataclass(frozen=True)
-class Mode:
-    """How much to measure."""
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import ModuleType
 
-    name: str
-    plan: Plan
-    fresh_pool: int
-    flood_requests: int
-    memory_tokens: int
-    memory_bound: int
-    redis_check_calls: int
+    from timing import Runner
 
-
-MODES = {
-    "smoke": Mode("smoke", Plan(2, 0.001, 2, 10, 2), 40, 300, 40, 20, 10),
-    "quick": Mode("quick", Plan(11, 0.01, 20, 20_000, 30), 1_500, 10_000, 1_500, 1_000, 200),
-    "full": Mode("full", Plan(21, 0.025, 30, 50_000, 100), 4_000, 10_000, 4_000, 2_000, 1_000),
+OK = 200
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("invalidtoken-mw", "starlette", "fastapi", "flask", "pyjwt", "cryptography")
+PEER_PACKAGES = ("flask-jwt-extended", "authlib", "joserfc")
+MODES = {  # plan, fresh-token pool per algorithm
+    "smoke": (Plan(blocks=2, block_seconds=0.001, min_calls=2, max_calls=10, warmup_calls=2), 40),
+    "full": (
+        Plan(blocks=25, block_seconds=0.03, min_calls=30, max_calls=50_000, warmup_calls=100),
+        5000,
+    ),
 }
 
 
 class HarnessError(RuntimeError):
-    """Raised when a stack answers a status the scenario says it cannot."""
+    """A stack answered a status the scenario says it cannot: its numbers would be lies."""
 
 
-def configure_logging(sink: TextIO) -> None:
-    """A cheap but real structlog pipeline: level, ISO timestamp, JSON, to ``sink``."""
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
-        ],
-        logger_factory=structlog.WriteLoggerFactory(file=sink),
-        cache_logger_on_first_use=True,
+@dataclass(frozen=True)
+class Stack:
+    """One thing to time: an ASGI or WSGI application, or a floor function."""
+
+    name: str
+    label: str
+    family: str  # "starlette", "fastapi", "flask" (WSGI) or "floor" (a plain function)
+    target: Any
+    ours: bool = False
+    bare: bool = False
+
+    def runner(self, authorizations: list[str | None]) -> Runner:
+        """The runner that sends this stack the scenario's requests."""
+        if self.family == "flask":
+            return wsgi_runner(self.target, authorizations)
+        if self.family == "floor":
+            tokens = [(a or "").removeprefix("Bearer ") for a in authorizations]
+            return call_runner(self.target, tokens)
+        return asgi_runner(self.target, authorizations)
+
+    async def status(self, authorization: str | None) -> int | None:
+        """The status this stack answers ``authorization`` with (``None`` for a floor)."""
+        if self.family == "flask":
+            return wsgi_status(self.target, authorization)
+        if self.family == "floor":
+            return None
+        return await asgi_status(self.target, authorization)
+
+
+@dataclass
+class Scenario:
+    """One request shape, the stacks it is sent to, and the status we must answer."""
+
+    name: str
+    title: str
+    authorizations: list[str | None]
+    expect: int
+    stacks: list[Stack]
+    fresh: bool = False
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+
+FRAMEWORKS: dict[str, tuple[Callable[[], Any], Callable[..., Any]]] = {
+    "starlette": (stacks.bare_starlette, stacks.ours_starlette),
+    "fastapi": (stacks.bare_fastapi, stacks.ours_fastapi),
+    "flask": (stacks.bare_flask, stacks.ours_flask),
+}
+PEERS = {  # factory in peers.py -> (label, family)
+    "starlette_pyjwt": ("AuthenticationMiddleware + PyJWT", "starlette"),
+    "fastapi_httpbearer": ("HTTPBearer + PyJWT", "fastapi"),
+    "flask_jwt_extended": ("flask-jwt-extended", "flask"),
+    "authlib_flask": ("Authlib ResourceProtector", "flask"),
+}
+
+
+def _stacks(
+    keys: AlgKeys, peers: ModuleType | None, families: tuple[str, ...] = tuple(FRAMEWORKS)
+) -> list[Stack]:
+    """Per framework: the bare app, invalidtoken-mw on it, and the peers on it."""
+    found = []
+    for family in families:
+        bare, ours = FRAMEWORKS[family]
+        label = f"bare {report.FRAMEWORKS[family]}"
+        found.append(Stack(family, label, family, bare(), bare=True))
+        found.append(Stack(f"ours_{family}", "invalidtoken-mw", family, ours(keys), ours=True))
+    if peers is not None:
+        found += [Stack(n, label, f, getattr(peers, n)(keys)) for n, (label, f) in PEERS.items()]
+    return _by_framework(found)
+
+
+def _by_framework(found: list[Stack]) -> list[Stack]:
+    """Group the stacks by framework, keeping their order within one (bare, ours, peers)."""
+    order = list(FRAMEWORKS)
+    return sorted(found, key=lambda stack: order.index(stack.family))
+
+
+def _floor(keys: AlgKeys) -> Stack:
+    """A direct ``jwt.decode`` of each token: the least any verifying stack can cost."""
+
+    def decode(token: str) -> object:
+        return jwt.decode(
+            token, keys.verifying, algorithms=[keys.alg], audience=AUDIENCE, issuer=ISSUER
+        )
+
+    return Stack("jwt_decode", "jwt.decode alone", "floor", decode)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A throw-away ``redis-server`` on a free loopback port, or ``None`` without one."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        yield None
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as workdir:
+        command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--appendonly", "no", "--dir", workdir]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", port), 0.5) as sock,
+                ):
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+                if time.monotonic() > deadline:
+                    raise HarnessError("redis-server did not answer PING within 10 s")
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def scenarios(
+    keys: dict[str, AlgKeys], peers: ModuleType | None, pool: int, redis_url: str | None
+) -> list[Scenario]:
+    """Every scenario, its stacks built afresh so no cache is shared between scenarios."""
+    found = []
+    for alg in ALGORITHMS:
+        title = f"resent valid {alg} token"
+        resent: list[str | None] = [f"Bearer {mint(keys[alg])}"]
+        found.append(Scenario(f"valid_{alg.lower()}", title, resent, OK, _stacks(keys[alg], peers)))
+    for alg in ALGORITHMS:
+        title = f"fresh valid {alg} token on every request"
+        tokens: list[str | None] = [f"Bearer {mint(keys[alg])}" for _ in range(pool)]
+        fresh = [*_stacks(keys[alg], peers), _floor(keys[alg])]
+        found.append(Scenario(f"fresh_{alg.lower()}", title, tokens, OK, fresh, fresh=True))
+    key = keys[DEFAULT_ALG]
+    rejections: dict[str, tuple[str, str | None]] = {
+        "missing": ("no Authorization header", None),
+        "garbage": ("a bearer value that is no JWT", "Bearer Zm9vYmFyYmF6cXV4LWdhcmJhZ2U"),
+        "expired": (f"resent {DEFAULT_ALG} token, expired", f"Bearer {mint(key, age=10_800)}"),
+        "forged": (
+            f"{DEFAULT_ALG} token signed by another key",
+            f"Bearer {mint(key, forged=True)}",
+        ),
+    }
+    for name, (title, authorization) in rejections.items():
+        found.append(Scenario(name, title, [authorization], 401, _stacks(key, peers)))
+    if redis_url is not None:
+        found.append(_redis_scenario(key, redis_url))
+    return found
+
+
+def _redis_scenario(keys: AlgKeys, url: str) -> Scenario:
+    """A resent valid token checked against Redis; the default 1 s local cache answers most."""
+    found = _stacks(keys, None, ("starlette", "flask"))
+    stores = []
+    for family in ("starlette", "flask"):
+        store = RedisRevocationStore(url=url)
+        app = FRAMEWORKS[family][1](keys, store)
+        label = "invalidtoken-mw + RedisRevocationStore"
+        found.append(Stack(f"ours_{family}_redis", label, family, app, ours=True))
+        stores.append(store)
+    title = f"resent valid {DEFAULT_ALG} token, Redis revocation store (local-cache hits)"
+    authorizations: list[str | None] = [f"Bearer {mint(keys)}"]
+    closers = [store.close for store in stores]
+    return Scenario(
+        "redis_local_cache", title, authorizations, OK, _by_framework(found), closers=closers
     )
+
+
+async def _check(scenario: Scenario) -> dict[str, int | None]:
+    """Each stack's status for the scenario's request; a wrong answer stops the run."""
+    found: dict[str, int | None] = {}
+    for stack in scenario.stacks:
+        status = found[stack.name] = await stack.status(scenario.authorizations[0])
+        want = OK if stack.bare else scenario.expect
+        if status is None or stack.ours or stack.bare:
+            if status not in {None, want}:
+                raise HarnessError(f"{scenario.name}: {stack.name} answered {status}, not {want}")
+        elif (status == OK) != (scenario.expect == OK):
+            raise HarnessError(
+                f"{scenario.name}: peer {stack.name} answered {status}; check its setup"
+            )
+    return found
+
+
+def summarise(
+    scenario: Scenario, timed: list[Timed], statuses: dict[str, int | None]
+) -> dict[str, Any]:
+    """Medians, overhead over the bare app and the peers' overhead as a multiple of ours."""
+    median = {t.name: t.median for t in timed}
+    bare = {s.family: median[s.name] for s in scenario.stacks if s.bare}
+    ours = {f: median[f"ours_{f}"] - bare[f] for f in bare if f"ours_{f}" in median}
+    rows = []
+    for stack, entry in zip(scenario.stacks, timed, strict=True):
+        overhead = None if stack.bare else entry.median - bare.get(stack.family, 0.0)
+        reference = ours.get(stack.family, 0.0)
+        peer = not (stack.ours or stack.bare) and overhead is not None and reference > 0
+        quartiles = (
+            statistics.quantiles(entry.samples, n=4) if len(entry.samples) > 1 else [0.0] * 3
+        )
+        rows.append(
+            {
+                "name": stack.name,
+                "label": stack.label,
+                "family": stack.family,
+                "ours": stack.ours,
+                "bare": stack.bare,
+                "status": statuses[stack.name],
+                "median_us": entry.median,
+                "p25_us": quartiles[0],
+                "p75_us": quartiles[2],
+                "overhead_us": overhead,
+                "x_bare": entry.median / bare[stack.family] if stack.family in bare else None,
+                "x_ours": overhead / reference if peer and overhead is not None else None,
+                "calls_per_block": entry.calls,
+                "samples_us": entry.samples,
+            }
+        )
+    return {"name": scenario.name, "title": scenario.title, "fresh": scenario.fresh, "stacks": rows}
 
 
 def _version(package: str) -> str:
@@ -105,207 +309,95 @@ def _version(package: str) -> str:
         return "absent"
 
 
-async def _statuses(scenario: Scenario) -> dict[str, int | None]:
-    """Each stack's status for the scenario's request; wrong answers stop the run."""
-    found: dict[str, int | None] = {}
-    for stack in scenario.stacks:
-        status = await scenario.requests.status(stack)
-        found[stack.name] = status
-        if status is None:
-            continue
-        if stack.baseline is None and status != OK:
-            raise HarnessError(f"{scenario.name}: bare {stack.name} answered {status}")
-        if stack.ours and status != scenario.expect:
-            raise HarnessError(
-                f"{scenario.name}: {stack.name} answered {status}, expected {scenario.expect}"
-            )
-        if not stack.ours and stack.baseline is not None:
-            rejected = scenario.expect != OK
-            if rejected == (status == OK):
-                raise HarnessError(
-                    f"{scenario.name}: peer {stack.name} answered {status}; check its setup"
-                )
-    return found
-
-
-def _summary(
-    scenario: Scenario, timed: list[Timed], statuses: dict[str, int | None]
-) -> dict[str, Any]:
-    medians = {t.name: t.median for t in timed}
-    stacks = []
-    for stack, entry in zip(scenario.stacks, timed, strict=True):
-        baseline = stack.baseline
-        bare = medians.get(baseline) if baseline else None
-        quartiles = statistics.quantiles(entry.samples, n=4) if len(entry.samples) > 1 else []
-        stacks.append(
-            {
-                "name": stack.name,
-                "label": stack.label,
-                "family": stack.family,
-                "ours": stack.ours,
-                "baseline": baseline,
-                "status": statuses.get(stack.name),
-                "median_us": round(entry.median, 3),
-                "p25_us": round(quartiles[0], 3) if quartiles else None,
-                "p75_us": round(quartiles[2], 3) if quartiles else None,
-                "overhead_us": round(entry.median - bare if bare is not None else entry.median, 3),
-                "ratio": round(entry.median / bare, 3) if bare else None,
-                "calls_per_block": entry.calls,
-                "samples_us": [round(s, 3) for s in entry.samples],
-            }
-        )
-    return {
-        "name": scenario.name,
-        "title": scenario.title,
-        "group": scenario.group,
-        "expect": scenario.expect,
-        "fresh": scenario.fresh,
-        "not_applicable": scenario.not_applicable,
-        "stacks": stacks,
-    }
-
-
-async def _time_scenarios(scenarios: list[Scenario], mode: Mode) -> list[dict[str, Any]]:
-    summaries = []
-    for scenario in scenarios:
-        statuses = await _statuses(scenario)
-        pool = len(scenario.requests.authorizations) if scenario.fresh else None
-        timed = [Timed(s.name, scenario.requests.runner(s), distinct=pool) for s in scenario.stacks]
-        await interleave(timed, mode.plan)
-        summary = _summary(scenario, timed, statuses)
-        report.print_scenario(summary)
-        summaries.append(summary)
-    return summaries
-
-
-async def _redis_commands(catalogue: Catalogue, mode: Mode) -> dict[str, Any]:
-    """Commands per request for our Redis-backed stacks and the peer's blocklist."""
-    requests = next((s.requests for s in catalogue.scenarios if s.name == "revocation_check"), None)
-    if requests is None:
-        return {}
-    client = catalogue.redis_client()
-    counted = {
-        "ours_asgi_local_cache": catalogue.ours_asgi(variant="redis-store"),
-        "ours_asgi_no_local_cache": catalogue.ours_asgi(variant="redis-no-local-cache"),
-        "ours_wsgi_local_cache": catalogue.ours_wsgi(variant="redis-store"),
-        "ours_wsgi_no_local_cache": catalogue.ours_wsgi(variant="redis-no-local-cache"),
-        "flask_jwt_extended_redis_blocklist": catalogue.flask_jwt_extended(blocklist="redis"),
-    }
-    return {
-        name: await commands_per_request(client, requests.runner(stack), mode.redis_check_calls)
-        for name, stack in counted.items()
-    }
-
-
-async def measure(mode: Mode, only: set[str] | None) -> dict[str, Any]:
-    """Run every scenario and extra; return the results document."""
-    began = time.monotonic()
-    load = round(os.getloadavg()[0], 2)
-    if load > 0.5:  # noqa: PLR2004 - a quarter of this 2-core machine
-        print(f"note: load average {load}: other processes are running; expect noisier numbers")
-    keys = make_keys()
-    results: dict[str, Any] = {}
+async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
+    """Run every scenario; return the results document."""
+    plan, pool = MODES[mode]
+    began, load = time.monotonic(), round(os.getloadavg()[0], 2)
+    keys, results = make_keys(), []
     with redis_server() as redis_url:
         if redis_url is None:
-            print("note: redis-server is not on PATH; the Redis scenarios are skipped")
-        catalogue = Catalogue(keys, redis_url)
-        scenarios = build_scenarios(catalogue, fresh_pool=mode.fresh_pool, only=only)
-        catalogue.scenarios = scenarios
+            print("note: redis-server is not on PATH; the Redis scenario is skipped")
+        built = scenarios(keys, peers, pool, redis_url)
         gc.collect()
         gc.freeze()  # set-up objects never need collecting: keep each block's gc.collect() cheap
-        results["scenarios"] = await _time_scenarios(scenarios, mode)
-        if redis_url is None:
-            results["redis"] = {"skipped": "redis-server is not on PATH"}
-        else:
-            results["redis"] = {"commands_per_request": await _redis_commands(catalogue, mode)}
-            print(f"\n== redis commands per request: {results['redis']['commands_per_request']}")
-        if only is None or "breakdown" in only:
-            results["breakdown"] = await breakdown(keys[DEFAULT_ALG], redis_url, mode.plan)
-            report.print_breakdown(results["breakdown"])
-        for close in catalogue.closers:
-            await close()
-    if only is None or "jwks_flood" in only:
-        results["jwks_flood"] = await jwks_flood(keys[DEFAULT_ALG], requests=mode.flood_requests)
-        print(f"\n== jwks_flood: {results['jwks_flood']}")
-    if only is None or "memory" in only:
-        tokens = [mint(keys[DEFAULT_ALG]) for _ in range(mode.memory_tokens)]
-        results["memory"] = await memory_per_token(
-            keys[DEFAULT_ALG], tokens, bound=mode.memory_bound
-        )
-        print(f"\n== memory: {results['memory']}")
-    results["meta"] = {
-        "mode": mode.name,
+        for scenario in built:
+            statuses = await _check(scenario)
+            distinct = len(scenario.authorizations) if scenario.fresh else None
+            timed = [
+                Timed(s.name, s.runner(scenario.authorizations), distinct) for s in scenario.stacks
+            ]
+            await interleave(timed, plan)
+            results.append(summarise(scenario, timed, statuses))
+            report.print_scenario(results[-1])
+            for close in scenario.closers:
+                close()
+    meta = {
+        "mode": mode,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": round(time.monotonic() - began, 1),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "load": load,
-        "blocks": mode.plan.blocks,
-        "block_ms": mode.plan.block_seconds * 1000,
-        "fresh_pool": mode.fresh_pool,
-        "versions": {p: _version(p) for p in PACKAGES},
+        "blocks": plan.blocks,
+        "block_ms": plan.block_seconds * 1000,
+        "fresh_pool": pool,
+        "versions": {p: _version(p) for p in (*PACKAGES, *(PEER_PACKAGES if peers else ()))},
     }
-    return results
+    return {"meta": meta, "scenarios": results}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="fewer, shorter blocks (< 2 min)")
-    group.add_argument("--smoke", action="store_true", help="a few calls each (< 15 s), no files")
-    group.add_argument(
-        "--from-json",
-        type=Path,
-        metavar="JSON",
-        help="measure nothing: rewrite the page and chart from a results file",
-    )
-    parser.add_argument("--only", help=f"comma-separated scenarios or extras ({', '.join(EXTRAS)})")
-    parser.add_argument("--out", type=Path, help="write the JSON, markdown and chart here")
-    return parser
-
-
-def _write(results: dict[str, Any], targets: list[Target], out: Path | None) -> None:
-    json_path = RESULTS if out is None else out / "latest.json"
-    docs_path = DOCS if out is None else out / "performance.md"
-    chart_path = CHART if out is None else out / "performance.png"
-    report.write_json(results, json_path)
-    report.write_chart(results, chart_path)
-    report.write_markdown(results, targets, docs_path, chart_path.name)
-    print(f"\nwrote {json_path}, {docs_path}, {chart_path}")
+def _peers() -> ModuleType | None:
+    try:
+        import peers  # noqa: PLC0415 - optional: the bench group's libraries
+    except ImportError as exc:
+        print(f"note: the peers are not installed ({exc}); measuring invalidtoken-mw alone")
+        return None
+    return peers
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, run, print and write the results."""
-    parser = _parser()
+    """Parse the command line, measure, print, and write what was asked for."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="a few calls per stack (seconds)")
+    parser.add_argument("--json", type=Path, help="write the raw results (every block) here")
+    parser.add_argument(
+        "--write-docs",
+        nargs="?",
+        const=ROOT / "docs",
+        type=Path,
+        metavar="DIR",
+        help="write performance.md and performance.png (default: docs/)",
+    )
     args = parser.parse_args(argv)
-    if args.from_json is not None:
-        results = json.loads(args.from_json.read_text())
-        targets = evaluate(results)
-        results["targets"] = [t.as_dict() for t in targets]
-        report.print_targets(targets)
-        _write(results, targets, args.out)
-        return 0
-    mode = MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
-    only = set(args.only.split(",")) if args.only else None
-    known = {*SCENARIO_NAMES, *EXTRAS}
-    if only is not None and not only <= known:
-        parser.error(f"unknown scenario(s) {sorted(only - known)}; choose from {sorted(known)}")
+    peers = _peers()
+    if args.write_docs is not None and peers is None:
+        parser.error("--write-docs needs the peers: pip install -e . --group bench")
+    # A real but cheap structlog pipeline, as an app has: the rejections log one event each.
     with Path(os.devnull).open("w") as sink:
-        configure_logging(sink)
+        structlog.configure(
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(),
+            ],
+            logger_factory=structlog.WriteLoggerFactory(file=sink),
+            cache_logger_on_first_use=True,
+        )
         try:
-            results = asyncio.run(measure(mode, only))
+            results = asyncio.run(measure("smoke" if args.smoke else "full", peers))
         except HarnessError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    targets = evaluate(results)
-    results["targets"] = [t.as_dict() for t in targets]
-    report.print_targets(targets)
-    if args.out is not None or mode.name != "smoke":
-        _write(results, targets, args.out)
-    print(f"\ndone in {results['meta']['seconds']} s ({mode.name})")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    if args.write_docs is not None:
+        report.write_docs(results, args.write_docs)
+        print(f"wrote {args.write_docs / 'performance.md'} and performance.png")
+    print(f"\ndone in {results['meta']['seconds']} s ({results['meta']['mode']})")
     return 0
 
 

@@ -1,12 +1,12 @@
 """In-process calls and interleaved timing blocks.
 
 ASGI applications are awaited directly with a prebuilt scope (copied per call, as a
-server builds a fresh one), WSGI applications are called with a prebuilt environ and
-their iterable is consumed and closed, and plain functions are called with a prebuilt
-argument. No sockets, no server: what is left is the application's own cost.
+server builds a fresh one); WSGI applications are called with a prebuilt environ and
+their iterable is consumed and closed; a floor is a plain function called with the
+token. No sockets, no server: what is left is the application's own cost.
 
-Blocks of every stack of a scenario are interleaved, with the order rotated each
-round, so a noisy neighbour on the machine slows every stack alike instead of one.
+The blocks of every stack of a scenario are interleaved, the order rotated each round,
+so a noisy neighbour on the machine slows every stack alike instead of one.
 """
 
 from __future__ import annotations
@@ -20,23 +20,19 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Seque
 from dataclasses import dataclass, field
 from typing import Any
 
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # (first request index, number of calls) -> elapsed nanoseconds
 Runner = Callable[[int, int], Awaitable[int]]
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-_PEER = ("203.0.113.7", 51234)
-_BASE_HEADERS = [(b"host", b"api.example.com"), (b"user-agent", b"bench/1.0"), (b"accept", b"*/*")]
+PATH = "/orders"
 _REQUEST: Message = {"type": "http.request", "body": b"", "more_body": False}
 
 
-def asgi_scope(path: str, authorization: str | None) -> dict[str, Any]:
-    """An HTTP ``GET`` scope as uvicorn builds it, with an optional Authorization header."""
-    headers = list(_BASE_HEADERS)
+def asgi_scope(authorization: str | None) -> dict[str, Any]:
+    """A ``GET /orders`` scope as uvicorn builds it, with an optional Authorization header."""
+    headers = [(b"host", b"api.example.com"), (b"user-agent", b"bench/1.0"), (b"accept", b"*/*")]
     if authorization is not None:
         headers.append((b"authorization", authorization.encode("latin-1")))
     return {
@@ -45,28 +41,27 @@ def asgi_scope(path: str, authorization: str | None) -> dict[str, Any]:
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
+        "path": PATH,
+        "raw_path": PATH.encode(),
         "root_path": "",
         "query_string": b"",
         "headers": headers,
-        "client": _PEER,
+        "client": ("203.0.113.7", 51234),
         "server": ("127.0.0.1", 8000),
     }
 
 
-def wsgi_environ(path: str, authorization: str | None) -> dict[str, Any]:
-    """A PEP 3333 ``GET`` environ, with an optional Authorization header."""
+def wsgi_environ(authorization: str | None) -> dict[str, Any]:
+    """A PEP 3333 ``GET /orders`` environ, with an optional Authorization header."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": "GET",
         "SCRIPT_NAME": "",
-        "PATH_INFO": path,
+        "PATH_INFO": PATH,
         "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8000",
         "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": _PEER[0],
-        "REMOTE_PORT": str(_PEER[1]),
+        "REMOTE_ADDR": "203.0.113.7",
         "HTTP_HOST": "api.example.com",
         "HTTP_USER_AGENT": "bench/1.0",
         "HTTP_ACCEPT": "*/*",
@@ -87,101 +82,95 @@ async def _receive() -> Message:
     return _REQUEST
 
 
-async def _send(_message: Message) -> None:
+async def _discard(_message: Message) -> None:
     return None
 
 
-def _start_response(_status: str, _headers: list[tuple[str, str]], _exc: object = None) -> None:
-    return None
-
-
-def asgi_runner(app: ASGIApp, scopes: Sequence[Scope]) -> Runner:
-    """Await ``app`` once per call, cycling through ``scopes``."""
-    count = len(scopes)
-
-    async def run(start: int, calls: int) -> int:
-        receive, send = _receive, _send
-        began = time.perf_counter_ns()
-        for index in range(start, start + calls):
-            await app(dict(scopes[index % count]), receive, send)
-        return time.perf_counter_ns() - began
-
-    return run
-
-
-def wsgi_runner(app: WSGIApp, environs: Sequence[dict[str, Any]]) -> Runner:
-    """Call ``app`` once per call, consuming and closing the response iterable."""
-    count = len(environs)
-
-    async def run(start: int, calls: int) -> int:
-        start_response = _start_response
-        began = time.perf_counter_ns()
-        for index in range(start, start + calls):
-            body = app(dict(environs[index % count]), start_response)
-            for _chunk in body:
-                pass
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
-        return time.perf_counter_ns() - began
-
-    return run
-
-
-def call_runner(function: Callable[[Any], object], arguments: Sequence[Any]) -> Runner:
-    """Call ``function`` once per call, cycling through ``arguments``."""
-    count = len(arguments)
-
-    async def run(start: int, calls: int) -> int:
-        began = time.perf_counter_ns()
-        for index in range(start, start + calls):
-            function(arguments[index % count])
-        return time.perf_counter_ns() - began
-
-    return run
-
-
-def async_call_runner(
-    function: Callable[[Any], Awaitable[object]], arguments: Sequence[Any]
-) -> Runner:
-    """Await ``function`` once per call, cycling through ``arguments``."""
-    count = len(arguments)
-
-    async def run(start: int, calls: int) -> int:
-        began = time.perf_counter_ns()
-        for index in range(start, start + calls):
-            await function(arguments[index % count])
-        return time.perf_counter_ns() - began
-
-    return run
-
-
-async def asgi_status(app: ASGIApp, scope: Scope) -> int:
-    """The status ``app`` answers ``scope`` with (to check each stack before timing it)."""
-    statuses: list[int] = []
-
+def _status_recorder(statuses: list[int]) -> Callable[[Message], Awaitable[None]]:
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
-    await app(dict(scope), _receive, send)
-    return statuses[0]
+    return send
 
 
-def wsgi_status(app: WSGIApp, environ: dict[str, Any]) -> int:
-    """The status ``app`` answers ``environ`` with."""
-    statuses: list[int] = []
-
-    def start_response(status: str, _headers: list[tuple[str, str]], _exc: object = None) -> None:
-        statuses.append(int(status[:3]))
-
+def _wsgi_call(app: WSGIApp, environ: dict[str, Any], start_response: Callable[..., Any]) -> None:
     body = app(dict(environ), start_response)
     for _chunk in body:
         pass
     close = getattr(body, "close", None)
     if close is not None:
         close()
+
+
+def asgi_runner(app: ASGIApp, authorizations: Sequence[str | None]) -> Runner:
+    """Await ``app`` once per call, cycling through the requests."""
+    scopes = [asgi_scope(a) for a in authorizations]
+
+    async def run(start: int, calls: int) -> int:
+        began = time.perf_counter_ns()
+        for index in range(start, start + calls):
+            await app(dict(scopes[index % len(scopes)]), _receive, _discard)
+        return time.perf_counter_ns() - began
+
+    return run
+
+
+def wsgi_runner(app: WSGIApp, authorizations: Sequence[str | None]) -> Runner:
+    """Call ``app`` once per call, consuming and closing the response iterable."""
+    environs = [wsgi_environ(a) for a in authorizations]
+
+    def start_response(_status: str, _headers: object, _exc: object = None) -> None:
+        return None
+
+    async def run(start: int, calls: int) -> int:
+        began = time.perf_counter_ns()
+        for index in range(start, start + calls):
+            _wsgi_call(app, environs[index % len(environs)], start_response)
+        return time.perf_counter_ns() - began
+
+    return run
+
+
+def call_runner(function: Callable[[str], object], tokens: Sequence[str]) -> Runner:
+    """Call ``function`` once per call with the next token."""
+
+    async def run(start: int, calls: int) -> int:
+        began = time.perf_counter_ns()
+        for index in range(start, start + calls):
+            function(tokens[index % len(tokens)])
+        return time.perf_counter_ns() - began
+
+    return run
+
+
+async def asgi_status(app: ASGIApp, authorization: str | None) -> int:
+    """The status ``app`` answers one request with (each stack is checked before timing)."""
+    statuses: list[int] = []
+    await app(asgi_scope(authorization), _receive, _status_recorder(statuses))
     return statuses[0]
+
+
+def wsgi_status(app: WSGIApp, authorization: str | None) -> int:
+    """The status ``app`` answers one request with."""
+    statuses: list[int] = []
+
+    def start_response(status: str, _headers: object, _exc: object = None) -> None:
+        statuses.append(int(status[:3]))
+
+    _wsgi_call(app, wsgi_environ(authorization), start_response)
+    return statuses[0]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long to time: blocks per stack, the target length of one block, call bounds."""
+
+    blocks: int
+    block_seconds: float
+    min_calls: int
+    max_calls: int
+    warmup_calls: int
 
 
 @dataclass
@@ -197,19 +186,8 @@ class Timed:
 
     @property
     def median(self) -> float:
-        """Median µs per call over the blocks."""
+        """Median over the blocks of the mean µs per call."""
         return statistics.median(self.samples)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How long to time: blocks per stack and the target length of one block."""
-
-    blocks: int
-    block_seconds: float
-    min_calls: int
-    max_calls: int
-    warmup_calls: int
 
 
 async def _block(timed: Timed, calls: int) -> float:
@@ -233,7 +211,7 @@ async def interleave(entries: Sequence[Timed], plan: Plan) -> None:
         per_call = min(first, await _block(timed, warm))  # a noise spike must not shrink blocks
         calls = int(plan.block_seconds * 1e6 / max(per_call, 0.01))
         calls = max(plan.min_calls, min(plan.max_calls, calls))
-        if timed.distinct is not None:
+        if timed.distinct is not None:  # never reuse a fresh token: it would hit a cache
             calls = max(1, min(calls, (timed.distinct - timed.cursor) // plan.blocks))
         timed.calls = calls
     for round_index in range(plan.blocks):

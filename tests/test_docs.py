@@ -15,7 +15,7 @@ How samples are run (a convention for everyone writing docs):
   cannot run in a test (it needs a real identity provider or blocks forever); never
   for one that can.
 - ``<!-- requires: module -->`` on the line before a block: executed only when
-  ``module`` can be imported (samples of third-party libraries outside the dev extras,
+  ``module`` can be imported (samples of third-party libraries outside the dev group,
   such as the "before" half of a migration guide); skipped otherwise.
 - Global state a sample changes (structlog's configuration) is restored after each page.
 """

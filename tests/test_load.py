@@ -1,4 +1,4 @@
-"""The load script (``benchmarks/load.py``) at a small size, and the checks it relies on.
+"""The load test (``tests/load.py``) at a small size, and the checks it relies on.
 
 CI also runs it at full size (20,000 requests per server) from ``.ci/run``; here 2,000
 requests per server through a real uvicorn and a real waitress must all be answered
@@ -21,12 +21,12 @@ import pytest
 if TYPE_CHECKING:
     from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "load.py"
+SCRIPT = Path(__file__).resolve().with_name("load.py")
 
 
 @functools.cache
 def load_module() -> ModuleType:
-    """Import ``benchmarks/load.py`` once, as a module (benchmarks is not a package)."""
+    """Import ``tests/load.py`` once, as a module (tests is not a package)."""
     spec = importlib.util.spec_from_file_location("invalidtoken_load_script", SCRIPT)
     assert spec is not None
     assert spec.loader is not None

@@ -22,7 +22,7 @@ It reports throughput, p50/p90/p99 latency and the server's RSS at start, after 
 warm-up, half-way and at the end, and exits 1 on any wrong answer, any 5xx, any
 transport error or an RSS growth after the warm-up beyond ``--max-rss-growth-mib``.
 
-    python benchmarks/load.py --requests 20000 --concurrency 16
+    python tests/load.py --requests 20000 --concurrency 16
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ REASONS = {
 # -- the servers (child processes) ---------------------------------------------------------
 
 
-def _verifier(secret: bytes, revoked: int) -> Any:  # noqa: ANN401 - a JWTVerifier
+def _verifier(secret: bytes, revoked: int) -> Any:
     from invalidtoken_mw import JWTVerifier, MemoryRevocationStore  # noqa: PLC0415
 
     store = MemoryRevocationStore()
@@ -110,7 +110,7 @@ def serve_uvicorn(secret: bytes, revoked: int) -> None:
 
     from invalidtoken_mw import InvalidTokenMiddleware  # noqa: PLC0415
 
-    async def orders(request: Any) -> PlainTextResponse:  # noqa: ANN401 - starlette's Request
+    async def orders(request: Any) -> PlainTextResponse:
         return PlainTextResponse(request.state.token_claims["sub"])
 
     async def health(_request: object) -> PlainTextResponse:
@@ -225,7 +225,7 @@ def problem(item: Item, response: httpx.Response) -> str | None:
         reason = response.json().get("reason")
     except ValueError:
         reason = None
-    if status != 401 or reason != REASONS[item.kind]:  # noqa: PLR2004 - every refusal here is 401
+    if status != 401 or reason != REASONS[item.kind]:
         return f"{status} reason={reason!r}"
     if item.kind == "missing":
         return None if challenge == BARE_CHALLENGE else f"challenge {challenge!r}"
@@ -251,11 +251,11 @@ class Tally:
             self.latencies.append(latency)
             if status is None:
                 self.transport_errors += 1
-            elif status >= 500:  # noqa: PLR2004
+            elif status >= 500:
                 self.server_errors += 1
             if issue is not None:
                 self.wrong += 1
-                if len(self.examples) < 5:  # noqa: PLR2004
+                if len(self.examples) < 5:
                     self.examples.append(f"{item.kind}: {issue}")
 
 
@@ -324,7 +324,7 @@ def running(server: str, secret: bytes, revoked: int, log: Path) -> Iterator[tup
 
 
 def _read_port(process: subprocess.Popen[bytes]) -> int:
-    assert process.stdout is not None  # noqa: S101 - Popen was given stdout=PIPE
+    assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT)
     line = process.stdout.readline().decode() if ready else ""
     if not line.startswith("PORT "):
@@ -337,7 +337,7 @@ def _wait_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
     with httpx.Client(base_url=base_url, trust_env=False, timeout=1.0) as client:
         while time.monotonic() < deadline and process.poll() is None:
             with contextlib.suppress(httpx.HTTPError):
-                if client.get("/health").status_code == 200:  # noqa: PLR2004
+                if client.get("/health").status_code == 200:
                     return
             time.sleep(0.05)
     raise RuntimeError("the server did not become healthy")

@@ -1,0 +1,148 @@
+"""Keys, tokens, the bare applications and invalidtoken-mw on top of them (public API only).
+
+Every application answers ``GET /orders`` with a constant ``ok``; the bare ones check
+nothing. Endpoints are ``async`` on Starlette and FastAPI (a sync endpoint would run in
+the thread pool, and that hop would dominate every number). Every valid token carries
+the claims all the peers insist on (RFC 9068's ``iss``, ``aud``, ``sub``, ``client_id``,
+``iat``, ``exp``, ``jti``, plus ``scope`` and ``typ: at+jwt``), so a rejection is always
+the scenario's defect and never a peer's configuration.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse as FastAPIPlainText
+from flask import Flask
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from timing import PATH
+
+from invalidtoken_mw import InvalidTokenMiddleware, InvalidTokenWSGIMiddleware, JWTVerifier
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from invalidtoken_mw import RevocationStore
+
+ISSUER = "https://id.example.com/"
+AUDIENCE = "api://orders"
+ALGORITHMS = ("HS256", "RS256", "ES256")
+DEFAULT_ALG = "RS256"  # what most identity providers sign access tokens with
+
+
+@dataclass(frozen=True)
+class AlgKeys:
+    """The keys of one algorithm in every form a stack is configured with."""
+
+    alg: str
+    signing: Any  # the private key or HMAC secret
+    forging: Any  # a key of the same kind nobody trusts
+    verifying: Any  # a parsed public key object (or the secret)
+    pem: str  # the verifying key as PEM text (or the secret as text)
+
+
+def make_keys() -> dict[str, AlgKeys]:
+    """One key per algorithm: a 32-byte secret, RSA 2048, P-256."""
+    secret, other = secrets.token_hex(16).encode(), secrets.token_hex(16).encode()
+    keys = {"HS256": AlgKeys("HS256", secret, other, secret, secret.decode())}
+    for alg, generate in (
+        ("RS256", lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("ES256", lambda: ec.generate_private_key(ec.SECP256R1())),
+    ):
+        private = generate()
+        public = private.public_key()
+        pem = public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        keys[alg] = AlgKeys(alg, private, generate(), public, pem.decode())
+    return keys
+
+
+def mint(keys: AlgKeys, *, age: int = 0, forged: bool = False) -> str:
+    """An access token issued ``age`` seconds ago for two hours, with a unique ``jti``."""
+    now = int(time.time()) - age
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-4711",
+        "client_id": "orders-web",
+        "iat": now,
+        "exp": now + 7200,
+        "jti": secrets.token_hex(12),
+        "scope": "orders:read",
+    }
+    key = keys.forging if forged else keys.signing
+    return jwt.encode(claims, key, algorithm=keys.alg, headers={"typ": "at+jwt"})
+
+
+async def _ok(_request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+def bare_starlette() -> Starlette:
+    """Starlette with one async route."""
+    return Starlette(routes=[Route(PATH, _ok)])
+
+
+def bare_fastapi() -> FastAPI:
+    """FastAPI with one async route returning a plain-text response."""
+    app = FastAPI()
+
+    @app.get(PATH, response_class=FastAPIPlainText)
+    async def orders() -> FastAPIPlainText:
+        return FastAPIPlainText("ok")
+
+    return app
+
+
+def bare_flask() -> Flask:
+    """Flask with one view."""
+    app = Flask("bare")
+
+    @app.get(PATH)
+    def orders() -> str:
+        return "ok"
+
+    return app
+
+
+def verifier(keys: AlgKeys, revocation: RevocationStore | None = None) -> JWTVerifier:
+    """Our verifier as the README configures it, for a static key."""
+    return JWTVerifier(
+        key=keys.verifying,
+        algorithms=[keys.alg],
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        revocation=revocation,
+    )
+
+
+def ours_starlette(keys: AlgKeys, revocation: RevocationStore | None = None) -> Starlette:
+    """Bare Starlette plus ``InvalidTokenMiddleware`` with its default options."""
+    app = bare_starlette()
+    app.add_middleware(InvalidTokenMiddleware, verifier=verifier(keys, revocation))
+    return app
+
+
+def ours_fastapi(keys: AlgKeys) -> FastAPI:
+    """Bare FastAPI plus ``InvalidTokenMiddleware``, added the one-line way."""
+    app = bare_fastapi()
+    app.add_middleware(InvalidTokenMiddleware, verifier=verifier(keys))
+    return app
+
+
+def ours_flask(keys: AlgKeys, revocation: RevocationStore | None = None) -> Flask:
+    """Bare Flask with its ``wsgi_app`` wrapped in ``InvalidTokenWSGIMiddleware``."""
+    app = bare_flask()
+    wrapped = InvalidTokenWSGIMiddleware(app.wsgi_app, verifier=verifier(keys, revocation))
+    app.wsgi_app = wrapped  # type: ignore[method-assign]
+    return app

@@ -101,8 +101,8 @@ async def breakdown(
     ours = apps.ours_starlette(keys)
     runner = asgi_runner(ours, [scope])
     await runner(0, 1)
-    middleware = _middleware(ours)
-    verifier = middleware.verifier
+    guard = _middleware(ours).guard
+    verifier = guard.verifier
     groups: dict[str, dict[str, float]] = {}
 
     groups["repeated valid token, ASGI"] = await _measure(
@@ -119,10 +119,10 @@ async def breakdown(
                 lambda: [v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"]
             ),
             "extract the token (cached header)": _sync(
-                lambda: middleware.extract([header], "", None)
+                lambda: guard.extractor.extract([header])
             ),
             "verify_async (cached verdict)": _async(lambda: verifier.verify_async(token)),
-            "count the accepted request": _sync(middleware.events.count_accepted),
+            "count the accepted request": _sync(guard.events.count_accepted),
         },
         plan,
     )
@@ -136,7 +136,7 @@ async def breakdown(
     filler = apps.verifier(keys)
     extracting = apps.ours_starlette(keys)
     await asgi_runner(extracting, [scope])(0, 1)
-    extract = _middleware(extracting).extract
+    extract = _middleware(extracting).guard.extractor.extract
     new_headers = [f"Bearer {t}" for t in pool]
 
     def decode(fresh: str) -> object:
@@ -151,7 +151,7 @@ async def breakdown(
         "structure and algorithm checks (_parse)": call_runner(parser._parse, pool),
         "cache fill (_remember)": call_runner(lambda t: filler._remember(t, dict(claims)), pool),
         "extract the token (new header)": call_runner(
-            lambda h: extract([h], "", None), new_headers
+            lambda h: extract([h]), new_headers
         ),
     }
     timed = [Timed(name, run, distinct=distinct) for name, run in steps.items()]

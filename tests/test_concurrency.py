@@ -129,7 +129,7 @@ def churning_verifier(store: Any) -> JWTVerifier:
 
 def shrink_extractor_cache(app: InvalidTokenMiddleware | InvalidTokenWSGIMiddleware) -> None:
     """Give the extractor's cache of well-formed headers room for four (it has no option)."""
-    app.extractor._known = LRUCache(4)  # noqa: SLF001 - forcing eviction is the point
+    app.guard.extractor._known = LRUCache(4)  # noqa: SLF001 - forcing eviction is the point
 
 
 def echo_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

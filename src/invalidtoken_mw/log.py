@@ -26,7 +26,7 @@ import structlog
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from structlog.typing import EventDict
 
@@ -186,8 +186,13 @@ class AuthEventLog:
         with self._counts_lock:
             self._accepted += 1
 
-    def accepted(self, request: RequestFacts, token: str | None) -> None:
-        """Count an accepted request; log ``auth_accepted`` at debug when enabled."""
+    def accepted(
+        self, request: RequestFacts | Callable[[], RequestFacts], token: str | None
+    ) -> None:
+        """Count an accepted request; log ``auth_accepted`` at debug when enabled.
+
+        ``request`` may be a function giving the facts: it is called only to log.
+        """
         self.count_accepted()
         if self.log_accepted:
             fields = _request_fields(request)
@@ -195,8 +200,17 @@ class AuthEventLog:
                 fields["token_fingerprint"] = self.fingerprint(token)
             self._logger.debug("auth_accepted", **fields)
 
-    def rejected(self, failure: AuthFailure, request: RequestFacts, token: str | None) -> None:
-        """Count a refused request and emit its one ``auth_rejected`` event (unless flooded)."""
+    def rejected(
+        self,
+        failure: AuthFailure,
+        request: RequestFacts | Callable[[], RequestFacts],
+        token: str | None,
+    ) -> None:
+        """Count a refused request and emit its one ``auth_rejected`` event (unless flooded).
+
+        ``request`` may be a function giving the facts: it is called only when the
+        event is emitted, not for a rejection the rate limit suppresses.
+        """
         reason = failure.reason
         self._count(reason.value)
         for recorder in self._metrics:
@@ -214,7 +228,12 @@ class AuthEventLog:
             **_request_fields(request),
         }
         if failure.scopes:
-            fields["missing_scopes"] = sanitize(list(failure.scopes))
+            # The challenge lists every scope the request requires; the log says which
+            # of them the token lacked (all of them when the raiser did not say).
+            missing = failure.context.get("missing_scopes", failure.scopes)
+            fields["missing_scopes"] = sanitize(
+                list(missing) if isinstance(missing, (list, tuple)) else missing
+            )
         if failure.context:
             # Context from application code adds fields; it cannot replace ours or "event".
             reserved = {"event", *fields}
@@ -231,7 +250,9 @@ class AuthEventLog:
             self._logger.warning(EVENT, **fields)
 
 
-def _request_fields(request: RequestFacts) -> dict[str, Any]:
+def _request_fields(request: RequestFacts | Callable[[], RequestFacts]) -> dict[str, Any]:
+    if not isinstance(request, RequestFacts):
+        request = request()
     fields: dict[str, Any] = {
         "method": sanitize(request.method),
         "path": sanitize(request.path),

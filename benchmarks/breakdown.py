@@ -118,9 +118,7 @@ async def breakdown(
             "find the Authorization header in the scope": _sync(
                 lambda: [v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"]
             ),
-            "extract the token (cached header)": _sync(
-                lambda: guard.extractor.extract([header])
-            ),
+            "extract the token (cached header)": _sync(lambda: guard.extractor.extract([header])),
             "verify_async (cached verdict)": _async(lambda: verifier.verify_async(token)),
             "count the accepted request": _sync(guard.events.count_accepted),
         },
@@ -150,9 +148,7 @@ async def breakdown(
         "JWTVerifier.verify, new token": call_runner(fresh_verifier.verify, pool),
         "structure and algorithm checks (_parse)": call_runner(parser._parse, pool),
         "cache fill (_remember)": call_runner(lambda t: filler._remember(t, dict(claims)), pool),
-        "extract the token (new header)": call_runner(
-            lambda h: extract([h]), new_headers
-        ),
+        "extract the token (new header)": call_runner(lambda h: extract([h]), new_headers),
     }
     timed = [Timed(name, run, distinct=distinct) for name, run in steps.items()]
     await interleave(timed, plan)

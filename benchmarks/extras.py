@@ -310,7 +310,7 @@ async def memory_per_token(keys: AlgKeys, tokens: Sequence[str], *, bound: int) 
         "bounded_cache_size": bound,
         "bounded_cache_held": len(bounded._cache or ()),  # noqa: SLF001 - its size is the point
         "header_cache_bound": _KNOWN_HEADERS,
-        "header_cache_held": len(app.guard.extractor._known),  # noqa: SLF001
+        "header_cache_held": app.guard.extractor._known.cache_info().currsize,  # noqa: SLF001
     }
 
 

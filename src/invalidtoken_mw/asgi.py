@@ -34,6 +34,9 @@ _POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
 # Messages that answer a websocket handshake: after one, the middleware cannot deny.
 _WS_ANSWERS = frozenset({"websocket.accept", "websocket.close", "websocket.http.response.start"})
 
+# Header names the guard asks for on every request, as ASGI carries them.
+_NAMES = {name: name.encode("latin-1") for name in ("authorization", "content-type", "origin")}
+
 
 class _Request:
     """The guard's view of an ASGI scope (:class:`~invalidtoken_mw.guard.AsyncRequestView`)."""
@@ -53,14 +56,14 @@ class _Request:
         return path[len(root) :] or "/" if root and path.startswith(root) else path
 
     def header(self, name: str) -> str | None:
-        key = name.encode("latin-1")
+        key = _NAMES.get(name) or name.encode("latin-1")
         for field, value in self.scope["headers"]:
             if field == key:
                 return str(value.decode("latin-1"))
         return None
 
     def field_lines(self, name: str) -> list[str]:
-        key = name.encode("latin-1")
+        key = _NAMES.get(name) or name.encode("latin-1")
         return [value.decode("latin-1") for field, value in self.scope["headers"] if field == key]
 
     def query_string(self) -> str:

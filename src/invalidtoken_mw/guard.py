@@ -240,6 +240,8 @@ class Rejected(NamedTuple):
 
 
 _PUBLIC = Accepted(None)
+_QUERY = TokenSource.QUERY
+
 _PREFLIGHT = Rejected(RenderedFailure(PREFLIGHT_STATUS, (), b""))
 
 
@@ -283,6 +285,7 @@ class Guard:
         self.preflight_passthrough = settings.preflight_passthrough
         self.optional = settings.optional
         self.scopes: tuple[str, ...] = tuple(settings.scopes)
+        self._required_scopes = frozenset(self.scopes)
         self.extractor = TokenExtractor(
             allow_query=settings.allow_query_token,
             allow_body=settings.allow_body_token,
@@ -290,6 +293,7 @@ class Guard:
         )
         self._allow_query = settings.allow_query_token
         self._allow_body = settings.allow_body_token
+        self._header_only = not (self._allow_query or self._allow_body)
         self.renderer = Renderer(
             ChallengeSettings(settings.realm, settings.error_uri, settings.resource_metadata),
             problem_json=settings.problem_json,
@@ -310,6 +314,7 @@ class Guard:
             metrics=settings.metrics,
             log_accepted=settings.log_accepted,
         )
+        self._log_accepted = settings.log_accepted
 
     def stats(self) -> dict[str, int]:
         """Rejections by reason, and ``accepted``, since start-up (a cheap snapshot)."""
@@ -324,65 +329,65 @@ class Guard:
             and (path in self.exclude_paths or path.startswith(self._exclude_prefixes))
         )
 
-    def _before_token(self, request: AnyRequest) -> Accepted | Rejected | None:
-        """The answer for a public path or a preflight; ``None`` when a token is needed."""
-        if self._has_public_paths and self.is_public(request.path):
-            return _PUBLIC
-        if request.method == "OPTIONS" and _is_preflight(
-            "OPTIONS", request.header, request.query_string()
-        ):
-            # Nothing protected may run without a token: a CORS layer outside has
-            # already answered, or the browser gets no CORS headers.
-            return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
-        return None
+    def _is_preflight(self, request: AnyRequest) -> bool:
+        """A CORS preflight (:func:`is_cors_preflight`) goes no further without a token.
+
+        Nothing protected may run for it: a CORS layer outside has already answered,
+        or the browser gets no CORS headers; with ``preflight_passthrough`` it goes to
+        a CORS layer inside the application.
+        """
+        return _is_preflight("OPTIONS", request.header, request.query_string())
 
     def _wants_form(self, request: AnyRequest) -> bool:
-        return self._allow_body and self.extractor.wants_body(
-            request.method, request.header("content-type")
-        )
+        return self.extractor.wants_body(request.method, request.header("content-type"))
 
-    def _find(self, request: AnyRequest, form_body: str | None) -> ExtractedToken | None:
-        """The request's token; ``None`` for an anonymous request when ``optional``."""
-        authorization = request.field_lines("authorization")
-        try:
-            return self.extractor.extract(
-                authorization,
-                query_string=request.query_string() if self._allow_query else "",
-                form_body=form_body,
+    def _unextracted(
+        self, failure: AuthFailure, authorization: Sequence[str]
+    ) -> AuthFailure | None:
+        """The failure to answer when no token was found; ``None``: anonymous (``optional``)."""
+        if self.optional and failure.reason is Reason.MISSING_TOKEN:
+            return None
+        if failure.reason is Reason.MALFORMED_TOKEN and authorization:
+            # A token was presented, mangled: fingerprint it so the log can still
+            # correlate a client that keeps sending the same broken value.
+            presented = authorization[0].strip().partition(" ")[2].strip()
+            context = {**failure.context, "token_fingerprint": self.events.fingerprint(presented)}
+            return AuthFailure(
+                failure.reason, failure.description, scopes=failure.scopes, context=context
             )
-        except AuthFailure as failure:
-            if self.optional and failure.reason is Reason.MISSING_TOKEN:
-                return None
-            if failure.reason is Reason.MALFORMED_TOKEN and authorization:
-                # A token was presented, mangled: fingerprint it so the log can still
-                # correlate a client that keeps sending the same broken value.
-                presented = authorization[0].strip().partition(" ")[2].strip()
-                context = {
-                    **failure.context,
-                    "token_fingerprint": self.events.fingerprint(presented),
-                }
-                raise AuthFailure(
-                    failure.reason, failure.description, scopes=failure.scopes, context=context
-                ) from None
-            raise
+        return failure
 
-    def _accepted(
-        self, request: AnyRequest, claims: dict[str, Any] | None, found: ExtractedToken | None
-    ) -> Accepted:
-        events = self.events
-        if found is None:
-            if events.log_accepted:
-                events.accepted(lambda: self.facts(request), None)
-            else:
-                events.count_accepted()
-            return _PUBLIC
-        if self.scopes:
-            check_scopes(claims or {}, self.scopes)
-        if events.log_accepted:
-            events.accepted(lambda: self.facts(request), found.token)
+    def _refused(
+        self,
+        failure: AuthFailure,
+        request: AnyRequest,
+        found: ExtractedToken | None,
+        authorization: Sequence[str],
+    ) -> Accepted | Rejected:
+        """Answer a failure of the sequence (or let an anonymous request through)."""
+        if found is not None:
+            return Rejected(self._answer(failure, request, found.token), failure)
+        answered = self._unextracted(failure, authorization)
+        if answered is None:
+            return self._anonymous(request)
+        return Rejected(self._answer(answered, request, None), answered)
+
+    def _grants_scopes(self, claims: Mapping[str, Any]) -> bool:
+        """The quick yes of :func:`check_scopes`, for a ``scope`` string claim.
+
+        The required scopes are valid scope-tokens, so finding each among the
+        space-separated parts is the full check; anything else takes the long way.
+        """
+        granted = claims.get("scope")
+        return isinstance(granted, str) and self._required_scopes.issubset(granted.split(" "))
+
+    def _anonymous(self, request: AnyRequest) -> Accepted:
+        """An anonymous request (``optional``): counted, and logged when asked."""
+        if self._log_accepted:
+            self.events.accepted(lambda: self.facts(request), None)
         else:
-            events.count_accepted()
-        return Accepted(claims, found.token, found.source is TokenSource.QUERY)
+            self.events.count_accepted()
+        return _PUBLIC
 
     def authenticate(self, request: RequestView) -> Accepted | Rejected:
         """Decide a request: let it through (with its claims) or answer it here.
@@ -391,37 +396,63 @@ class Guard:
         body only when a body token is allowed and the request has a form), the
         verifier, the required scopes; then the count, the log event and the metrics.
         """
-        early = self._before_token(request)
-        if early is not None:
-            return early
+        if self._has_public_paths and self.is_public(request.path):
+            return _PUBLIC
+        if request.method == "OPTIONS" and self._is_preflight(request):
+            return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
         found = None
+        authorization = request.field_lines("authorization")
         try:
-            found = self._find(request, request.read_form() if self._wants_form(request) else None)
-            return self._accepted(
-                request, None if found is None else self.verifier.verify(found.token), found
-            )
+            if self._header_only:
+                found = self.extractor.extract(authorization)
+            else:
+                form = (
+                    request.read_form() if self._allow_body and self._wants_form(request) else None
+                )
+                query = request.query_string() if self._allow_query else ""
+                found = self.extractor.extract(authorization, query_string=query, form_body=form)
+            claims = self.verifier.verify(found.token)
+            if self.scopes and not self._grants_scopes(claims):
+                check_scopes(claims, self.scopes)
         except AuthFailure as failure:
-            return Rejected(self._refuse(failure, request, found), failure)
+            return self._refused(failure, request, found, authorization)
+        if self._log_accepted:
+            self.events.accepted(lambda: self.facts(request), found.token)
+        else:
+            self.events.count_accepted()
+        # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
+        return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
     async def authenticate_async(self, request: AsyncRequestView) -> Accepted | Rejected:
         """:meth:`authenticate` without blocking the event loop (ASGI)."""
-        early = self._before_token(request)
-        if early is not None:
-            return early
+        if self._has_public_paths and self.is_public(request.path):
+            return _PUBLIC
+        if request.method == "OPTIONS" and self._is_preflight(request):
+            return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
         found = None
+        authorization = request.field_lines("authorization")
         try:
-            found = self._find(
-                request, await request.read_form() if self._wants_form(request) else None
-            )
-            claims = None if found is None else await self.verifier.verify_async(found.token)
-            return self._accepted(request, claims, found)
+            if self._header_only:
+                found = self.extractor.extract(authorization)
+            else:
+                form = (
+                    await request.read_form()
+                    if self._allow_body and self._wants_form(request)
+                    else None
+                )
+                query = request.query_string() if self._allow_query else ""
+                found = self.extractor.extract(authorization, query_string=query, form_body=form)
+            claims = await self.verifier.verify_async(found.token)
+            if self.scopes and not self._grants_scopes(claims):
+                check_scopes(claims, self.scopes)
         except AuthFailure as failure:
-            return Rejected(self._refuse(failure, request, found), failure)
-
-    def _refuse(
-        self, failure: AuthFailure, request: AnyRequest, found: ExtractedToken | None
-    ) -> RenderedFailure:
-        return self._answer(failure, request, None if found is None else found.token)
+            return self._refused(failure, request, found, authorization)
+        if self._log_accepted:
+            self.events.accepted(lambda: self.facts(request), found.token)
+        else:
+            self.events.count_accepted()
+        # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
+        return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
     def reject(
         self, exc: BaseException, request: AnyRequest, *, token: str | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import math
 import re
 import secrets
@@ -164,7 +165,8 @@ class AuthEventLog:
                 raise TypeError("each metrics entry needs a record(reason) method.")
         self.log_accepted = log_accepted
         self._counts: dict[str, int] = {}
-        self._accepted = 0
+        # The hot path counts with one C call, atomic under the GIL, instead of a lock.
+        self._accepted = itertools.count()
         self._counts_lock = threading.Lock()
 
     def fingerprint(self, token: str) -> str:
@@ -175,7 +177,10 @@ class AuthEventLog:
     def stats(self) -> dict[str, int]:
         """A snapshot of rejections (by reason value) and acceptances since start-up."""
         with self._counts_lock:
-            return {**self._counts, "accepted": self._accepted}
+            counts = dict(self._counts)
+        # repr is "count(N)": N is the next value, so N acceptances so far.
+        counts["accepted"] = int(repr(self._accepted)[6:-1])
+        return counts
 
     def _count(self, key: str) -> None:
         with self._counts_lock:
@@ -183,8 +188,7 @@ class AuthEventLog:
 
     def count_accepted(self) -> None:
         """Count an accepted request (the cheap path when ``log_accepted`` is off)."""
-        with self._counts_lock:
-            self._accepted += 1
+        next(self._accepted)
 
     def accepted(
         self, request: RequestFacts | Callable[[], RequestFacts], token: str | None

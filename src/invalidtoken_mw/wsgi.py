@@ -38,6 +38,10 @@ def _environ_key(name: str) -> str:
     return key if key in {"CONTENT_TYPE", "CONTENT_LENGTH"} else "HTTP_" + key
 
 
+# The environ keys of the headers the guard asks for on every request.
+_KEYS = {name: _environ_key(name) for name in ("authorization", "content-type", "origin")}
+
+
 class _Request:
     """The guard's view of a WSGI environ (:class:`~invalidtoken_mw.guard.RequestView`)."""
 
@@ -52,13 +56,13 @@ class _Request:
         return str(self.environ.get("PATH_INFO", ""))
 
     def header(self, name: str) -> str | None:
-        value = self.environ.get(_environ_key(name))
+        value = self.environ.get(_KEYS.get(name) or _environ_key(name))
         return None if value is None else str(value)
 
     def field_lines(self, name: str) -> list[str]:
         # The server has joined repeated header lines into one value (PEP 3333, CGI).
-        value = self.environ.get(_environ_key(name))
-        return [] if value is None else [str(value)]
+        value = self.environ.get(_KEYS.get(name) or _environ_key(name))
+        return [] if value is None else [value]
 
     def query_string(self) -> str:
         return str(self.environ.get("QUERY_STRING", ""))

@@ -67,7 +67,6 @@ SERVER_HEADERS = frozenset({"date", "server", "content-length", "connection"})
 CLOCK_FIELDS = frozenset({"expired_for_s"})
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
-APP_FAILURE = {"reason": "insufficient_scope", "scopes": ["orders:admin"]}
 
 
 def verifier() -> JWTVerifier:
@@ -82,7 +81,7 @@ def orders_body(claims_: dict[str, Any] | None) -> bytes:
 
 def raise_app_failure() -> None:
     """What every application does on ``/raise``: refuse with its own failure."""
-    raise AuthFailure(APP_FAILURE["reason"], scopes=APP_FAILURE["scopes"])
+    raise AuthFailure("insufficient_scope", scopes=["orders:admin"])
 
 
 # -- the same application, five ways ------------------------------------------------------

@@ -13,6 +13,7 @@ rejections, and a revocation is effective for every request that starts after it
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from cachetools import LRUCache
 from structlog.testing import capture_logs
 
 from invalidtoken_mw import (
@@ -129,7 +129,9 @@ def churning_verifier(store: Any) -> JWTVerifier:
 
 def shrink_extractor_cache(app: InvalidTokenMiddleware | InvalidTokenWSGIMiddleware) -> None:
     """Give the extractor's cache of well-formed headers room for four (it has no option)."""
-    app.extractor._known = LRUCache(4)  # noqa: SLF001 - forcing eviction is the point
+    extractor = app.guard.extractor
+    # Forcing eviction is the point.
+    extractor._known = functools.lru_cache(maxsize=4)(extractor._parse_one_header)  # noqa: SLF001
 
 
 def echo_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

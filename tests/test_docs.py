@@ -22,6 +22,7 @@ How samples are run (a convention for everyone writing docs):
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
 import re
@@ -37,7 +38,7 @@ import pytest
 import structlog
 
 from invalidtoken_mw import (
-    Guard,
+    GuardSettings,
     JWTVerifier,
     MemoryRevocationStore,
     Reason,
@@ -254,12 +255,18 @@ def test_reason_table_quotes_the_real_descriptions() -> None:
     "documented",
     [
         JWTVerifier.__init__,
-        Guard.__init__,
+        GuardSettings,
         install,
         MemoryRevocationStore.__init__,
         RedisRevocationStore.__init__,
     ],
-    ids=["JWTVerifier", "Guard", "install", "MemoryRevocationStore", "RedisRevocationStore"],
+    ids=[
+        "JWTVerifier",
+        "GuardSettings",
+        "install",
+        "MemoryRevocationStore",
+        "RedisRevocationStore",
+    ],
 )
 def test_configuration_reference_names_every_option(documented: Any) -> None:
     """configuration.md has a row for every keyword option of the documented callables."""
@@ -270,6 +277,29 @@ def test_configuration_reference_names_every_option(documented: Any) -> None:
         if name not in {"self", "app"} and parameter.kind is not inspect.Parameter.VAR_KEYWORD
     ]
     assert [] == [name for name in options if name not in rows]
+
+
+def test_configuration_lists_exactly_the_guard_settings() -> None:
+    """The middleware table of configuration.md has one row per GuardSettings field, no more.
+
+    Its defaults are the fields' defaults, as Python writes them.
+    """
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    section = text.split("## The middleware", 1)[1].split("\n## ", 1)[0]
+    table = [
+        [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("|") and not line.startswith("|---")
+    ][1:]
+    fields = dataclasses.fields(GuardSettings)
+    assert [f.name for f in fields] == [row[0] for row in table]
+    defaults = {
+        f.name: "required"
+        if f.default is dataclasses.MISSING
+        else repr(f.default).replace("'", '"')
+        for f in fields
+    }
+    assert defaults == {row[0]: row[1] for row in table}
 
 
 def test_mkdocs_build_strict_succeeds(tmp_path: Path) -> None:

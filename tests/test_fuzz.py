@@ -30,13 +30,14 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from invalidtoken_mw import (
-    AuthFailure,
+    Accepted,
     Guard,
     InvalidTokenMiddleware,
     InvalidTokenWSGIMiddleware,
     JWTVerifier,
     MemoryRevocationStore,
     Reason,
+    Rejected,
 )
 from support import direct
 from support.direct import Request, folded
@@ -91,7 +92,7 @@ class Stack:
     name: str
     asgi: InvalidTokenMiddleware
     wsgi: InvalidTokenWSGIMiddleware
-    core: Guard[None]
+    core: Guard
 
 
 def _stack(name: str, **options: Any) -> Stack:
@@ -100,7 +101,7 @@ def _stack(name: str, **options: Any) -> Stack:
         name,
         InvalidTokenMiddleware(ok_asgi, verifier=_verifier(), **common),
         InvalidTokenWSGIMiddleware(ok_wsgi, verifier=_verifier(), **common),
-        Guard(None, verifier=_verifier(cache_size=0), **common),
+        Guard(verifier=_verifier(cache_size=0), **common),
     )
 
 
@@ -133,20 +134,68 @@ def call_wsgi(app: InvalidTokenWSGIMiddleware, request: Request) -> Answer:
     return Answer(answer.status, answer.headers, answer.body, [dict(e) for e in events])
 
 
+@dataclass(frozen=True)
+class View:
+    """The guard's view of a drawn request (a ``RequestView``), with no adapter in between."""
+
+    authorization: Sequence[str]
+    request: Request
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def path(self) -> str:
+        return self.request.path
+
+    def header(self, name: str) -> str | None:
+        lines = self.field_lines(name)
+        return lines[0] if lines else None
+
+    def field_lines(self, name: str) -> list[str]:
+        if name == "authorization":
+            return list(self.authorization)
+        value = {"content-type": self.request.content_type, "accept": self.request.accept}.get(name)
+        return [] if value is None else [value]
+
+    def query_string(self) -> str:
+        return self.request.query.decode("latin-1")
+
+    def full_path(self) -> str:
+        return self.request.path
+
+    def peer(self) -> str | None:
+        return None
+
+    def read_form(self) -> str | None:
+        return self.request.body.decode("latin-1")
+
+
+class AsyncView(View):
+    """:class:`View` for ``authenticate_async``."""
+
+    async def read_form(self) -> str | None:  # type: ignore[override]
+        return self.request.body.decode("latin-1")
+
+
+def decide(guard: Guard, view: View, *, use_async: bool = False) -> Accepted | Rejected:
+    """The guard's own decision, its log events captured (and dropped)."""
+    with capture_logs():
+        if use_async:
+            return asyncio.run(
+                guard.authenticate_async(AsyncView(view.authorization, view.request))
+            )
+        return guard.authenticate(view)
+
+
 def core_verdict(stack: Stack, authorization: Sequence[str], request: Request) -> str:
     """What the sans-IO core alone decides: ``"ok"``, ``"anonymous"`` or a reason value."""
-    guard = stack.core
-    body = None
-    if guard.extractor.wants_body(request.method, request.content_type):
-        body = request.body.decode("latin-1")
-    try:
-        found = guard.extract(authorization, request.query.decode("latin-1"), body)
-        if found is None:
-            return "anonymous"
-        guard.authorize(guard.verifier.verify(found.token))
-    except AuthFailure as failure:
-        return failure.reason.value
-    return "ok"
+    outcome = decide(stack.core, View(authorization, request))
+    if isinstance(outcome, Rejected):
+        assert outcome.failure is not None
+        return outcome.failure.reason.value
+    return "anonymous" if outcome.claims is None else "ok"
 
 
 # -- the oracle ----------------------------------------------------------------------------
@@ -252,30 +301,21 @@ def assert_same_bytes(asgi: Answer, wsgi: Answer) -> None:
 # -- the properties -----------------------------------------------------------------------
 
 
-def core_outcome(guard: Guard[None], authorization: str, *, use_async: bool) -> str:
-    """Extract, verify and authorize with the core alone; render and check any failure."""
-    try:
-        found = guard.extract([authorization], "", None)
-        assert found is not None
-        verifier = guard.verifier
-        claims_ = (
-            asyncio.run(verifier.verify_async(found.token))
-            if use_async
-            else verifier.verify(found.token)
-        )
-        guard.authorize(claims_)
-    except AuthFailure as failure:
-        answer = guard.renderer.render(failure)
-        check_challenge(dict(answer.headers)["www-authenticate"])
-        assert SECRET_MARKER not in answer.body.decode()
-        return failure.reason.value
+def core_outcome(guard: Guard, authorization: str, *, use_async: bool) -> str:
+    """Decide with the core alone; check the answer to any failure."""
+    outcome = decide(guard, View([authorization], Request()), use_async=use_async)
+    if isinstance(outcome, Rejected):
+        assert outcome.failure is not None
+        check_challenge(dict(outcome.answer.headers)["www-authenticate"])
+        assert SECRET_MARKER not in outcome.answer.body.decode()
+        return outcome.failure.reason.value
     return "ok"
 
 
 @FUZZ
 @given(raw=raw_authorizations(), tokens=st.lists(fuzz_tokens(), max_size=2))
 def test_core_only_ever_raises_auth_failure(raw: bytes, tokens: list[str]) -> None:
-    """Extraction, sync and async verification, scopes and rendering raise only AuthFailure."""
+    """The guard decides any value, sync and async alike, the same way, and never raises."""
     for value in [raw.decode("latin-1"), *(f"Bearer {t}" for t in tokens)]:
         sync = core_outcome(STRICT.core, value, use_async=False)
         assert sync == core_outcome(STRICT.core, value, use_async=True)

@@ -211,11 +211,11 @@ def test_middleware_default_limit_and_suppressed_field() -> None:
     """The middleware limits at (50, 10/s) by default; the flush event carries suppressed."""
     cases = [c for c in rejections() if c.reason is Reason.EXPIRED]
     app = InvalidTokenMiddleware(ok_asgi, verifier=scripted_verifier(cases))
-    limiter = app.events.rate_limit
+    limiter = app.guard.events.rate_limit
     assert limiter is not None
     assert (50, 10.0) == (limiter.burst, limiter.per_second)
     clock = FakeClock()
-    app.events.rate_limit = EventRateLimiter(limiter.burst, limiter.per_second, clock=clock)
+    app.guard.events.rate_limit = EventRateLimiter(limiter.burst, limiter.per_second, clock=clock)
     request = ("/orders", cases[0].headers())
     with capture_logs() as events:
         responses = call_asgi(app, [request] * 80)
@@ -232,7 +232,7 @@ def test_rate_limit_none_logs_every_rejection() -> None:
     """log_rate_limit=None logs each of 300 rejections, none with a suppressed field."""
     cases = [c for c in rejections() if c.reason is Reason.EXPIRED]
     app = asgi_middleware(cases, log_rate_limit=None)
-    assert app.events.rate_limit is None
+    assert app.guard.events.rate_limit is None
     with capture_logs() as events:
         call_asgi(app, [("/orders", cases[0].headers())] * 300)
     assert 300 == len(events)
@@ -241,6 +241,6 @@ def test_rate_limit_none_logs_every_rejection() -> None:
 
 def test_middleware_takes_a_custom_rate_limit() -> None:
     """log_rate_limit=(burst, per_second) configures the middleware's limiter."""
-    limiter = asgi_middleware([], log_rate_limit=(5, 2.5)).events.rate_limit
+    limiter = asgi_middleware([], log_rate_limit=(5, 2.5)).guard.events.rate_limit
     assert limiter is not None
     assert (5, 2.5) == (limiter.burst, limiter.per_second)

@@ -13,7 +13,7 @@ from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.envconfig import verifier_from_env
 from invalidtoken_mw.explain import Check, Explanation
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
-from invalidtoken_mw.guard import Guard, TokenVerifier
+from invalidtoken_mw.guard import Accepted, Guard, Rejected, TokenVerifier
 from invalidtoken_mw.jwks import JWKSCache
 from invalidtoken_mw.log import AuthEventLog, RequestFacts, otel_field_names
 from invalidtoken_mw.metrics import OpenTelemetryMetrics, PrometheusMetrics, RejectionRecorder
@@ -23,10 +23,12 @@ from invalidtoken_mw.redis_store import RedisRevocationStore
 from invalidtoken_mw.render import RenderedFailure, Renderer, wants_problem_json
 from invalidtoken_mw.revocation import MemoryRevocationStore, RevocationStore
 from invalidtoken_mw.scopes import check_scopes, granted_scopes
+from invalidtoken_mw.settings import GuardSettings
 from invalidtoken_mw.verify import JWTVerifier, ParsedToken
 from invalidtoken_mw.wsgi import InvalidTokenWSGIMiddleware
 
 __all__ = [
+    "Accepted",
     "AuthEventLog",
     "AuthFailure",
     "ChallengeSettings",
@@ -35,6 +37,7 @@ __all__ = [
     "Explanation",
     "ExtractedToken",
     "Guard",
+    "GuardSettings",
     "InvalidTokenMiddleware",
     "InvalidTokenWSGIMiddleware",
     "JWKSCache",
@@ -45,6 +48,7 @@ __all__ = [
     "PrometheusMetrics",
     "Reason",
     "RedisRevocationStore",
+    "Rejected",
     "RejectionRecorder",
     "RenderedFailure",
     "Renderer",

@@ -1,30 +1,24 @@
 """InvalidTokenMiddleware: the pure ASGI adapter (http and websocket).
 
-Only translates ASGI into :class:`~invalidtoken_mw.guard.Guard` calls. ``lifespan``
-and unknown scope types pass straight through; per-request state lives in locals.
-On success the claims are in ``scope["state"]["token_claims"]`` (Starlette's
+Only translates ASGI for its :class:`~invalidtoken_mw.guard.Guard`, which decides.
+``lifespan`` and unknown scope types pass straight through; per-request state lives in
+locals. On success the claims are in ``scope["state"]["token_claims"]`` (Starlette's
 ``request.state.token_claims``). Failures raised by the application below (an
 :class:`~invalidtoken_mw.AuthFailure` or a PyJWT ``InvalidTokenError``) are answered
-like the middleware's own, as long as the response has not started; a 401 from the
-application without a challenge gets one. A CORS preflight is answered here with a
-bare 204 and never reaches the application, unless ``preflight_passthrough`` is on.
+like the guard's own, as long as the response has not started; a 401 from the
+application without a challenge gets one. A CORS preflight is answered with a bare 204
+and never reaches the application, unless ``preflight_passthrough`` is on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from invalidtoken_mw.extract import TokenSource
-from invalidtoken_mw.guard import (
-    PREFLIGHT_STATUS,
-    Guard,
-    failure_from_exception,
-    is_cors_preflight,
-)
-from invalidtoken_mw.log import RequestFacts
-from invalidtoken_mw.reasons import AuthFailure
-from invalidtoken_mw.render import RenderedFailure
+from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
+
+if TYPE_CHECKING:
+    from invalidtoken_mw.settings import GuardSettings
 
 __all__ = ["ASGIApp", "InvalidTokenMiddleware", "Message", "Receive", "Scope", "Send"]
 
@@ -35,65 +29,104 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_MAX_FORM_BYTES = 1 << 20  # a form body larger than this is not searched for a token
 _WS_DENIAL = "websocket.http.response"
 _POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
 # Messages that answer a websocket handshake: after one, the middleware cannot deny.
 _WS_ANSWERS = frozenset({"websocket.accept", "websocket.close", "websocket.http.response.start"})
-_PREFLIGHT_ANSWER = RenderedFailure(PREFLIGHT_STATUS, (), b"")
+
+# Header names the guard asks for on every request, as ASGI carries them.
+_NAMES = {name: name.encode("latin-1") for name in ("authorization", "content-type", "origin")}
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+class _Request:
+    """The guard's view of an ASGI scope (:class:`~invalidtoken_mw.guard.AsyncRequestView`)."""
+
+    __slots__ = ("method", "receive", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive  # replaced when the body had to be read for a form token
+        self.method: str = scope.get("method", "GET")
+
+    @property
+    def path(self) -> str:
+        """The path below the mount point, like WSGI's ``PATH_INFO``."""
+        path: str = self.scope["path"]
+        root: str = self.scope.get("root_path", "")
+        return path[len(root) :] or "/" if root and path.startswith(root) else path
+
+    def header(self, name: str) -> str | None:
+        key = _NAMES.get(name) or name.encode("latin-1")
+        for field, value in self.scope["headers"]:
+            if field == key:
+                return str(value.decode("latin-1"))
+        return None
+
+    def field_lines(self, name: str) -> list[str]:
+        key = _NAMES.get(name) or name.encode("latin-1")
+        return [value.decode("latin-1") for field, value in self.scope["headers"] if field == key]
+
+    def query_string(self) -> str:
+        return str(self.scope.get("query_string", b"").decode("latin-1"))
+
+    def full_path(self) -> str:
+        return str(self.scope.get("path", ""))
+
+    def peer(self) -> str | None:
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
+
+    async def read_form(self) -> str | None:
+        """Read the body (up to a limit); ``receive`` then replays it to the application."""
+        if self.scope["type"] != "http":
+            return None
+        chunks: list[Message] = []
+        size = 0
+        more = True
+        while more and size <= MAX_FORM_BYTES:
+            message = await self.receive()
+            chunks.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        receive = self.receive
+
+        async def replay() -> Message:
+            return chunks.pop(0) if chunks else await receive()
+
+        self.receive = replay
+        if size > MAX_FORM_BYTES:
+            return None
+        return b"".join(m.get("body", b"") for m in chunks).decode("latin-1")
 
 
-def _field_lines(scope: Scope, name: bytes) -> list[str]:
-    """Every value of header ``name``, in the order received."""
-    return [value.decode("latin-1") for key, value in scope["headers"] if key == name]
+class InvalidTokenMiddleware:
+    """Authenticate bearer tokens for an ASGI application.
 
-
-def _app_path(scope: Scope) -> str:
-    """The path below the mount point, like WSGI's ``PATH_INFO`` (public paths match it)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root) :] or "/" if root and path.startswith(root) else path
-
-
-def _is_preflight(scope: Scope) -> bool:
-    """Whether an OPTIONS request is a CORS preflight (:func:`is_cors_preflight`)."""
-    headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-    query = scope.get("query_string", b"").decode("latin-1")
-    return is_cors_preflight(scope["method"], headers, query)
-
-
-async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
-    """Read the body (up to a limit) and return it with a ``receive`` that replays it."""
-    chunks: list[Message] = []
-    size = 0
-    more = True
-    while more and size <= _MAX_FORM_BYTES:
-        message = await receive()
-        chunks.append(message)
-        if message["type"] != "http.request":
-            break
-        size += len(message.get("body", b""))
-        more = message.get("more_body", False)
-    body = b"".join(m.get("body", b"") for m in chunks) if size <= _MAX_FORM_BYTES else b""
-
-    async def replay() -> Message:
-        return chunks.pop(0) if chunks else await receive()
-
-    return body, replay
-
-
-class InvalidTokenMiddleware(Guard[ASGIApp]):
-    """Authenticate bearer tokens for an ASGI application; see :class:`Guard` for options.
-
-    ``app.add_middleware(InvalidTokenMiddleware, verifier=verifier, realm="orders")``
+    ``app.add_middleware(InvalidTokenMiddleware, verifier=verifier, realm="orders")``:
+    the keywords are the fields of :class:`~invalidtoken_mw.GuardSettings`; or pass
+    ``settings=GuardSettings(...)``, or a ready ``guard=Guard(...)``.
     """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        /,
+        *,
+        guard: Guard | None = None,
+        settings: GuardSettings | None = None,
+        **options: Any,  # noqa: ANN401 - the GuardSettings fields
+    ) -> None:
+        """Hold ``app`` and the guard that decides its requests."""
+        if guard is not None and (settings is not None or options):
+            raise TypeError("pass guard= alone: its settings are already decided.")
+        self.app = app
+        self.guard = guard if guard is not None else Guard(settings, **options)
+
+    def stats(self) -> dict[str, int]:
+        """Rejections by reason, and ``accepted``, since start-up (see :meth:`Guard.stats`)."""
+        return self.guard.stats()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate an http or websocket request, then call the application."""
@@ -101,37 +134,13 @@ class InvalidTokenMiddleware(Guard[ASGIApp]):
         if kind != "http" and kind != "websocket":  # noqa: PLR1714 - cheaper than a tuple test
             await self.app(scope, receive, send)
             return
-        public = self.has_public_paths and self.is_public(_app_path(scope))
-        if not public and scope.get("method") == "OPTIONS" and _is_preflight(scope):
-            if not self.preflight_passthrough:
-                # Nothing protected may run without a token: a CORS layer outside this
-                # middleware has already answered, or the browser gets no CORS headers.
-                await _send_answer(send, _PREFLIGHT_ANSWER, "http.response")
-                return
-            public = True  # for the CORS layer inside the application
-        if public:
-            # Public: no token needed, but the app may still refuse (FastAPI's
-            # TokenClaims on a public route, a bare 401), and that is answered as usual.
-            scope.setdefault("state", {})["token_claims"] = None
-            await self._call_app(scope, receive, send, None, private=False)
+        request = _Request(scope, receive)
+        outcome = await self.guard.authenticate_async(request)
+        if isinstance(outcome, Rejected):
+            await _deny(scope, send, outcome)
             return
-        claims, token, private, receive, refused = await self._authenticate(scope, receive)
-        if refused is not None:
-            await self._deny(scope, send, refused, token)
-            return
-        scope.setdefault("state", {})["token_claims"] = claims
-        self._count_accepted(scope, token)
-        await self._call_app(scope, receive, send, token, private=private)
-
-    async def _call_app(
-        self, scope: Scope, receive: Receive, send: Send, token: str | None, *, private: bool
-    ) -> None:
-        """Call the application; answer failures it raises before its response starts.
-
-        For http, a 401 without a challenge gets one and a query-token response gets
-        ``Cache-Control: private``; for websocket, a failure raised before the handshake
-        is answered is denied like the middleware's own.
-        """
+        scope.setdefault("state", {})["token_claims"] = outcome.claims
+        token, private = outcome.token, outcome.private
         started = False
 
         async def watch(message: Message) -> None:
@@ -140,116 +149,41 @@ class InvalidTokenMiddleware(Guard[ASGIApp]):
             if kind == "http.response.start":
                 started = True
                 if message["status"] == 401 or private:  # noqa: PLR2004
-                    message = self._patch_start(scope, message, private=private)
+                    message = self._finish(request, message, private=private)
             elif kind in _WS_ANSWERS:
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, request.receive, watch)
         except Exception as exc:
-            raised = failure_from_exception(exc)
-            if raised is None or started:
+            refused = None if started else self.guard.reject(exc, request, token=token)
+            if refused is None:
                 raise
-            await self._deny(scope, send, raised, token)
+            await _deny(scope, send, refused)
 
-    def _count_accepted(self, scope: Scope, token: str | None) -> None:
-        if self.events.log_accepted:
-            self.events.accepted(self._facts(scope), token)
-        else:
-            self.events.count_accepted()
-
-    async def _authenticate(
-        self, scope: Scope, receive: Receive
-    ) -> tuple[dict[str, Any] | None, str | None, bool, Receive, AuthFailure | None]:
-        """Find and verify the token: ``(claims, token, private, receive, failure)``.
-
-        ``receive`` is replaced when the body had to be read for a form token;
-        ``private`` is true for a query-string token (RFC 6750 §2.3).
-        """
-        extractor = self.extractor
-        authorization = [v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"]
-        token: str | None = None
-        try:
-            body = None
-            if (
-                extractor.allow_body
-                and scope["type"] == "http"
-                and extractor.wants_body(scope["method"], _header(scope, b"content-type"))
-            ):
-                raw, receive = await _buffer_body(receive)
-                body = raw.decode("latin-1")
-            query = (
-                scope.get("query_string", b"").decode("latin-1") if extractor.allow_query else ""
-            )
-            found = self.extract(authorization, query, body)
-            if found is None:
-                return None, None, False, receive, None
-            token = found.token
-            claims = await self.verifier.verify_async(token)
-            if self.scopes:
-                self.authorize(claims)
-        except AuthFailure as failure:
-            return None, token, False, receive, failure
-        return claims, token, found.source is TokenSource.QUERY, receive, None
-
-    def _patch_start(self, scope: Scope, message: Message, *, private: bool) -> Message:
+    def _finish(self, request: _Request, message: Message, *, private: bool) -> Message:
         headers = [
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])
         ]
-        patched = self.patch_app_headers(
-            message["status"], headers, cors=_header(scope, b"origin") is not None, private=private
-        )
+        finished = self.guard.finish_headers(message["status"], headers, request, private=private)
         return {
             **message,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in patched],
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in finished],
         }
 
-    def _facts(self, scope: Scope) -> RequestFacts:
-        client: Any = scope.get("client")
-        rid = self.request_id_header
-        forwarded = self.client_ip_header
-        return RequestFacts(
-            method=scope.get("method", "GET"),
-            path=scope.get("path", ""),
-            client_ip=self.client_ip(
-                client[0] if client else None,
-                _field_lines(scope, forwarded.encode("latin-1")) if forwarded else None,
-            ),
-            user_agent=_header(scope, b"user-agent"),
-            request_id=_header(scope, rid.encode("latin-1")) if rid else None,
-        )
 
-    async def _deny(
-        self, scope: Scope, send: Send, failure: AuthFailure, token: str | None
-    ) -> None:
-        answer = self.reject(
-            failure,
-            self._facts(scope),
-            token=token,
-            accept=_header(scope, b"accept"),
-            origin=_header(scope, b"origin"),
-        )
-        if scope["type"] == "http":
-            await _send_answer(send, answer, "http.response")
-        elif _WS_DENIAL in (scope.get("extensions") or {}):
-            await _send_answer(send, answer, _WS_DENIAL)
-        else:
-            await send(
-                {
-                    "type": "websocket.close",
-                    "code": _POLICY_VIOLATION,
-                    "reason": failure.reason.value,
-                }
-            )
-
-
-async def _send_answer(send: Send, answer: RenderedFailure, prefix: str) -> None:
-    await send(
-        {
-            "type": f"{prefix}.start",
-            "status": answer.status,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers],
-        }
-    )
+async def _deny(scope: Scope, send: Send, refused: Rejected) -> None:
+    """Send the guard's answer: http, a websocket denial response, or a close."""
+    if scope["type"] == "http":
+        prefix = "http.response"
+    elif _WS_DENIAL in (scope.get("extensions") or {}):
+        prefix = _WS_DENIAL
+    else:
+        reason = refused.failure.reason.value if refused.failure else ""
+        await send({"type": "websocket.close", "code": _POLICY_VIOLATION, "reason": reason})
+        return
+    answer = refused.answer
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+    await send({"type": f"{prefix}.start", "status": answer.status, "headers": headers})
     await send({"type": f"{prefix}.body", "body": answer.body})

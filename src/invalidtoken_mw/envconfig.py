@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from invalidtoken_mw.settings import as_list, as_number
 from invalidtoken_mw.verify import JWTVerifier
 
 if TYPE_CHECKING:
@@ -45,6 +46,9 @@ def verifier_from_env(
         **defaults: :class:`JWTVerifier` keywords used where no variable is set,
             e.g. ``algorithms=["RS256"]`` or ``revocation=MemoryRevocationStore()``.
 
+    Values are read with the same rules as :class:`~invalidtoken_mw.GuardSettings`
+    (comma-separated lists, decimal numbers); a bad one names its variable.
+
     Raises:
         ValueError: The resulting configuration is unusable (the verifier's message).
         OSError: ``{prefix}KEY_FILE`` cannot be read.
@@ -59,7 +63,7 @@ def verifier_from_env(
     for name in _LISTS:
         raw = value(name.upper())
         if raw is not None:
-            settings[name] = [item.strip() for item in raw.split(",") if item.strip()]
+            settings[name] = list(as_list(prefix + name.upper(), raw))
     key_file = value("KEY_FILE")
     key = Path(key_file).read_text(encoding="utf-8") if key_file else value("KEY")
     if key is not None:
@@ -67,7 +71,7 @@ def verifier_from_env(
     if value("JWKS_URL") is not None:
         settings["jwks_url"] = value("JWKS_URL")
     if value("LEEWAY") is not None:
-        settings["leeway"] = float(str(value("LEEWAY")))
+        settings["leeway"] = as_number(prefix + "LEEWAY", value("LEEWAY"), float, "30")
     if value("TOKEN_TYPE") is not None:
         settings["token_type"] = value("TOKEN_TYPE")
     redis_url = value("REDIS_URL")

@@ -14,12 +14,10 @@ on it see a different ``access_token`` than those splitting on ``&`` only.
 
 from __future__ import annotations
 
-import threading
+import functools
 from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote_plus
-
-from cachetools import LRUCache
 
 from invalidtoken_mw._grammar import (
     B64TOKEN_RE,
@@ -107,7 +105,13 @@ class TokenExtractor:
         ValueError: ``max_token_bytes`` is not a positive integer.
     """
 
-    __slots__ = ("_header_only", "_known", "_lock", "allow_body", "allow_query", "max_token_bytes")
+    __slots__ = (
+        "_header_only",
+        "_known",
+        "allow_body",
+        "allow_query",
+        "max_token_bytes",
+    )
 
     def __init__(
         self,
@@ -125,8 +129,8 @@ class TokenExtractor:
         self.allow_body = allow_body
         self.max_token_bytes = max_token_bytes
         self._header_only = not (allow_query or allow_body)
-        self._lock = threading.Lock()
-        self._known: LRUCache[str, ExtractedToken] = LRUCache(_KNOWN_HEADERS)
+        # functools' LRU cache: bounded, thread-safe, and a hit costs no Python code.
+        self._known = functools.lru_cache(maxsize=_KNOWN_HEADERS)(self._parse_one_header)
 
     def wants_body(self, method: str, content_type: str | None) -> bool:
         """Whether the adapter should read the body to look for a token.
@@ -182,17 +186,14 @@ class TokenExtractor:
         if len(value) > self.max_token_bytes:
             # Refused before the lookup, which would hash the whole oversized value.
             raise _malformed(Sentence.TOO_LARGE)
-        with self._lock:
-            known = self._known.get(value)
-        if known is not None:
-            return known
+        return self._known(value)
+
+    def _parse_one_header(self, value: str) -> ExtractedToken:
+        """:meth:`_one_header` past the cache: failures raise, so are never remembered."""
         header_token = self._from_header(value)
         if header_token is None:
             raise AuthFailure(Reason.MISSING_TOKEN)
-        result = ExtractedToken(header_token, TokenSource.HEADER)
-        with self._lock:
-            self._known[value] = result
-        return result
+        return ExtractedToken(header_token, TokenSource.HEADER)
 
     def _from_header(self, value: str) -> str | None:
         """Return the token of a ``Bearer`` header, ``None`` for another scheme."""

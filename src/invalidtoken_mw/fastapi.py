@@ -27,12 +27,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from invalidtoken_mw.asgi import InvalidTokenMiddleware
-from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
-from invalidtoken_mw.guard import TokenVerifier, expose_challenge
+from invalidtoken_mw.guard import Guard, TokenVerifier, expose_challenge
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import check_scopes, validate_scopes
+from invalidtoken_mw.settings import GuardSettings
 
 __all__ = ["TokenClaims", "bearer_scheme", "install", "require_scopes", "token_claims"]
+
+# Where install() leaves its Guard on app.state, for the route-level scope check.
+_GUARD_STATE = "invalidtoken_guard"
 
 #: The OpenAPI security scheme: documents bearer auth and gives /docs an Authorize button.
 #: ``auto_error=False``: the middleware, not FastAPI, answers missing credentials.
@@ -59,7 +62,10 @@ async def token_claims(
     if claims is None:
         raise AuthFailure(Reason.MISSING_TOKEN)
     if security_scopes.scopes:
-        check_scopes(claims, security_scopes.scopes)
+        # The challenge names every scope the request needs: the app's and the route's.
+        guard: Guard | None = getattr(request.app.state, _GUARD_STATE, None)
+        app_scopes = guard.scopes if guard is not None else ()
+        check_scopes(claims, (*app_scopes, *security_scopes.scopes))
     return claims
 
 
@@ -99,11 +105,11 @@ def install(
         app: The FastAPI application.
         verifier: Verifies tokens (usually a :class:`~invalidtoken_mw.JWTVerifier`).
         realm: The challenge's realm.
-        exclude_paths: More public paths (see :class:`~invalidtoken_mw.guard.Guard`).
+        exclude_paths: More public paths (see :class:`~invalidtoken_mw.GuardSettings`).
         public_docs: Keep the app's docs, ReDoc, OpenAPI and OAuth2-redirect URLs public
             (``/docs``, ``/redoc``, ``/openapi.json`` by default, or as configured), each
             by its exact path: the paths below them still need a token.
-        **options: Any other :class:`~invalidtoken_mw.guard.Guard` option.
+        **options: Any other :class:`~invalidtoken_mw.GuardSettings` field.
 
     Add a CORS middleware *after* calling ``install`` so that it is the outermost
     layer and answers preflights itself (see ``preflight_passthrough``).
@@ -111,22 +117,22 @@ def install(
     docs = (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url)
     # Exact paths: exclude_paths would also make everything below /docs public.
     exact = [*(p for p in docs if p and public_docs), *options.pop("exclude_exact_paths", ())]
-    settings = ChallengeSettings(realm, options.get("error_uri"), options.get("resource_metadata"))
-    app.add_middleware(
-        InvalidTokenMiddleware,
-        verifier=verifier,
-        realm=realm,
-        exclude_paths=exclude_paths,
-        exclude_exact_paths=exact,
-        **options,
+    guard = Guard(
+        GuardSettings.from_options(
+            verifier=verifier,
+            realm=realm,
+            exclude_paths=exclude_paths,
+            exclude_exact_paths=exact,
+            **options,
+        )
     )
-    app.add_exception_handler(StarletteHTTPException, _challenge_handler(settings))
+    setattr(app.state, _GUARD_STATE, guard)
+    app.add_middleware(InvalidTokenMiddleware, guard=guard)
+    app.add_exception_handler(StarletteHTTPException, _challenge_handler(guard))
 
 
-def _challenge_handler(
-    settings: ChallengeSettings,
-) -> Callable[[Request, Exception], Any]:
-    bare = str(build_challenge(AuthFailure(Reason.MISSING_TOKEN), settings))
+def _challenge_handler(guard: Guard) -> Callable[[Request, Exception], Any]:
+    bare = guard.bare_challenge  # the installed guard's, from the one challenge builder
 
     async def handler(request: Request, exc: Exception) -> Response:
         """Give a 401 without a proper challenge (or HTTPBearer's bare ``Bearer``) ours."""

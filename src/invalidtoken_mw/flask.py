@@ -18,56 +18,27 @@ unless ``preflight_passthrough`` is on.
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import jwt
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from invalidtoken_mw.extract import TokenSource
-from invalidtoken_mw.guard import PREFLIGHT_STATUS, Guard, failure_from_exception, is_cors_preflight
-from invalidtoken_mw.log import RequestFacts
+from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import check_scopes, validate_scopes
+from invalidtoken_mw.settings import DEFAULTS, FIELDS, GuardSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from flask import Request
 
 __all__ = ["InvalidToken", "current_claims", "require_scopes"]
 
 F = TypeVar("F", bound="Callable[..., Any]")
 _EXTENSION = "invalidtoken"
 _EXEMPT_ATTR = "_invalidtoken_exempt"
-# Config key (without the INVALIDTOKEN_ prefix) for each Guard option.
-_OPTIONS = (
-    "verifier",
-    "realm",
-    "exclude_paths",
-    "exclude_exact_paths",
-    "preflight_passthrough",
-    "optional",
-    "scopes",
-    "error_uri",
-    "resource_metadata",
-    "problem_json",
-    "allow_query_token",
-    "allow_body_token",
-    "max_token_bytes",
-    "add_missing_challenge",
-    "retry_after",
-    "request_id_header",
-    "client_ip_header",
-    "fingerprint_key",
-    "log_rate_limit",
-    "metrics",
-    "log_accepted",
-)
-# The defaults init_app puts in app.config (setdefault): Guard's own keyword defaults.
-_DEFAULTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(Guard.__init__).parameters.items()
-    if name in _OPTIONS and parameter.default is not inspect.Parameter.empty
-}
+_PREFIX = "INVALIDTOKEN_"
 
 
 class InvalidToken:
@@ -75,14 +46,14 @@ class InvalidToken:
 
     Args:
         app: The application; or call :meth:`init_app` later.
-        **options: Any :class:`~invalidtoken_mw.guard.Guard` option (``verifier``,
+        **options: Any :class:`~invalidtoken_mw.GuardSettings` field (``verifier``,
             ``realm``, ``exclude_paths``, ...). Each can also be set as
             ``INVALIDTOKEN_<NAME>`` in ``app.config``; keyword arguments win.
     """
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:  # noqa: ANN401
         """Remember the options; set up ``app`` now if given."""
-        unknown = set(options) - set(_OPTIONS)
+        unknown = set(options) - set(FIELDS)
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         self.options = options
@@ -94,27 +65,21 @@ class InvalidToken:
         """Register the hooks and handlers on ``app`` (app-factory friendly).
 
         Raises:
-            ValueError: No verifier in the options or ``INVALIDTOKEN_VERIFIER``.
+            ValueError: No verifier in the options or ``INVALIDTOKEN_VERIFIER``, or
+                a setting is unusable (strings from config are read as
+                :class:`~invalidtoken_mw.GuardSettings` explains).
         """
-        for name, default in _DEFAULTS.items():
-            app.config.setdefault(f"INVALIDTOKEN_{name.upper()}", default)
-        # An explicit None (e.g. log_rate_limit=None) is a setting too, not "unset".
-        settings: dict[str, Any] = {}
-        for name in _OPTIONS:
-            key = f"INVALIDTOKEN_{name.upper()}"
-            if name in self.options:
-                settings[name] = self.options[name]
-            elif key in app.config:
-                settings[name] = app.config[key]
-        if settings.get("verifier") is None:
+        for name, default in DEFAULTS.items():
+            app.config.setdefault(_PREFIX + name.upper(), default)
+        if self.options.get("verifier", app.config.get(_PREFIX + "VERIFIER")) is None:
             raise ValueError(
                 "InvalidToken needs a verifier: InvalidToken(app, verifier=JWTVerifier(...))"
                 " or app.config['INVALIDTOKEN_VERIFIER']."
             )
-        guard: Guard[Flask] = Guard(app, **settings)
-        app.extensions[_EXTENSION] = _State(self, guard)
+        settings = GuardSettings.from_mapping(app.config, prefix=_PREFIX, **self.options)
+        app.extensions[_EXTENSION] = _State(self, Guard(settings))
         app.before_request(_authenticate)
-        app.after_request(_add_challenge)
+        app.after_request(_finish)
         app.register_error_handler(AuthFailure, _render_failure)
         app.register_error_handler(jwt.InvalidTokenError, _render_failure)
 
@@ -132,13 +97,50 @@ class InvalidToken:
         setattr(view, _EXEMPT_ATTR, True)
         return view
 
+    def stats(self) -> dict[str, int]:
+        """The current application's counters (see :meth:`Guard.stats`)."""
+        return _state().guard.stats()
+
 
 class _State:
     """What the hooks need, stored in ``app.extensions``."""
 
-    def __init__(self, extension: InvalidToken, guard: Guard[Flask]) -> None:
+    def __init__(self, extension: InvalidToken, guard: Guard) -> None:
         self.extension = extension
         self.guard = guard
+
+
+class _Request:
+    """The guard's view of a Flask request (:class:`~invalidtoken_mw.guard.RequestView`)."""
+
+    __slots__ = ("method", "path", "request")
+
+    def __init__(self, current: Request) -> None:
+        self.request = current
+        self.method: str = current.method
+        self.path: str = current.path
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    def field_lines(self, name: str) -> list[str]:
+        return self.request.headers.getlist(name)
+
+    def query_string(self) -> str:
+        return self.request.query_string.decode("latin-1")
+
+    def full_path(self) -> str:
+        return self.request.root_path + self.path
+
+    def peer(self) -> str | None:
+        return self.request.remote_addr
+
+    def read_form(self) -> str | None:
+        # Cached by Werkzeug, so the view can still read request.form or the data.
+        length = self.request.content_length
+        if length is None or length > MAX_FORM_BYTES:
+            return None
+        return self.request.get_data().decode("latin-1")
 
 
 def _state() -> _State:
@@ -146,95 +148,66 @@ def _state() -> _State:
     return state
 
 
-def _is_exempt(state: _State) -> bool:
-    if request.blueprint and any(
+def _is_exempt(state: _State, current: Request) -> bool:
+    if current.blueprint and any(
         name in state.extension._exempt_blueprints  # noqa: SLF001 - the extension's own state
-        for name in request.blueprint.split(".")
+        for name in current.blueprint.split(".")
     ):
         return True
-    view = current_app.view_functions.get(request.endpoint or "")
+    view = current_app.view_functions.get(current.endpoint or "")
     return bool(view is not None and getattr(view, _EXEMPT_ATTR, False))
 
 
-def _facts() -> RequestFacts:
-    guard = _state().guard
-    forwarded = request.headers.getlist(guard.client_ip_header) if guard.client_ip_header else None
-    return RequestFacts(
-        method=request.method,
-        path=request.path,
-        client_ip=guard.client_ip(request.remote_addr, forwarded),
-        user_agent=request.headers.get("User-Agent"),
-        request_id=request.headers.get(guard.request_id_header)
-        if guard.request_id_header
-        else None,
-    )
+def _response(refused: Rejected) -> Response:
+    answer = refused.answer
+    response = Response(answer.body, status=answer.status, headers=list(answer.headers))
+    if all(name != "content-type" for name, _ in answer.headers):
+        response.headers.remove("Content-Type")  # the same bare 204 as the middlewares
+    return response
 
 
 def _authenticate() -> Response | None:
     state = _state()
-    guard = state.guard
-    g.token_claims = None
-    g.invalidtoken_token = None
-    g.invalidtoken_private = False
-    if guard.is_public(request.path) or _is_exempt(state):
+    current: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001 - one proxy lookup
+    context = g._get_current_object()  # noqa: SLF001 - one proxy lookup
+    context.token_claims = None
+    context.invalidtoken_token = None
+    context.invalidtoken_private = False
+    if _is_exempt(state, current):
         return None
-    if request.method == "OPTIONS" and is_cors_preflight(
-        request.method,
-        {name.lower(): value for name, value in request.headers.items()},
-        request.query_string.decode("latin-1"),
-    ):
-        if guard.preflight_passthrough:
-            return None
-        # Returning a response skips the view; after_request hooks (Flask-CORS) still run.
-        answer = Response(status=PREFLIGHT_STATUS)
-        answer.headers.remove("Content-Type")  # the same bare 204 as the middlewares
-        return answer
-    body = None
-    if guard.extractor.wants_body(request.method, request.content_type):
-        body = request.get_data(as_text=True)
-    found = guard.extract(
-        request.headers.getlist("Authorization"),
-        request.query_string.decode("latin-1"),
-        body,
-    )
-    if found is None:
-        return None
-    g.invalidtoken_token = found.token
-    g.invalidtoken_private = found.source is TokenSource.QUERY
-    g.token_claims = guard.authorize(guard.verifier.verify(found.token))
-    guard.events.count_accepted()
+    view = _Request(current)
+    context.invalidtoken_request = view
+    outcome = state.guard.authenticate(view)
+    if isinstance(outcome, Rejected):
+        # Returned, not raised: the view never runs; after_request hooks (Flask-CORS) do.
+        return _response(outcome)
+    context.token_claims = outcome.claims
+    context.invalidtoken_token = outcome.token
+    context.invalidtoken_private = outcome.private
     return None
 
 
+def _view() -> _Request:
+    view: _Request | None = g.get("invalidtoken_request")
+    return view if view is not None else _Request(request._get_current_object())  # type: ignore[attr-defined]  # noqa: SLF001
+
+
 def _render_failure(exc: Exception) -> Response:
-    failure = failure_from_exception(exc) or AuthFailure(Reason.MALFORMED_TOKEN)
-    guard = _state().guard
-    answer = guard.reject(
-        failure,
-        _facts(),
-        token=g.get("invalidtoken_token"),
-        accept=request.headers.get("Accept"),
-        origin=request.headers.get("Origin"),
-    )
-    return Response(answer.body, status=answer.status, headers=list(answer.headers))
+    refused = _state().guard.reject(exc, _view(), token=g.get("invalidtoken_token"))
+    if refused is None:  # pragma: no cover - registered for authentication failures only
+        raise exc
+    return _response(refused)
 
 
-def _add_challenge(response: Response) -> Response:
+def _finish(response: Response) -> Response:
     # A response to a query-token request must not be cached publicly (RFC 6750 §2.3).
     private = bool(g.get("invalidtoken_private"))
-    if private or (
-        response.status_code == 401  # noqa: PLR2004
-        and "WWW-Authenticate" not in response.headers
-    ):
-        guard = _state().guard
-        patched = guard.patch_app_headers(
-            response.status_code,
-            list(response.headers.items()),
-            cors="Origin" in request.headers,
-            private=private,
+    if private or response.status_code == 401:  # noqa: PLR2004
+        finished = _state().guard.finish_headers(
+            response.status_code, list(response.headers.items()), _view(), private=private
         )
         response.headers.clear()
-        response.headers.extend(patched)
+        response.headers.extend(finished)
     return response
 
 
@@ -262,7 +235,8 @@ def require_scopes(*scopes: str) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any view
-            check_scopes(current_claims(), required)
+            # The challenge names every scope the request needs: the app's and the view's.
+            check_scopes(current_claims(), (*_state().guard.scopes, *required))
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -1,13 +1,23 @@
-"""Guard: the sans-IO request policy both middlewares share.
+"""Guard: the sans-IO request policy every adapter calls.
 
-A :class:`Guard` holds everything decided at construction (extractor, verifier,
-renderer, event log, public paths, required scopes) and answers the questions an
-adapter asks per request: is this path public, is this a CORS preflight, what is the
-token, is it good, what do we send when it is not. Adapters only translate ASGI or WSGI
-into these calls, so both send the same bytes and log the same event for the same failure.
+A :class:`Guard` is built once from :class:`~invalidtoken_mw.settings.GuardSettings`
+and owns the whole sequence of a request: public paths, CORS preflights, finding the
+token, verifying it, the required scopes, counting, fingerprinting, the one log event
+and the metrics, and the answer to send. An adapter (ASGI, WSGI, Flask, FastAPI) only
+describes its request through a :class:`RequestView` and translates the outcome:
 
-A CORS preflight never reaches a protected handler: by default the middleware answers
-it with a bare ``204`` (no CORS headers, so a browser refuses the cross-origin request
+* :meth:`Guard.authenticate` (and :meth:`Guard.authenticate_async`) returns
+  :class:`Accepted` (the claims, or ``None`` for a public or anonymous request) or
+  :class:`Rejected` (the answer to send, already logged);
+* :meth:`Guard.reject` answers a failure the application raised;
+* :meth:`Guard.finish_headers` finishes the application's own response: the challenge
+  on a bare 401 (exposed under CORS), ``Cache-Control: private`` for a query token.
+
+Facts about the request for the log (client address, request id, user agent) are read
+from the view only when an event is emitted.
+
+A CORS preflight never reaches a protected handler: by default the guard answers it
+with a bare ``204`` (no CORS headers, so a browser refuses the cross-origin request
 unless a CORS layer *outside* the middleware answered first); ``preflight_passthrough``
 hands real preflights to a CORS layer inside the application instead. A request counts
 as a preflight only when it is one by the Fetch standard and nothing more: see
@@ -16,7 +26,7 @@ as a preflight only when it is one by the Fetch standard and nothing more: see
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import unquote_plus
 
 import jwt
@@ -24,37 +34,60 @@ import jwt
 from invalidtoken_mw._grammar import QUERY_SEPARATORS_RE
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
 from invalidtoken_mw.classify import failure_from_pyjwt
-from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES, ExtractedToken, TokenExtractor
+from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
 from invalidtoken_mw.log import AuthEventLog, RequestFacts
 from invalidtoken_mw.ratelimit import EventRateLimiter
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.render import RenderedFailure, Renderer
-from invalidtoken_mw.scopes import check_scopes, validate_scopes
+from invalidtoken_mw.scopes import check_scopes
+from invalidtoken_mw.settings import GuardSettings, TokenVerifier
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
-
-    from invalidtoken_mw.metrics import RejectionRecorder
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 __all__ = [
+    "MAX_FORM_BYTES",
     "PREFLIGHT_STATUS",
+    "Accepted",
+    "AsyncRequestView",
     "Guard",
+    "Rejected",
+    "RequestView",
     "TokenVerifier",
+    "expose_challenge",
     "failure_from_exception",
     "is_cors_preflight",
 ]
 
-AppT = TypeVar("AppT")
 _EXPOSE = "access-control-expose-headers"
 _CHALLENGE = "www-authenticate"
-#: The status of the middleware's own answer to a CORS preflight (no headers, no body).
+#: The status of the guard's own answer to a CORS preflight (no headers, no body).
 PREFLIGHT_STATUS = 204
+#: A form body larger than this is not searched for a token (adapters stop reading).
+MAX_FORM_BYTES = 1 << 20
 # Headers and query parameters with which common frameworks let a request choose the
 # method the application sees (Flask's HTTPMethodOverrideMiddleware, Rails, Laravel,
 # Symfony, Express's method-override): an OPTIONS carrying one may become a DELETE.
-_METHOD_OVERRIDES = frozenset(
-    {"x-http-method-override", "x-http-method", "x-method-override", "_method"}
-)
+_METHOD_OVERRIDES = ("x-http-method-override", "x-http-method", "x-method-override")
+_METHOD_OVERRIDE_NAMES = frozenset({*_METHOD_OVERRIDES, "_method"})
+
+
+def _is_preflight(method: str, header: Callable[[str], str | None], query_string: str) -> bool:
+    if (
+        method != "OPTIONS"
+        or header("origin") is None
+        or header("access-control-request-method") is None
+        or header("authorization") is not None
+        or header("transfer-encoding") is not None
+        or (header("content-length") or "0").strip() not in {"0", ""}
+        or any(header(name) is not None for name in _METHOD_OVERRIDES)
+    ):
+        return False
+    return not any(
+        unquote_plus(field.partition("=")[0]).strip().lower() in _METHOD_OVERRIDE_NAMES
+        for field in QUERY_SEPARATORS_RE.split(query_string)
+        if field
+    )
 
 
 def is_cors_preflight(method: str, headers: Mapping[str, str], query_string: str) -> bool:
@@ -74,33 +107,129 @@ def is_cors_preflight(method: str, headers: Mapping[str, str], query_string: str
         headers: The request's header fields by lower-case name (any one value each).
         query_string: The raw query string (without ``?``).
     """
-    if (
-        method != "OPTIONS"
-        or "origin" not in headers
-        or "access-control-request-method" not in headers
-        or "authorization" in headers
-        or "transfer-encoding" in headers
-        or headers.get("content-length", "0").strip() not in {"0", ""}
-        or not _METHOD_OVERRIDES.isdisjoint(headers)
-    ):
-        return False
-    return not any(
-        unquote_plus(field.partition("=")[0]).strip().lower() in _METHOD_OVERRIDES
-        for field in QUERY_SEPARATORS_RE.split(query_string)
-        if field
-    )
+    return _is_preflight(method, headers.get, query_string)
 
 
-class TokenVerifier(Protocol):
-    """What the middlewares need from a verifier (:class:`JWTVerifier` is one)."""
+class RequestView(Protocol):
+    """A request as the guard reads it; each adapter implements it over its own request.
 
-    def verify(self, token: str) -> dict[str, Any]:
-        """Return the claims of a valid token or raise :class:`AuthFailure`."""
+    Only what the decision needs is read eagerly (method, path, ``Authorization``);
+    everything else is read when the guard asks.
+    """
+
+    @property
+    def method(self) -> str:
+        """The request method (``GET`` for a websocket handshake)."""
         ...  # pragma: no cover - protocol
 
-    async def verify_async(self, token: str) -> dict[str, Any]:
-        """Same as :meth:`verify`, without blocking the event loop."""
+    @property
+    def path(self) -> str:
+        """The path below the mount point, matched against the public paths."""
         ...  # pragma: no cover - protocol
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (lower-case), or ``None``."""
+        ...  # pragma: no cover - protocol
+
+    def field_lines(self, name: str) -> Sequence[str]:
+        """Every value of header ``name`` (lower-case), in the order received."""
+        ...  # pragma: no cover - protocol
+
+    def query_string(self) -> str:
+        """The raw query string, without ``?``."""
+        ...  # pragma: no cover - protocol
+
+    def full_path(self) -> str:
+        """The path to log: the mount point and the path."""
+        ...  # pragma: no cover - protocol
+
+    def peer(self) -> str | None:
+        """The address of the connection's other end, if known."""
+        ...  # pragma: no cover - protocol
+
+    def read_form(self) -> str | None:
+        """The form body (latin-1), up to :data:`MAX_FORM_BYTES`; ``None`` if larger.
+
+        Called only when the guard looks for a body token, and then the application
+        must still be able to read the body.
+        """
+        ...  # pragma: no cover - protocol
+
+
+class AsyncRequestView(Protocol):
+    """:class:`RequestView` whose body is read asynchronously (ASGI)."""
+
+    @property
+    def method(self) -> str:
+        """As for :class:`RequestView`."""
+        ...  # pragma: no cover - protocol
+
+    @property
+    def path(self) -> str:
+        """As for :class:`RequestView`."""
+        ...  # pragma: no cover - protocol
+
+    def header(self, name: str) -> str | None:
+        """As for :class:`RequestView`."""
+        ...  # pragma: no cover - protocol
+
+    def field_lines(self, name: str) -> Sequence[str]:
+        """As for :class:`RequestView`."""
+        ...  # pragma: no cover - protocol
+
+    def query_string(self) -> str:
+        """As for :class:`RequestView`."""
+        ...  # pragma: no cover - protocol
+
+    def full_path(self) -> str:
+        """As for :class:`RequestView`."""
+        ...  # pragma: no cover - protocol
+
+    def peer(self) -> str | None:
+        """As for :class:`RequestView`."""
+        ...  # pragma: no cover - protocol
+
+    async def read_form(self) -> str | None:
+        """As for :class:`RequestView`, without blocking the event loop."""
+        ...  # pragma: no cover - protocol
+
+
+AnyRequest = RequestView | AsyncRequestView
+
+
+class Accepted(NamedTuple):
+    """The request may reach the application.
+
+    Attributes:
+        claims: The verified claims; ``None`` for a public path, a passed-through
+            preflight or an anonymous request (``optional``).
+        token: The token, to fingerprint a failure the application raises later.
+        private: The token came in the query string: the response must get
+            ``Cache-Control: private`` (:meth:`Guard.finish_headers`).
+    """
+
+    claims: dict[str, Any] | None
+    token: str | None = None
+    private: bool = False
+
+
+class Rejected(NamedTuple):
+    """The guard answers the request itself; send :attr:`answer` and nothing else.
+
+    Attributes:
+        answer: Status, headers and body to send.
+        failure: Why (already counted and logged); ``None`` for the bare 204 to a
+            CORS preflight.
+    """
+
+    answer: RenderedFailure
+    failure: AuthFailure | None = None
+
+
+_PUBLIC = Accepted(None)
+_QUERY = TokenSource.QUERY
+
+_PREFLIGHT = Rejected(RenderedFailure(PREFLIGHT_STATUS, (), b""))
 
 
 def failure_from_exception(exc: BaseException) -> AuthFailure | None:
@@ -117,131 +246,256 @@ def failure_from_exception(exc: BaseException) -> AuthFailure | None:
     return None
 
 
-def _checked_paths(paths: Iterable[str], option: str) -> list[str]:
-    if isinstance(paths, str):
-        raise TypeError(f"{option} must be a list, e.g. [{paths!r}].")
-    result = []
-    for path in paths:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError(f"{option} entries must start with '/', got {path!r}.")
-        result.append(path)
-    return result
+class Guard:
+    """The request policy of one protected application; see :class:`GuardSettings`.
 
-
-def _normalise_paths(paths: Iterable[str]) -> tuple[str, ...]:
-    return tuple(path.rstrip("/") or "/" for path in _checked_paths(paths, "exclude_paths"))
-
-
-class Guard(Generic[AppT]):
-    """Configuration and per-request decisions shared by the ASGI and WSGI middlewares.
-
-    Args:
-        app: The application to protect.
-        verifier: Verifies tokens (usually a :class:`~invalidtoken_mw.JWTVerifier`).
-        realm: The challenge's realm.
-        exclude_paths: Public paths; each matches itself and everything below it
-            (``"/health"`` matches ``/health`` and ``/health/live``, not ``/healthz``).
-        exclude_exact_paths: Public paths matched exactly (``"/docs"`` matches
-            ``/docs`` only: not ``/docs/``, not ``/docs/123``).
-        preflight_passthrough: Pass CORS preflights (see :func:`is_cors_preflight`)
-            to the application, without a token, for a CORS layer inside it. Off by
-            default: the middleware answers them itself with a bare 204, so put the
-            CORS layer outside the middleware.
-        optional: Let requests without any token through anonymously (a bad token
-            is still refused).
-        scopes: Scopes every protected request needs.
-        error_uri: RFC 6750 ``error_uri`` for every challenge with an error.
-        resource_metadata: RFC 9728 protected-resource metadata URL for challenges.
-        problem_json: Answer ``application/problem+json`` when the client asks for it.
-        allow_query_token: Accept ``?access_token=`` (RFC 6750 §2.3); off by default.
-        allow_body_token: Accept a form-body ``access_token`` (RFC 6750 §2.2); off by default.
-        max_token_bytes: Larger ``Authorization`` values are refused before parsing.
-        add_missing_challenge: Add a bare challenge to a 401 from the application
-            that has none.
-        retry_after: Seconds in ``Retry-After`` of 503 answers.
-        request_id_header: Header whose value is logged as ``request_id``.
-        client_ip_header: Header set by a trusted reverse proxy (e.g.
-            ``"x-forwarded-for"``) whose rightmost entry is logged as ``client_ip``;
-            by default the peer address from the server is logged, since clients can
-            send any header.
-        fingerprint_key: Key for token fingerprints in logs (default: per process).
-        log_rate_limit: ``(burst, per_second)`` of ``auth_rejected`` events per
-            reason; ``None`` logs every rejection.
-        metrics: Rejection counters, e.g. ``[PrometheusMetrics()]``.
-        log_accepted: Emit an ``auth_accepted`` debug event for accepted requests.
+    ``Guard(settings)`` or ``Guard(verifier=..., realm=..., ...)`` with the settings'
+    fields as keywords. Everything a request needs is computed here, once.
 
     Raises:
         ValueError: The configuration is unusable; the message says how to fix it.
+        TypeError: An unknown option, or a verifier without ``verify()``.
     """
 
-    def __init__(
-        self,
-        app: AppT,
-        *,
-        verifier: TokenVerifier,
-        realm: str = "api",
-        exclude_paths: Iterable[str] = (),
-        exclude_exact_paths: Iterable[str] = (),
-        preflight_passthrough: bool = False,
-        optional: bool = False,
-        scopes: Iterable[str] = (),
-        error_uri: str | None = None,
-        resource_metadata: str | None = None,
-        problem_json: bool = True,
-        allow_query_token: bool = False,
-        allow_body_token: bool = False,
-        max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
-        add_missing_challenge: bool = True,
-        retry_after: int = 5,
-        request_id_header: str | None = "x-request-id",
-        client_ip_header: str | None = None,
-        fingerprint_key: bytes | None = None,
-        log_rate_limit: tuple[int, float] | None = (50, 10.0),
-        metrics: Iterable[RejectionRecorder] = (),
-        log_accepted: bool = False,
-    ) -> None:
+    def __init__(self, settings: GuardSettings | None = None, /, **options: Any) -> None:  # noqa: ANN401 - GuardSettings fields
         """Check the configuration and precompute what requests need."""
-        if not callable(getattr(verifier, "verify", None)):
-            raise TypeError("verifier must have verify() and verify_async(), e.g. a JWTVerifier.")
-        self.app = app
-        self.verifier = verifier
-        self.exclude_paths = _normalise_paths(exclude_paths)
+        if settings is None:
+            settings = GuardSettings.from_options(**options)
+        elif options:
+            raise TypeError("pass either a GuardSettings or keyword options, not both.")
+        self.settings = settings
+        self.verifier: TokenVerifier = settings.verifier
+        self.exclude_paths = tuple(p.rstrip("/") or "/" for p in settings.exclude_paths)
         self._exclude_prefixes = tuple(p if p == "/" else p + "/" for p in self.exclude_paths)
-        self.exclude_exact_paths = frozenset(
-            _checked_paths(exclude_exact_paths, "exclude_exact_paths")
-        )
-        # Whether is_public can ever be true: adapters skip the call when it cannot.
-        self.has_public_paths = bool(self.exclude_paths or self.exclude_exact_paths)
-        self.preflight_passthrough = preflight_passthrough
-        self.optional = optional
-        self.scopes = validate_scopes(scopes)
+        self.exclude_exact_paths = frozenset(settings.exclude_exact_paths)
+        self._has_public_paths = bool(self.exclude_paths or self.exclude_exact_paths)
+        self.preflight_passthrough = settings.preflight_passthrough
+        self.optional = settings.optional
+        self.scopes: tuple[str, ...] = tuple(settings.scopes)
+        self._required_scopes = frozenset(self.scopes)
         self.extractor = TokenExtractor(
-            allow_query=allow_query_token,
-            allow_body=allow_body_token,
-            max_token_bytes=max_token_bytes,
+            allow_query=settings.allow_query_token,
+            allow_body=settings.allow_body_token,
+            max_token_bytes=settings.max_token_bytes,
         )
+        self._allow_query = settings.allow_query_token
+        self._allow_body = settings.allow_body_token
+        self._header_only = not (self._allow_query or self._allow_body)
         self.renderer = Renderer(
-            ChallengeSettings(realm, error_uri, resource_metadata),
-            problem_json=problem_json,
-            retry_after=retry_after,
+            ChallengeSettings(settings.realm, settings.error_uri, settings.resource_metadata),
+            problem_json=settings.problem_json,
+            problem_type_base=settings.problem_type_base,
+            retry_after=settings.retry_after,
         )
-        self.add_missing_challenge = add_missing_challenge
-        # The challenge of a request without credentials, from the one builder.
-        self.bare_challenge = str(
+        self.add_missing_challenge = settings.add_missing_challenge
+        #: The challenge of a request without credentials, from the one builder.
+        self.bare_challenge: str = str(
             build_challenge(AuthFailure(Reason.MISSING_TOKEN), self.renderer.challenge)
         )
-        self.request_id_header = request_id_header.lower() if request_id_header else None
-        self.client_ip_header = client_ip_header.lower() if client_ip_header else None
+        self.request_id_header = settings.request_id_header
+        self.client_ip_header = settings.client_ip_header
+        rate = settings.log_rate_limit
         self.events = AuthEventLog(
-            fingerprint_key=fingerprint_key,
-            rate_limit=None if log_rate_limit is None else EventRateLimiter(*log_rate_limit),
-            metrics=metrics,
-            log_accepted=log_accepted,
+            fingerprint_key=settings.fingerprint_key,
+            rate_limit=None if rate is None else EventRateLimiter(*rate),
+            metrics=settings.metrics,
+            log_accepted=settings.log_accepted,
         )
+        self._log_accepted = settings.log_accepted
 
     def stats(self) -> dict[str, int]:
         """Rejections by reason, and ``accepted``, since start-up (a cheap snapshot)."""
         return self.events.stats()
+
+    # -- the decision ------------------------------------------------------------------
+
+    def is_public(self, path: str) -> bool:
+        """Whether ``path`` is excluded from authentication."""
+        return path in self.exclude_exact_paths or (
+            bool(self.exclude_paths)
+            and (path in self.exclude_paths or path.startswith(self._exclude_prefixes))
+        )
+
+    def _is_preflight(self, request: AnyRequest) -> bool:
+        """A CORS preflight (:func:`is_cors_preflight`) goes no further without a token.
+
+        Nothing protected may run for it: a CORS layer outside has already answered,
+        or the browser gets no CORS headers; with ``preflight_passthrough`` it goes to
+        a CORS layer inside the application.
+        """
+        return _is_preflight("OPTIONS", request.header, request.query_string())
+
+    def _wants_form(self, request: AnyRequest) -> bool:
+        return self.extractor.wants_body(request.method, request.header("content-type"))
+
+    def _unextracted(
+        self, failure: AuthFailure, authorization: Sequence[str]
+    ) -> AuthFailure | None:
+        """The failure to answer when no token was found; ``None``: anonymous (``optional``)."""
+        if self.optional and failure.reason is Reason.MISSING_TOKEN:
+            return None
+        if failure.reason is Reason.MALFORMED_TOKEN and authorization:
+            # A token was presented, mangled: fingerprint it so the log can still
+            # correlate a client that keeps sending the same broken value.
+            presented = authorization[0].strip().partition(" ")[2].strip()
+            context = {**failure.context, "token_fingerprint": self.events.fingerprint(presented)}
+            return AuthFailure(
+                failure.reason, failure.description, scopes=failure.scopes, context=context
+            )
+        return failure
+
+    def _refused(
+        self,
+        failure: AuthFailure,
+        request: AnyRequest,
+        found: ExtractedToken | None,
+        authorization: Sequence[str],
+    ) -> Accepted | Rejected:
+        """Answer a failure of the sequence (or let an anonymous request through)."""
+        if found is not None:
+            return Rejected(self._answer(failure, request, found.token), failure)
+        answered = self._unextracted(failure, authorization)
+        if answered is None:
+            return self._anonymous(request)
+        return Rejected(self._answer(answered, request, None), answered)
+
+    def _grants_scopes(self, claims: Mapping[str, Any]) -> bool:
+        """The quick yes of :func:`check_scopes`, for a ``scope`` string claim.
+
+        The required scopes are valid scope-tokens, so finding each among the
+        space-separated parts is the full check; anything else takes the long way.
+        """
+        granted = claims.get("scope")
+        return isinstance(granted, str) and self._required_scopes.issubset(granted.split(" "))
+
+    def _anonymous(self, request: AnyRequest) -> Accepted:
+        """An anonymous request (``optional``): counted, and logged when asked."""
+        if self._log_accepted:
+            self.events.accepted(lambda: self.facts(request), None)
+        else:
+            self.events.count_accepted()
+        return _PUBLIC
+
+    def authenticate(self, request: RequestView) -> Accepted | Rejected:
+        """Decide a request: let it through (with its claims) or answer it here.
+
+        The whole sequence: public path, CORS preflight, the token (reading the form
+        body only when a body token is allowed and the request has a form), the
+        verifier, the required scopes; then the count, the log event and the metrics.
+        """
+        if self._has_public_paths and self.is_public(request.path):
+            return _PUBLIC
+        if request.method == "OPTIONS" and self._is_preflight(request):
+            return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
+        found = None
+        authorization = request.field_lines("authorization")
+        try:
+            if self._header_only:
+                found = self.extractor.extract(authorization)
+            else:
+                form = (
+                    request.read_form() if self._allow_body and self._wants_form(request) else None
+                )
+                query = request.query_string() if self._allow_query else ""
+                found = self.extractor.extract(authorization, query_string=query, form_body=form)
+            claims = self.verifier.verify(found.token)
+            if self.scopes and not self._grants_scopes(claims):
+                check_scopes(claims, self.scopes)
+        except AuthFailure as failure:
+            return self._refused(failure, request, found, authorization)
+        if self._log_accepted:
+            self.events.accepted(lambda: self.facts(request), found.token)
+        else:
+            self.events.count_accepted()
+        # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
+        return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
+
+    async def authenticate_async(self, request: AsyncRequestView) -> Accepted | Rejected:
+        """:meth:`authenticate` without blocking the event loop (ASGI)."""
+        if self._has_public_paths and self.is_public(request.path):
+            return _PUBLIC
+        if request.method == "OPTIONS" and self._is_preflight(request):
+            return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
+        found = None
+        authorization = request.field_lines("authorization")
+        try:
+            if self._header_only:
+                found = self.extractor.extract(authorization)
+            else:
+                form = (
+                    await request.read_form()
+                    if self._allow_body and self._wants_form(request)
+                    else None
+                )
+                query = request.query_string() if self._allow_query else ""
+                found = self.extractor.extract(authorization, query_string=query, form_body=form)
+            claims = await self.verifier.verify_async(found.token)
+            if self.scopes and not self._grants_scopes(claims):
+                check_scopes(claims, self.scopes)
+        except AuthFailure as failure:
+            return self._refused(failure, request, found, authorization)
+        if self._log_accepted:
+            self.events.accepted(lambda: self.facts(request), found.token)
+        else:
+            self.events.count_accepted()
+        # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
+        return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
+
+    def reject(
+        self, exc: BaseException, request: AnyRequest, *, token: str | None = None
+    ) -> Rejected | None:
+        """The answer to a failure the application raised, logged; ``None`` if it is none.
+
+        ``exc`` is an :class:`AuthFailure` or a PyJWT ``InvalidTokenError`` (see
+        :func:`failure_from_exception`); anything else gives ``None``: re-raise it.
+        ``token`` is :attr:`Accepted.token`, for the fingerprint.
+        """
+        failure = failure_from_exception(exc)
+        if failure is None:
+            return None
+        return Rejected(self._answer(failure, request, token), failure)
+
+    def _answer(
+        self, failure: AuthFailure, request: AnyRequest, token: str | None
+    ) -> RenderedFailure:
+        """Count and log the one ``auth_rejected`` event; return the answer to send."""
+        self.events.rejected(failure, lambda: self.facts(request), token)
+        answer = self.renderer.render(
+            failure, method=request.method, accept=request.header("accept")
+        )
+        if request.header("origin") is not None:
+            answer = RenderedFailure(answer.status, expose_challenge(answer.headers), answer.body)
+        return answer
+
+    def finish_headers(
+        self,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        request: AnyRequest,
+        *,
+        private: bool,
+    ) -> list[tuple[str, str]]:
+        """Finish the headers of a response from the application.
+
+        A 401 without a challenge gets the bare one (and, under CORS, exposes it);
+        with ``private`` (:attr:`Accepted.private`: a query token) the response gets
+        ``Cache-Control: private`` (RFC 6750 §2.3). Adapters call this only for a 401
+        or a private response; other headers pass untouched.
+        """
+        result = list(headers)
+        if (
+            status == 401  # noqa: PLR2004
+            and self.add_missing_challenge
+            and all(name.lower() != _CHALLENGE for name, _ in result)
+        ):
+            result.append((_CHALLENGE, self.bare_challenge))
+            if request.header("origin") is not None:
+                result = list(expose_challenge(result))
+        if private:
+            result = _private(result)
+        return result
+
+    # -- facts for the log -------------------------------------------------------------
 
     def client_ip(self, peer: str | None, forwarded: str | Sequence[str] | None) -> str | None:
         """The client address to log: the trusted proxy's entry, else the peer.
@@ -256,92 +510,19 @@ class Guard(Generic[AppT]):
         combined = forwarded if isinstance(forwarded, str) else ", ".join(forwarded)
         return combined.rsplit(",", 1)[-1].strip() or peer
 
-    def is_public(self, path: str) -> bool:
-        """Whether ``path`` is excluded from authentication."""
-        return path in self.exclude_exact_paths or (
-            bool(self.exclude_paths)
-            and (path in self.exclude_paths or path.startswith(self._exclude_prefixes))
+    def facts(self, request: AnyRequest) -> RequestFacts:
+        """What the log event says about ``request`` (read only when an event is emitted)."""
+        forwarded = self.client_ip_header
+        request_id = self.request_id_header
+        return RequestFacts(
+            method=request.method,
+            path=request.full_path(),
+            client_ip=self.client_ip(
+                request.peer(), request.field_lines(forwarded) if forwarded else None
+            ),
+            user_agent=request.header("user-agent"),
+            request_id=request.header(request_id) if request_id else None,
         )
-
-    def extract(
-        self,
-        authorization: Sequence[str],
-        query_string: str,
-        form_body: str | None,
-    ) -> ExtractedToken | None:
-        """The request's token; ``None`` for an anonymous request when ``optional``.
-
-        Raises:
-            AuthFailure: No usable token.
-        """
-        try:
-            return self.extractor.extract(
-                authorization, query_string=query_string, form_body=form_body
-            )
-        except AuthFailure as failure:
-            if self.optional and failure.reason is Reason.MISSING_TOKEN:
-                return None
-            if failure.reason is Reason.MALFORMED_TOKEN and authorization:
-                # A token was presented, mangled: fingerprint it so the log can still
-                # correlate a client that keeps sending the same broken value.
-                presented = authorization[0].strip().partition(" ")[2].strip()
-                context = {
-                    **failure.context,
-                    "token_fingerprint": self.events.fingerprint(presented),
-                }
-                raise AuthFailure(
-                    failure.reason, failure.description, scopes=failure.scopes, context=context
-                ) from None
-            raise
-
-    def authorize(self, claims: dict[str, Any]) -> dict[str, Any]:
-        """Apply the required scopes to verified claims and return them."""
-        if self.scopes:
-            check_scopes(claims, self.scopes)
-        return claims
-
-    def patch_app_headers(
-        self,
-        status: int,
-        headers: Iterable[tuple[str, str]],
-        *,
-        cors: bool,
-        private: bool,
-    ) -> list[tuple[str, str]]:
-        """Fix up the headers of a response from the application.
-
-        A 401 without a challenge gets the bare one (and, under CORS, exposes it); a
-        response to a query-token request gets ``Cache-Control: private``
-        (RFC 6750 §2.3).
-        """
-        result = list(headers)
-        if (
-            status == 401  # noqa: PLR2004
-            and self.add_missing_challenge
-            and all(name.lower() != _CHALLENGE for name, _ in result)
-        ):
-            result.append((_CHALLENGE, self.bare_challenge))
-            if cors:
-                result = list(expose_challenge(result))
-        if private:
-            result = _private(result)
-        return result
-
-    def reject(
-        self,
-        failure: AuthFailure,
-        request: RequestFacts,
-        *,
-        token: str | None,
-        accept: str | None,
-        origin: str | None,
-    ) -> RenderedFailure:
-        """Log the one ``auth_rejected`` event and return the answer to send."""
-        self.events.rejected(failure, request, token)
-        answer = self.renderer.render(failure, method=request.method, accept=accept)
-        if origin is not None:
-            answer = RenderedFailure(answer.status, expose_challenge(answer.headers), answer.body)
-        return answer
 
 
 def expose_challenge(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import math
 import re
 import secrets
@@ -26,7 +27,7 @@ import structlog
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from structlog.typing import EventDict
 
@@ -164,7 +165,8 @@ class AuthEventLog:
                 raise TypeError("each metrics entry needs a record(reason) method.")
         self.log_accepted = log_accepted
         self._counts: dict[str, int] = {}
-        self._accepted = 0
+        # The hot path counts with one C call, atomic under the GIL, instead of a lock.
+        self._accepted = itertools.count()
         self._counts_lock = threading.Lock()
 
     def fingerprint(self, token: str) -> str:
@@ -175,7 +177,10 @@ class AuthEventLog:
     def stats(self) -> dict[str, int]:
         """A snapshot of rejections (by reason value) and acceptances since start-up."""
         with self._counts_lock:
-            return {**self._counts, "accepted": self._accepted}
+            counts = dict(self._counts)
+        # repr is "count(N)": N is the next value, so N acceptances so far.
+        counts["accepted"] = int(repr(self._accepted)[6:-1])
+        return counts
 
     def _count(self, key: str) -> None:
         with self._counts_lock:
@@ -183,11 +188,15 @@ class AuthEventLog:
 
     def count_accepted(self) -> None:
         """Count an accepted request (the cheap path when ``log_accepted`` is off)."""
-        with self._counts_lock:
-            self._accepted += 1
+        next(self._accepted)
 
-    def accepted(self, request: RequestFacts, token: str | None) -> None:
-        """Count an accepted request; log ``auth_accepted`` at debug when enabled."""
+    def accepted(
+        self, request: RequestFacts | Callable[[], RequestFacts], token: str | None
+    ) -> None:
+        """Count an accepted request; log ``auth_accepted`` at debug when enabled.
+
+        ``request`` may be a function giving the facts: it is called only to log.
+        """
         self.count_accepted()
         if self.log_accepted:
             fields = _request_fields(request)
@@ -195,8 +204,17 @@ class AuthEventLog:
                 fields["token_fingerprint"] = self.fingerprint(token)
             self._logger.debug("auth_accepted", **fields)
 
-    def rejected(self, failure: AuthFailure, request: RequestFacts, token: str | None) -> None:
-        """Count a refused request and emit its one ``auth_rejected`` event (unless flooded)."""
+    def rejected(
+        self,
+        failure: AuthFailure,
+        request: RequestFacts | Callable[[], RequestFacts],
+        token: str | None,
+    ) -> None:
+        """Count a refused request and emit its one ``auth_rejected`` event (unless flooded).
+
+        ``request`` may be a function giving the facts: it is called only when the
+        event is emitted, not for a rejection the rate limit suppresses.
+        """
         reason = failure.reason
         self._count(reason.value)
         for recorder in self._metrics:
@@ -214,7 +232,12 @@ class AuthEventLog:
             **_request_fields(request),
         }
         if failure.scopes:
-            fields["missing_scopes"] = sanitize(list(failure.scopes))
+            # The challenge lists every scope the request requires; the log says which
+            # of them the token lacked (all of them when the raiser did not say).
+            missing = failure.context.get("missing_scopes", failure.scopes)
+            fields["missing_scopes"] = sanitize(
+                list(missing) if isinstance(missing, (list, tuple)) else missing
+            )
         if failure.context:
             # Context from application code adds fields; it cannot replace ours or "event".
             reserved = {"event", *fields}
@@ -231,7 +254,9 @@ class AuthEventLog:
             self._logger.warning(EVENT, **fields)
 
 
-def _request_fields(request: RequestFacts) -> dict[str, Any]:
+def _request_fields(request: RequestFacts | Callable[[], RequestFacts]) -> dict[str, Any]:
+    if not isinstance(request, RequestFacts):
+        request = request()
     fields: dict[str, Any] = {
         "method": sanitize(request.method),
         "path": sanitize(request.path),

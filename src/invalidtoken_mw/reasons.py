@@ -194,8 +194,10 @@ class AuthFailure(Exception):  # noqa: N818 - the name is public API; it is a fa
         description: A client-friendly sentence replacing the reason's default one.
             It must not contain secrets or the token; the challenge builder
             restricts it to the RFC 6750 §3 character set in any case.
-        scopes: For ``insufficient_scope``, the scopes the request lacked; they are
-            announced in the challenge's ``scope`` parameter.
+        scopes: For ``insufficient_scope``, every scope the request requires (not
+            only the missing ones: RFC 6750 §3); they are announced in the
+            challenge's ``scope`` parameter. Name the missing ones, for the log, in
+            ``context={"missing_scopes": [...]}``.
         context: Extra fields for the ``auth_rejected`` log event (never sent to the
             client), e.g. ``{"unexpected_error": "TypeError"}``.
     """

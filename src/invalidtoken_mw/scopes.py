@@ -62,9 +62,16 @@ def check_scopes(claims: Mapping[str, Any], required: Iterable[str]) -> None:
     """Raise ``insufficient_scope`` unless the token grants every ``required`` scope.
 
     Raises:
-        AuthFailure: With ``scopes`` set to the required scopes the token lacks.
+        AuthFailure: With ``scopes`` set to every required scope (RFC 6750 §3: the
+            challenge's ``scope`` is the scope the request requires, so a client that
+            asks for exactly it keeps the scopes it had) and the ones the token lacks
+            in ``context["missing_scopes"]`` (logged as ``missing_scopes``).
     """
     granted = granted_scopes(claims)
     missing = [scope for scope in required if scope not in granted]
     if missing:
-        raise AuthFailure(Reason.INSUFFICIENT_SCOPE, scopes=missing)
+        raise AuthFailure(
+            Reason.INSUFFICIENT_SCOPE,
+            scopes=dict.fromkeys(required),
+            context={"missing_scopes": missing},
+        )

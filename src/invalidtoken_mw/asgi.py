@@ -119,10 +119,8 @@ class InvalidTokenMiddleware:
         **options: Any,  # noqa: ANN401 - the GuardSettings fields
     ) -> None:
         """Hold ``app`` and the guard that decides its requests."""
-        if guard is not None and (settings is not None or options):
-            raise TypeError("pass guard= alone: its settings are already decided.")
         self.app = app
-        self.guard = guard if guard is not None else Guard(settings, **options)
+        self.guard = Guard.for_adapter(guard, settings, options)
 
     def stats(self) -> dict[str, int]:
         """Rejections by reason, and ``accepted``, since start-up (see :meth:`Guard.stats`)."""

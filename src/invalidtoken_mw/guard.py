@@ -52,6 +52,7 @@ __all__ = [
     "AsyncRequestView",
     "Guard",
     "Rejected",
+    "RequestHead",
     "RequestView",
     "TokenVerifier",
     "expose_challenge",
@@ -110,8 +111,11 @@ def is_cors_preflight(method: str, headers: Mapping[str, str], query_string: str
     return _is_preflight(method, headers.get, query_string)
 
 
-class RequestView(Protocol):
-    """A request as the guard reads it; each adapter implements it over its own request.
+class RequestHead(Protocol):
+    """A request as the guard reads it, all but the body.
+
+    Adapters implement :class:`RequestView` or :class:`AsyncRequestView` over their own
+    request.
 
     Only what the decision needs is read eagerly (method, path, ``Authorization``);
     everything else is read when the guard asks.
@@ -147,6 +151,10 @@ class RequestView(Protocol):
         """The address of the connection's other end, if known."""
         ...  # pragma: no cover - protocol
 
+
+class RequestView(RequestHead, Protocol):
+    """A request whose form body is read synchronously (WSGI, Flask)."""
+
     def read_form(self) -> str | None:
         """The form body (latin-1), up to :data:`MAX_FORM_BYTES`; ``None`` if larger.
 
@@ -156,45 +164,12 @@ class RequestView(Protocol):
         ...  # pragma: no cover - protocol
 
 
-class AsyncRequestView(Protocol):
-    """:class:`RequestView` whose body is read asynchronously (ASGI)."""
-
-    @property
-    def method(self) -> str:
-        """As for :class:`RequestView`."""
-        ...  # pragma: no cover - protocol
-
-    @property
-    def path(self) -> str:
-        """As for :class:`RequestView`."""
-        ...  # pragma: no cover - protocol
-
-    def header(self, name: str) -> str | None:
-        """As for :class:`RequestView`."""
-        ...  # pragma: no cover - protocol
-
-    def field_lines(self, name: str) -> Sequence[str]:
-        """As for :class:`RequestView`."""
-        ...  # pragma: no cover - protocol
-
-    def query_string(self) -> str:
-        """As for :class:`RequestView`."""
-        ...  # pragma: no cover - protocol
-
-    def full_path(self) -> str:
-        """As for :class:`RequestView`."""
-        ...  # pragma: no cover - protocol
-
-    def peer(self) -> str | None:
-        """As for :class:`RequestView`."""
-        ...  # pragma: no cover - protocol
+class AsyncRequestView(RequestHead, Protocol):
+    """A request whose form body is read without blocking the event loop (ASGI)."""
 
     async def read_form(self) -> str | None:
-        """As for :class:`RequestView`, without blocking the event loop."""
+        """As for :meth:`RequestView.read_form`."""
         ...  # pragma: no cover - protocol
-
-
-AnyRequest = RequestView | AsyncRequestView
 
 
 class Accepted(NamedTuple):
@@ -303,6 +278,24 @@ class Guard:
         )
         self._log_accepted = settings.log_accepted
 
+    @classmethod
+    def for_adapter(
+        cls,
+        guard: Guard | None,
+        settings: GuardSettings | None,
+        options: dict[str, Any],
+    ) -> Guard:
+        """The guard a middleware was given, or one built from ``settings`` or ``options``.
+
+        Raises:
+            TypeError: ``guard`` together with ``settings`` or options.
+        """
+        if guard is None:
+            return cls(settings, **options)
+        if settings is not None or options:
+            raise TypeError("pass guard= alone: its settings are already decided.")
+        return guard
+
     def stats(self) -> dict[str, int]:
         """Rejections by reason, and ``accepted``, since start-up (a cheap snapshot)."""
         return self.events.stats()
@@ -316,7 +309,7 @@ class Guard:
             and (path in self.exclude_paths or path.startswith(self._exclude_prefixes))
         )
 
-    def _is_preflight(self, request: AnyRequest) -> bool:
+    def _is_preflight(self, request: RequestHead) -> bool:
         """A CORS preflight (:func:`is_cors_preflight`) goes no further without a token.
 
         Nothing protected may run for it: a CORS layer outside has already answered,
@@ -325,7 +318,7 @@ class Guard:
         """
         return _is_preflight("OPTIONS", request.header, request.query_string())
 
-    def _wants_form(self, request: AnyRequest) -> bool:
+    def _wants_form(self, request: RequestHead) -> bool:
         return self.extractor.wants_body(request.method, request.header("content-type"))
 
     def _unextracted(
@@ -347,7 +340,7 @@ class Guard:
     def _refused(
         self,
         failure: AuthFailure,
-        request: AnyRequest,
+        request: RequestHead,
         found: ExtractedToken | None,
         authorization: Sequence[str],
     ) -> Accepted | Rejected:
@@ -368,7 +361,7 @@ class Guard:
         granted = claims.get("scope")
         return isinstance(granted, str) and self._required_scopes.issubset(granted.split(" "))
 
-    def _anonymous(self, request: AnyRequest) -> Accepted:
+    def _anonymous(self, request: RequestHead) -> Accepted:
         """An anonymous request (``optional``): counted, and logged when asked."""
         if self._log_accepted:
             self.events.accepted(lambda: self.facts(request), None)
@@ -442,7 +435,7 @@ class Guard:
         return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
     def reject(
-        self, exc: BaseException, request: AnyRequest, *, token: str | None = None
+        self, exc: BaseException, request: RequestHead, *, token: str | None = None
     ) -> Rejected | None:
         """The answer to a failure the application raised, logged; ``None`` if it is none.
 
@@ -456,7 +449,7 @@ class Guard:
         return Rejected(self._answer(failure, request, token), failure)
 
     def _answer(
-        self, failure: AuthFailure, request: AnyRequest, token: str | None
+        self, failure: AuthFailure, request: RequestHead, token: str | None
     ) -> RenderedFailure:
         """Count and log the one ``auth_rejected`` event; return the answer to send."""
         self.events.rejected(failure, lambda: self.facts(request), token)
@@ -471,7 +464,7 @@ class Guard:
         self,
         status: int,
         headers: Iterable[tuple[str, str]],
-        request: AnyRequest,
+        request: RequestHead,
         *,
         private: bool,
     ) -> list[tuple[str, str]]:
@@ -510,7 +503,7 @@ class Guard:
         combined = forwarded if isinstance(forwarded, str) else ", ".join(forwarded)
         return combined.rsplit(",", 1)[-1].strip() or peer
 
-    def facts(self, request: AnyRequest) -> RequestFacts:
+    def facts(self, request: RequestHead) -> RequestFacts:
         """What the log event says about ``request`` (read only when an event is emitted)."""
         forwarded = self.client_ip_header
         request_id = self.request_id_header

@@ -142,7 +142,10 @@ def reasons() -> st.SearchStrategy[Reason]:
 
 def scope_lists() -> st.SearchStrategy[list[str]]:
     """Scope names as an application might pass them: valid scope-tokens mixed with hostile text."""
-    return st.lists(st.one_of(st.text(NQCHARS, min_size=1, max_size=12), hostile_text(max_size=12)))
+    return st.lists(
+        st.one_of(st.text(NQCHARS, min_size=1, max_size=12), hostile_text(max_size=12)),
+        max_size=6,
+    )
 
 
 @st.composite

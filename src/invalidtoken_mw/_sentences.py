@@ -96,6 +96,11 @@ class Sentence:
         "The access token is not signed (alg none); this service requires a signature."
     )
     ALGORITHM_NOT_THE_KEYS: Final = "The access token's algorithm does not match its signing key."
+    #: ``{claim}``: ``exp``, ``nbf`` or ``iat``, the first of them that is not a number.
+    NOT_A_NUMERIC_DATE: Final = (
+        "The access token is malformed: its {claim} claim is not a number of seconds"
+        " since the epoch (a NumericDate)."
+    )
     #: ``{typ}``: the configured ``token_type``.
     NOT_THE_TOKEN_TYPE: Final = (
         "The token is not an access token of the type this service requires ({typ})."

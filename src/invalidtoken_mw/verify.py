@@ -58,6 +58,8 @@ __all__ = ["JWTVerifier", "ParsedToken"]
 _log = structlog.get_logger("invalidtoken_mw")
 
 _JWE_SEGMENTS = 4  # dots in a JWE compact serialisation
+# RFC 7519 §2: a NumericDate is a JSON number; PyJWT also reads numeric strings and booleans.
+_NUMERIC_DATES = ("exp", "nbf", "iat")
 
 # Verdicts that stay true for a given token and configuration; safe to remember.
 _LASTING = frozenset(
@@ -137,6 +139,16 @@ def _object(segment: str, description: str) -> dict[str, Any]:
     if value is None:
         raise AuthFailure(Reason.MALFORMED_TOKEN, description)
     return value
+
+
+def _not_a_numeric_date(claims: dict[str, Any]) -> str | None:
+    """The first of ``exp``, ``nbf``, ``iat`` present but not a JSON number, else ``None``."""
+    for name in _NUMERIC_DATES:
+        if name in claims:
+            kind = type(claims[name])
+            if kind is not int and kind is not float:  # bool is an int subclass: refused
+                return name
+    return None
 
 
 def _normalise_typ(value: str) -> str:
@@ -308,8 +320,8 @@ class JWTVerifier:
             return claims
         expires_at = math.inf
         if "exp" in claims:
-            # PyJWT accepted int(exp) (it also reads a numeric string); an exp beyond any
-            # float never ends. A token whose exp PyJWT cannot read never gets here.
+            # exp is a JSON number (_not_a_numeric_date) PyJWT accepted; an exp beyond
+            # any float never ends.
             try:
                 expires_at = int(claims["exp"]) + self.leeway
             except OverflowError:
@@ -409,6 +421,15 @@ class JWTVerifier:
 
     def _finish(self, parsed: ParsedToken, key: Any) -> dict[str, Any]:  # noqa: ANN401 - key objects
         """Signature and claims (PyJWT), then ``typ``."""
+        not_a_date = _not_a_numeric_date(parsed.claims)
+        if not_a_date is not None:
+            # Rare, so this path checks the signature on its own, keeping the documented
+            # order (a forged token is bad_signature) without handing PyJWT a claim it
+            # would read as a number ("123", true) or fail on with a TypeError ([1]).
+            self.check_signature(parsed, key)
+            raise AuthFailure(
+                Reason.MALFORMED_TOKEN, Sentence.NOT_A_NUMERIC_DATE.format(claim=not_a_date)
+            )
         try:
             claims: dict[str, Any] = self._decoder.decode(
                 parsed.token,
@@ -419,6 +440,12 @@ class JWTVerifier:
                 issuer=self._issuer_arg,
                 leeway=self.leeway,
             )
+        except jwt.MissingRequiredClaimError as exc:
+            # PyJWT calls an empty aud ([] or "") missing; it is present and names no
+            # audience, so not this one.
+            if exc.claim == "aud" and "aud" in parsed.claims:
+                raise AuthFailure(Reason.WRONG_AUDIENCE) from exc
+            raise failure_from_pyjwt(exc) from exc
         except jwt.PyJWTError as exc:
             raise failure_from_pyjwt(exc) from exc
         if self.token_type is not None:

@@ -28,7 +28,14 @@
   them off is refused, and no redirect may lead from ``https`` down to ``http``.
 
 Only the ``kid`` chooses a key: the ``jku``, ``x5u`` and ``jwk`` token headers are never
-used (RFC 8725 §3.10).
+used (RFC 8725 §3.10). Several keys may share a ``kid`` when their ``kty`` or ``alg``
+differ (RFC 7517 §4.5); the token's ``alg`` then picks among them.
+
+Each key is checked once, when its set loads: a key without ``alg`` is given the one its
+``kty`` and ``crv`` imply (EC P-256, P-384, P-521 and secp256k1: ES256, ES384, ES512 and
+ES256K; OKP Ed25519 and Ed448: EdDSA; RSA: RS256, or any RS*/PS* the verifier allows),
+and a key PyJWT's minimum length refuses (RSA under 2048 bits) is left out with one
+``jwks_key_skipped`` warning naming its ``kid``.
 """
 
 from __future__ import annotations
@@ -75,6 +82,18 @@ _MAX_BODY_BYTES = 1 << 20
 _MAX_COOLDOWN = 10.0
 _READ_CHUNK = 1 << 16
 _ASYMMETRIC_KTYS = frozenset({"RSA", "EC", "OKP"})
+# The algorithm a key without ``alg`` verifies, by (kty, crv) (RFC 7518 §3.4, RFC 8037 §3.1).
+# PyJWT infers these itself except for Ed448; RSA is left to PyJWT (RS256) and the verifier.
+_ALG_BY_CURVE = {
+    ("EC", "P-256"): "ES256",
+    ("EC", "P-384"): "ES384",
+    ("EC", "P-521"): "ES512",
+    ("EC", "secp256k1"): "ES256K",
+    ("OKP", "Ed25519"): "EdDSA",
+    ("OKP", "Ed448"): "EdDSA",
+}
+# The key type each algorithm family needs, to pick among keys sharing a kid.
+_KTY_BY_ALG_PREFIX = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE | re.ASCII)
 _DIGITS = re.compile(r"\d+", re.ASCII)
 _DELTA_SECONDS_CAP = float(2**31)
@@ -93,10 +112,18 @@ class _InvalidJWKSError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class _Key:
+    """A parsed key and the ``alg`` its JWK declares (``None``: any its type fits)."""
+
+    jwk: jwt.PyJWK
+    declared: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Snapshot:
     """One consistent view of the cache, replaced as a whole after every fetch attempt."""
 
-    keys: Mapping[str, jwt.PyJWK]
+    keys: Mapping[str, tuple[_Key, ...]]
     sole: jwt.PyJWK | None
     loaded: bool
     expires_at: float
@@ -383,10 +410,12 @@ class JWKSCache:
         """The number of HTTP fetches started so far, successful or not."""
         return self._fetch_count
 
-    def get_key(self, kid: str | None) -> jwt.PyJWK:
+    def get_key(self, kid: str | None, alg: str | None = None) -> jwt.PyJWK:
         """Return the signing key for ``kid``, waiting for a fetch only when it must.
 
-        A ``None`` kid selects the key only when the set holds exactly one key. A ``kid``
+        A ``None`` kid selects the key only when the set holds exactly one key. Of several
+        keys sharing a ``kid``, the first that fits ``alg`` is chosen (its declared
+        ``alg``, or else its key type), or the first of them when none fits. A ``kid``
         of the loaded set is answered at once (a due refresh runs in the background);
         otherwise this waits for the fetch in flight, or one the cool-down allows, for
         at most ``timeout`` seconds. Do not call this from an event loop; use
@@ -394,6 +423,8 @@ class JWKSCache:
 
         Args:
             kid: The token's ``kid`` header, used only as a dictionary key.
+            alg: The token's ``alg`` (already allowed by the verifier), to choose among
+                keys sharing the ``kid``.
 
         Returns:
             The parsed key, with ``key``, ``key_id`` and ``algorithm_name``.
@@ -402,14 +433,14 @@ class JWKSCache:
             AuthFailure: ``unknown_key`` if no key matches even after the allowed refresh;
                 ``key_unavailable`` if no key set could ever be fetched.
         """
-        key, flight = self._plan(kid)
+        key, flight = self._plan(kid, alg)
         if key is not None:
             return key
         if flight is not None and _wait(flight) is None:
-            return self._select_after_timeout(kid)
-        return self._select(self._snapshot, kid)
+            return self._select_after_timeout(kid, alg)
+        return self._select(self._snapshot, kid, alg)
 
-    async def get_key_async(self, kid: str | None) -> jwt.PyJWK:
+    async def get_key_async(self, kid: str | None, alg: str | None = None) -> jwt.PyJWK:
         """Return the signing key for ``kid`` without ever blocking the event loop.
 
         Behaves as :meth:`get_key`; the fetch runs in its own thread and this task
@@ -417,6 +448,7 @@ class JWKSCache:
 
         Args:
             kid: The token's ``kid`` header, used only as a dictionary key.
+            alg: The token's ``alg``, to choose among keys sharing the ``kid``.
 
         Returns:
             The parsed key, with ``key``, ``key_id`` and ``algorithm_name``.
@@ -424,12 +456,12 @@ class JWKSCache:
         Raises:
             AuthFailure: As for :meth:`get_key`.
         """
-        key, flight = self._plan(kid)
+        key, flight = self._plan(kid, alg)
         if key is not None:
             return key
         if flight is not None and await _wait_async(flight) is None:
-            return self._select_after_timeout(kid)
-        return self._select(self._snapshot, kid)
+            return self._select_after_timeout(kid, alg)
+        return self._select(self._snapshot, kid, alg)
 
     def refresh(self) -> None:
         """Fetch the key set now, ignoring the cool-down (for start-up or a prefetch).
@@ -450,7 +482,7 @@ class JWKSCache:
         """
         _raise_unless_loaded(await _wait_async(self._join_or_launch()))
 
-    def _plan(self, kid: str | None) -> tuple[jwt.PyJWK | None, _Flight | None]:
+    def _plan(self, kid: str | None, alg: str | None) -> tuple[jwt.PyJWK | None, _Flight | None]:
         """The cached key to answer with at once, or else the fetch to wait for.
 
         A ``kid`` the loaded set holds is served from memory even once the set is due
@@ -459,7 +491,7 @@ class JWKSCache:
         for (the cool-down forbids a fetch, or a fetch just finished); select at once.
         """
         seen = self._snapshot
-        key = _lookup(seen, kid)
+        key = _lookup(seen, kid, alg)
         if key is None:
             return None, self._flight_for(seen)
         if self._clock() >= seen.refresh_at:
@@ -510,18 +542,18 @@ class JWKSCache:
         last = snapshot.attempted_at
         return last is None or self._clock() - last >= self._cooldown
 
-    def _select(self, snapshot: _Snapshot, kid: str | None) -> jwt.PyJWK:
-        key = _lookup(snapshot, kid)
+    def _select(self, snapshot: _Snapshot, kid: str | None, alg: str | None) -> jwt.PyJWK:
+        key = _lookup(snapshot, kid, alg)
         if key is not None:
             return key
         if not snapshot.loaded:
             raise AuthFailure(Reason.KEY_UNAVAILABLE) from snapshot.error
         raise AuthFailure(Reason.UNKNOWN_KEY)
 
-    def _select_after_timeout(self, kid: str | None) -> jwt.PyJWK:
+    def _select_after_timeout(self, kid: str | None, alg: str | None) -> jwt.PyJWK:
         """Answer from what is cached when the fetch did not finish by its deadline."""
         try:
-            return self._select(self._snapshot, kid)
+            return self._select(self._snapshot, kid, alg)
         except AuthFailure as failure:
             if failure.reason is not Reason.KEY_UNAVAILABLE:
                 raise
@@ -642,8 +674,28 @@ def _seconds(digits: str) -> float:
     return min(float(digits), _DELTA_SECONDS_CAP)
 
 
-def _lookup(snapshot: _Snapshot, kid: str | None) -> jwt.PyJWK | None:
-    return snapshot.sole if kid is None else snapshot.keys.get(kid)
+def _lookup(snapshot: _Snapshot, kid: str | None, alg: str | None) -> jwt.PyJWK | None:
+    if kid is None:
+        return snapshot.sole
+    candidates = snapshot.keys.get(kid)
+    if not candidates:
+        return None
+    if alg is not None and len(candidates) > 1:
+        for key in candidates:
+            if _fits(key, alg):
+                return key.jwk
+    # None fits: the verifier refuses the first as not matching the token's algorithm.
+    return candidates[0].jwk
+
+
+def _fits(key: _Key, alg: str) -> bool:
+    """Whether ``key`` may verify ``alg``: its declared ``alg``, or else its key type."""
+    if key.declared is not None:
+        return key.declared == alg
+    if key.jwk.key_type == "RSA":
+        return _KTY_BY_ALG_PREFIX.get(alg[:2]) == "RSA"
+    # EC and OKP keys fit one algorithm, inferred from the curve.
+    return key.jwk.algorithm_name == alg
 
 
 def _is_signing_jwk(entry: object) -> TypeGuard[dict[str, Any]]:
@@ -664,12 +716,12 @@ def _is_signing_jwk(entry: object) -> TypeGuard[dict[str, Any]]:
     )
 
 
-def _parse_jwks(body: bytes) -> tuple[dict[str, jwt.PyJWK], jwt.PyJWK | None]:
+def _parse_jwks(body: bytes) -> tuple[dict[str, tuple[_Key, ...]], jwt.PyJWK | None]:
     """Parse a JWK Set into keys by ``kid`` and the sole key (if there is exactly one).
 
-    Each key is parsed on its own, so one malformed or unsupported key is skipped instead
-    of failing the set; at most ``_MAX_KEYS`` keys are kept and the first of a repeated
-    ``kid`` wins.
+    Each key is parsed on its own, so one malformed, unsupported or too weak key is
+    skipped instead of failing the set; at most ``_MAX_KEYS`` keys are kept. Keys sharing
+    a ``kid`` are all kept, in the set's order (RFC 7517 §4.5).
 
     Raises:
         ValueError: If the body is not JSON or holds no usable signing key.
@@ -678,18 +730,41 @@ def _parse_jwks(body: bytes) -> tuple[dict[str, jwt.PyJWK], jwt.PyJWK | None]:
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise _InvalidJWKSError("the JWKS document has no 'keys' array")
-    keys: list[jwt.PyJWK] = []
+    keys: list[_Key] = []
     for entry in filter(_is_signing_jwk, entries):
-        try:
-            keys.append(jwt.PyJWK.from_dict(entry))
-        except _KEY_ERRORS:
+        key = _parse_key(entry)
+        if key is None:
             continue
+        keys.append(key)
         if len(keys) == _MAX_KEYS:
             break
     if not keys:
         raise _InvalidJWKSError("the JWKS holds no usable signing key")
-    by_kid: dict[str, jwt.PyJWK] = {}
+    by_kid: dict[str, tuple[_Key, ...]] = {}
     for key in keys:
-        if key.key_id is not None:
-            by_kid.setdefault(key.key_id, key)
-    return by_kid, (keys[0] if len(keys) == 1 else None)
+        kid = key.jwk.key_id
+        if kid is not None:
+            by_kid[kid] = (*by_kid.get(kid, ()), key)
+    return by_kid, (keys[0].jwk if len(keys) == 1 else None)
+
+
+def _parse_key(entry: dict[str, Any]) -> _Key | None:
+    """Parse one JWK; ``None`` if PyJWT cannot read it or it is too weak to trust."""
+    declared: str | None = entry.get("alg")
+    algorithm = declared or _ALG_BY_CURVE.get((entry.get("kty"), entry.get("crv")))
+    try:
+        jwk = jwt.PyJWK.from_dict(entry, algorithm)
+        weakness = jwk.Algorithm.check_key_length(jwk.key)
+    except _KEY_ERRORS:
+        return None
+    if weakness:
+        # Its tokens would be refused anyway (the verifier enforces PyJWT's minimum key
+        # lengths); leaving it out makes them unknown_key and tells the operator why.
+        _log.warning(
+            "jwks_key_skipped",
+            kid=entry.get("kid"),
+            kty=entry.get("kty"),
+            cause="key_too_weak",
+        )
+        return None
+    return _Key(jwk, declared)

@@ -386,7 +386,7 @@ class JWTVerifier:
             AuthFailure: ``unknown_key`` or ``key_unavailable`` (JWKS), or
                 ``algorithm_not_allowed`` when the key may not verify ``parsed.alg``.
         """
-        jwk = None if self._jwks is None else self._jwks.get_key(parsed.kid)
+        jwk = None if self._jwks is None else self._jwks.get_key(parsed.kid, parsed.alg)
         return self._key_for(parsed, jwk)
 
     async def signing_key_async(self, parsed: ParsedToken) -> Any:  # noqa: ANN401 - key objects
@@ -395,7 +395,7 @@ class JWTVerifier:
         Raises:
             AuthFailure: As :meth:`signing_key`.
         """
-        jwk = None if self._jwks is None else await self._jwks.get_key_async(parsed.kid)
+        jwk = None if self._jwks is None else await self._jwks.get_key_async(parsed.kid, parsed.alg)
         return self._key_for(parsed, jwk)
 
     def check_signature(self, parsed: ParsedToken, key: Any) -> None:  # noqa: ANN401 - key objects

@@ -1,6 +1,7 @@
 """Algorithm allowlists and verification keys, checked and parsed once.
 
-Keys (an HMAC secret, a PEM public key, a JWK dict or a ``cryptography`` key object)
+Keys (an HMAC secret, a PEM public key or X.509 certificate, a JWK dict or a
+``cryptography`` key object)
 are turned into key objects at construction, one per allowed algorithm, so no request
 ever parses a PEM. Whether a key may verify an algorithm is decided by PyJWT's own
 ``prepare_key`` (which also checks EC curves and refuses PEM-shaped HMAC secrets, the
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import jwt
+from cryptography import x509
 from jwt.algorithms import get_default_algorithms
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ __all__ = [
 ]
 
 _ALGORITHMS = {name: alg for name, alg in get_default_algorithms().items() if name != "none"}
+_CERTIFICATE_PEM = b"-----BEGIN CERTIFICATE-----"
 
 
 def check_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
@@ -89,7 +92,9 @@ def prepare_static_key(
         raise ValueError("key must not be empty.")
     material: Any = key
     declared: str | None = None
-    if isinstance(key, dict):
+    if isinstance(key, (str, bytes)) and _is_certificate(key):
+        material = _certificate_key(key)
+    elif isinstance(key, dict):
         declared = key.get("alg")
         try:
             material = jwt.PyJWK(key, algorithm=declared or algorithms[0]).key
@@ -114,6 +119,29 @@ def prepare_static_key(
                 " as the hash and an RSA key at least 2048 bits."
             ) from exc
     return prepared
+
+
+def _is_certificate(key: str | bytes) -> bool:
+    text = key.encode("latin-1", "replace") if isinstance(key, str) else key
+    return text.lstrip().startswith(_CERTIFICATE_PEM)
+
+
+def _certificate_key(key: str | bytes) -> Any:  # noqa: ANN401 - public keys of several types
+    """The public key of an X.509 certificate PEM (as Auth0, Google and Keycloak publish).
+
+    Only the key is used: the certificate's validity dates and issuer are not checked,
+    as for a JWKS key's ``x5c``; trust comes from the configuration, not from a CA.
+    """
+    try:
+        certificate = x509.load_pem_x509_certificate(
+            key.encode("ascii") if isinstance(key, str) else key
+        )
+        return certificate.public_key()
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            "key looks like an X.509 certificate PEM but cannot be read: copy the whole"
+            " -----BEGIN CERTIFICATE----- block again."
+        ) from exc
 
 
 def _safe(exc: Exception) -> str:

@@ -168,8 +168,8 @@ class JWTVerifier:
     """Verify bearer JWTs against a key or a JWKS endpoint.
 
     Args:
-        key: An HMAC secret, a PEM public key, a JWK dict or a ``cryptography``
-            public key. Exactly one of ``key`` and ``jwks_url``.
+        key: An HMAC secret, a PEM public key or X.509 certificate, a JWK dict or a
+            ``cryptography`` public key. Exactly one of ``key`` and ``jwks_url``.
         jwks_url: An ``https://`` (or ``http://``) JWKS endpoint.
         algorithms: The allowlist; required, never taken from the token.
         issuer: The expected ``iss`` (exact match), or several.

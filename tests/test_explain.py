@@ -492,7 +492,7 @@ def _with_raw_exp(raw_exp: str) -> str:
         pytest.param("1e400", ("malformed_token", False, "exp is not a number"), id="infinity"),
         pytest.param("-1e400", ("malformed_token", False, "exp is not a number"), id="-infinity"),
         pytest.param("NaN", ("malformed_token", False, "exp is not a number"), id="nan"),
-        pytest.param("true", ("expired", False, "expired "), id="true-reads-as-1"),
+        pytest.param("true", ("malformed_token", False, "exp is not a number"), id="true"),
     ],
 )
 def test_explain_reads_odd_exp_values_as_verify_does(
@@ -506,9 +506,10 @@ def test_explain_reads_odd_exp_values_as_verify_does(
 
 
 def test_explain_reads_a_numeric_string_exp_as_verify_does() -> None:
-    """A numeric-string exp (which PyJWT reads as a number) is explained as a time."""
+    """A numeric-string exp (PyJWT reads it as a number; RFC 7519 does not) is refused."""
     report = explain(verifier(), _with_raw_exp(json.dumps(str(int(NOW) + HOUR))), now=NOW)
-    assert "valid for another 1 h (until 2026-05-01T13:00:00Z)" == detail(report, "exp")
+    assert "exp is not a number" == detail(report, "exp")
+    assert "malformed_token" == report_verdict(report)
 
 
 def test_reason_values_are_what_the_report_carries() -> None:

@@ -112,9 +112,12 @@ class Explanation:
 
 
 def _number(claims: dict[str, Any], name: str) -> float | None:
-    """The claim as PyJWT reads it (``int(value)``), or ``None`` where PyJWT refuses it."""
+    """The claim as the verifier reads it (``int(value)``), or ``None`` where it refuses it.
+
+    A NumericDate is a JSON number (RFC 7519 §2): strings, booleans and null are not.
+    """
     value = claims.get(name)
-    if value is None:
+    if type(value) is not int and type(value) is not float:
         return None
     try:
         whole = int(value)

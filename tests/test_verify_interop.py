@@ -113,6 +113,15 @@ def test_ec_keys_without_alg_verify_their_curves_algorithm(
     assert verdict(verifier, mint(alg, headers={"kid": "ec"}, key=private)) == "valid"
 
 
+def test_a_key_with_an_odd_crv_is_skipped_not_fatal(server: JWKSServer, keys: Keys) -> None:
+    """A crv that is not a string (here a list, unhashable) spoils only its own key."""
+    odd = {**keys.jwk("EdDSA", "odd"), "crv": ["Ed25519"]}
+    server.jwks = {"keys": [_without_alg(odd), keys.jwk("ES256", "ec-1")]}
+    verifier = jwks_verifier(server, algorithms=["ES256", "EdDSA"])
+    assert verdict(verifier, mint("ES256", headers={"kid": "ec-1"})) == "valid"
+    assert verdict(verifier, mint("EdDSA", headers={"kid": "odd"})) == "unknown_key"
+
+
 # -- keys too weak to trust ---------------------------------------------------------
 
 

@@ -84,7 +84,7 @@ _READ_CHUNK = 1 << 16
 _ASYMMETRIC_KTYS = frozenset({"RSA", "EC", "OKP"})
 # The algorithm a key without ``alg`` verifies, by (kty, crv) (RFC 7518 §3.4, RFC 8037 §3.1).
 # PyJWT infers these itself except for Ed448; RSA is left to PyJWT (RS256) and the verifier.
-_ALG_BY_CURVE = {
+_ALG_BY_CURVE: dict[tuple[object, object], str] = {
     ("EC", "P-256"): "ES256",
     ("EC", "P-384"): "ES384",
     ("EC", "P-521"): "ES512",
@@ -751,7 +751,8 @@ def _parse_jwks(body: bytes) -> tuple[dict[str, tuple[_Key, ...]], jwt.PyJWK | N
 def _parse_key(entry: dict[str, Any]) -> _Key | None:
     """Parse one JWK; ``None`` if PyJWT cannot read it or it is too weak to trust."""
     declared: str | None = entry.get("alg")
-    algorithm = declared or _ALG_BY_CURVE.get((entry.get("kty"), entry.get("crv")))
+    kty, crv = entry.get("kty"), entry.get("crv")  # kty is a string (_is_signing_jwk)
+    algorithm = declared or (_ALG_BY_CURVE.get((kty, crv)) if isinstance(crv, str) else None)
     try:
         jwk = jwt.PyJWK.from_dict(entry, algorithm)
         weakness = jwk.Algorithm.check_key_length(jwk.key)

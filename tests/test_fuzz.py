@@ -20,6 +20,7 @@ many more with ``INVALIDTOKEN_FUZZ_PROFILE=long`` (see ``conftest.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ from invalidtoken_mw import (
     Reason,
     Rejected,
 )
+from invalidtoken_mw._sentences import Sentence
 from support import direct
 from support.direct import Request, folded
 from support.rejections import ok_asgi, ok_wsgi
@@ -206,11 +208,28 @@ def stats_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]
     return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
 
 
+def fixed_vocabulary(answer: Answer) -> list[str]:
+    """Text an answer carries whatever the token: names of headers, members and log fields,
+    and every fixed sentence and title."""
+    names = [name for name, _ in answer.headers]
+    names += [key for event in answer.events for key in event]
+    with contextlib.suppress(ValueError):
+        body = json.loads(answer.body or b"{}")
+        names += list(body) if isinstance(body, dict) else []
+    fixed = [r.description for r in Reason] + [r.problem_title for r in Reason]
+    fixed += [r.value for r in Reason]
+    fixed += [v for k, v in vars(Sentence).items() if not k.startswith("_") and isinstance(v, str)]
+    return names + fixed
+
+
 def check_answer(answer: Answer, request: Request, secrets: Sequence[str]) -> str:
     """Assert ``answer`` is a correct, leak-free answer; return ``"ok"`` or the reason value."""
     assert answer.status in {200, 400, 401, 403}, answer
     written = repr(answer.headers) + answer.body.decode("latin-1") + repr(answer.events)
-    leaked = [s for s in secrets if s in written]
+    vocabulary = fixed_vocabulary(answer)
+    # A fragment that is part of what the middleware writes whatever the token (a token
+    # spelled "error_descriptio" is in every body's "error_description") is not a leak.
+    leaked = [s for s in secrets if s in written and not any(s in v for v in vocabulary)]
     assert [] == leaked
     for event in answer.events:
         json.dumps(event)  # renderable by any JSON renderer
@@ -368,6 +387,8 @@ def _deeply_nested_claims(depth: int) -> str:
 @given(stack=STACKS, token=fuzz_tokens(), scheme=st.sampled_from(["Bearer ", "bearer  "]))
 @example(stack=STRICT, token=_deeply_nested_claims(480), scheme="Bearer ")
 @example(stack=RELAXED, token=_deeply_nested_claims(900), scheme="Bearer ")
+# Found by the long run: a "token" that is part of a fixed member name is not a leak.
+@example(stack=STRICT, token="error_descriptio", scheme="Bearer ")
 def test_jwt_tokens_through_both_middlewares(stack: Stack, token: str, scheme: str) -> None:
     """JWTs from hostile JOSE headers and claims get the core's verdict from both, never echoed."""
     request = Request(((scheme + token).encode("latin-1"),))

@@ -29,6 +29,7 @@ import pytest
 from invalidtoken_mw import Reason, RedisRevocationStore
 from invalidtoken_mw.cli.demo_app import create_app as demo_app
 from invalidtoken_mw.testing import DEFECTS, FakeIssuer, mint_token
+from support.expected import DEFECT_REASONS
 from support.redis_server import free_port
 from support.servers import client, run_uvicorn
 
@@ -478,27 +479,16 @@ def test_exit_status_is_0_for_valid_and_1_for_rejected() -> None:
 # -- mint ----------------------------------------------------------------------------------------
 
 # The reason explain gives each --defect (and a token without one).
-DEFECT_REASONS = {
-    None: None,
-    "expired": "expired",
-    "not-yet-valid": "not_yet_valid",
-    "wrong-audience": "wrong_audience",
-    "wrong-issuer": "wrong_issuer",
-    "wrong-type": "wrong_token_type",
-    "missing-exp": "missing_claim",
-    "bad-signature": "bad_signature",
-    "alg-none": "algorithm_not_allowed",
-    "truncated": "malformed_token",
-    "quoted": "malformed_token",
-}
+EXPLAINED: dict[str | None, str | None] = {None: None}
+EXPLAINED.update(DEFECT_REASONS.items())
 
 
 def test_every_defect_has_an_expected_reason() -> None:
     """The table below covers exactly mint's defects, so a new defect needs a test."""
-    assert {None, *DEFECTS} == set(DEFECT_REASONS)
+    assert {None, *DEFECTS} == set(EXPLAINED)
 
 
-@pytest.mark.parametrize("defect", list(DEFECT_REASONS), ids=str)
+@pytest.mark.parametrize("defect", list(EXPLAINED), ids=str)
 def test_minted_defect_is_classified_by_explain(defect: str | None) -> None:
     """``mint --defect X`` makes a token that ``explain`` refuses with the matching reason."""
     minted = run(
@@ -508,7 +498,7 @@ def test_minted_defect_is_classified_by_explain(defect: str | None) -> None:
         *(["--defect", defect] if defect else []),
     )
     status, report = explain_json(minted.stdout.strip(), "--token-type", "at+jwt")
-    assert (0, DEFECT_REASONS[defect], 1 if defect else 0) == (
+    assert (0, EXPLAINED[defect], 1 if defect else 0) == (
         minted.returncode,
         report["reason"],
         status,

@@ -10,21 +10,10 @@ import pytest
 
 from invalidtoken_mw import AuthFailure, JWTVerifier, Reason
 from invalidtoken_mw.testing import DEFECTS, FakeIssuer, mint_token
+from support.expected import DEFECT_REASONS
 from support.jwks_server import JWKSServer
 
-# What each defect makes an at+jwt-requiring verifier answer.
-EXPECTED = {
-    "expired": "expired",
-    "not-yet-valid": "not_yet_valid",
-    "wrong-audience": "wrong_audience",
-    "wrong-issuer": "wrong_issuer",
-    "wrong-type": "wrong_token_type",
-    "missing-exp": "missing_claim",
-    "bad-signature": "bad_signature",
-    "alg-none": "algorithm_not_allowed",
-    "truncated": "malformed_token",
-    "quoted": "malformed_token",
-}
+EXPECTED = DEFECT_REASONS
 
 
 def verdict(verifier: JWTVerifier, token: str) -> str:

@@ -42,3 +42,18 @@ def scope_challenge(scope: str) -> str:
         'Bearer realm="orders", error="insufficient_scope",'
         f' error_description="{SCOPE_DETAIL}", scope="{scope}"'
     )
+
+
+# The reason each invalidtoken_mw.testing defect makes an at+jwt-requiring verifier give.
+DEFECT_REASONS = {
+    "expired": "expired",
+    "not-yet-valid": "not_yet_valid",
+    "wrong-audience": "wrong_audience",
+    "wrong-issuer": "wrong_issuer",
+    "wrong-type": "wrong_token_type",
+    "missing-exp": "missing_claim",
+    "bad-signature": "bad_signature",
+    "alg-none": "algorithm_not_allowed",
+    "truncated": "malformed_token",
+    "quoted": "malformed_token",
+}

@@ -15,6 +15,7 @@ from invalidtoken_mw.explain import Check, Explanation
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
 from invalidtoken_mw.guard import Accepted, Guard, Rejected, TokenVerifier
 from invalidtoken_mw.jwks import JWKSCache
+from invalidtoken_mw.keys import KeySource, StaticKeys, VerifyingKey
 from invalidtoken_mw.log import AuthEventLog, RequestFacts, otel_field_names
 from invalidtoken_mw.metrics import OpenTelemetryMetrics, PrometheusMetrics, RejectionRecorder
 from invalidtoken_mw.ratelimit import EventRateLimiter
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidTokenWSGIMiddleware",
     "JWKSCache",
     "JWTVerifier",
+    "KeySource",
     "MemoryRevocationStore",
     "OpenTelemetryMetrics",
     "ParsedToken",
@@ -54,9 +56,11 @@ __all__ = [
     "Renderer",
     "RequestFacts",
     "RevocationStore",
+    "StaticKeys",
     "TokenExtractor",
     "TokenSource",
     "TokenVerifier",
+    "VerifyingKey",
     "__version__",
     "build_challenge",
     "check_scopes",

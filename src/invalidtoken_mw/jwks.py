@@ -4,7 +4,9 @@
 :class:`jwt.PyJWK` and answers ``get_key(kid)`` from memory. Refreshing is safe under load:
 
 - **Lifetime.** The set is fresh for the response's ``Cache-Control: max-age`` (minus
-  ``Age``, RFC 9111 §4.2), clamped to ``[min_ttl, max_ttl]``; ``default_ttl`` without one.
+  ``Age``, RFC 9111 §4.2), clamped to ``[min_ttl, max_ttl]`` (at most an hour by
+  default, so a key the issuer withdraws stops verifying within the hour);
+  ``default_ttl`` without one.
 - **Cool-down.** No fetch starts sooner than ``cooldown`` seconds after the previous
   attempt ended, whatever triggers it (a stale set or an unknown ``kid``), so a flood of
   random ``kid`` values costs at most one fetch per cool-down window.
@@ -31,6 +33,11 @@ Only the ``kid`` chooses a key: the ``jku``, ``x5u`` and ``jwk`` token headers a
 used (RFC 8725 §3.10). Several keys may share a ``kid`` when their ``kty`` or ``alg``
 differ (RFC 7517 §4.5); the token's ``alg`` then picks among them.
 
+It is a :class:`~invalidtoken_mw.keys.KeySource`: :meth:`JWKSCache.key_for` hands out
+each key prepared for the token's algorithm, the same object for as long as the set
+publishes the same key, and :attr:`JWKSCache.version` changes when a refresh adds,
+withdraws or changes a key, so a verifier can drop what a withdrawn key verified.
+
 Each key is checked once, when its set loads: a key without ``alg`` is given the one its
 ``kty`` and ``crv`` imply (EC P-256, P-384, P-521 and secp256k1: ES256, ES384, ES512 and
 ES256K; OKP Ed25519 and Ed448: EdDSA; RSA: RS256, or any RS*/PS* the verifier allows),
@@ -54,7 +61,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from http.client import HTTPException
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -62,7 +69,9 @@ from urllib.parse import urlsplit, urlunsplit
 import jwt
 import structlog
 
+from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw._version import __version__
+from invalidtoken_mw.keys import VerifyingKey
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
@@ -92,8 +101,8 @@ _ALG_BY_CURVE: dict[tuple[object, object], str] = {
     ("OKP", "Ed25519"): "EdDSA",
     ("OKP", "Ed448"): "EdDSA",
 }
-# The key type each algorithm family needs, to pick among keys sharing a kid.
-_KTY_BY_ALG_PREFIX = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+# What an RSA key without ``alg`` may verify (RFC 7518 §3.3, §3.5).
+_RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE | re.ASCII)
 _DIGITS = re.compile(r"\d+", re.ASCII)
 _DELTA_SECONDS_CAP = float(2**31)
@@ -111,12 +120,17 @@ class _InvalidJWKSError(ValueError):
     """Raised when a response is not a usable JWK Set."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Key:
-    """A parsed key and the ``alg`` its JWK declares (``None``: any its type fits)."""
+    """A parsed key, the ``alg`` its JWK declares, and the key prepared per algorithm.
+
+    ``verifying`` holds one :class:`VerifyingKey` per algorithm the key may verify: its
+    declared ``alg`` only, or else every algorithm its type fits (RSA: RS* and PS*).
+    """
 
     jwk: jwt.PyJWK
     declared: str | None
+    verifying: Mapping[str, VerifyingKey]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +138,17 @@ class _Snapshot:
     """One consistent view of the cache, replaced as a whole after every fetch attempt."""
 
     keys: Mapping[str, tuple[_Key, ...]]
-    sole: jwt.PyJWK | None
+    sole: _Key | None
     loaded: bool
     expires_at: float
     attempted_at: float | None
     refresh_at: float
     error: Exception | None
+    # Every key by its JWK text, to keep the same objects while a key is republished.
+    by_text: Mapping[str, _Key] = field(default_factory=dict)
+    # Every VerifyingKey handed out for this set, and a number that changes with them.
+    current: frozenset[VerifyingKey] = frozenset()
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +348,8 @@ class JWKSCache:
             status line, headers and body, and redirects. No caller waits longer.
         cooldown: Minimum seconds between two fetch attempts, in ``(0, 10]``.
         min_ttl: Lower bound for a response's ``max-age``.
-        max_ttl: Upper bound for a response's ``max-age``.
+        max_ttl: Upper bound for a response's ``max-age``: a key the issuer withdraws
+            verifies no new token after at most this long.
         default_ttl: Lifetime of a response without ``max-age``, in ``[min_ttl, max_ttl]``.
         clock: Monotonic time source in seconds, for lifetimes and the cool-down.
         ssl_context: The TLS context for ``https`` URLs, e.g.
@@ -350,7 +370,7 @@ class JWKSCache:
         timeout: float = 3.0,
         cooldown: float = 5.0,
         min_ttl: float = 60.0,
-        max_ttl: float = 86400.0,
+        max_ttl: float = 3600.0,
         default_ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         ssl_context: ssl.SSLContext | None = None,
@@ -410,6 +430,40 @@ class JWKSCache:
         """The number of HTTP fetches started so far, successful or not."""
         return self._fetch_count
 
+    @property
+    def version(self) -> int:
+        """A number that changes whenever a refresh adds, withdraws or changes a key.
+
+        Reading it starts the background refresh of a loaded set that is due, without
+        waiting for it: a verifier answering remembered tokens reads it on every
+        request, so the keys are refreshed on schedule even when no token needs a key.
+        """
+        seen = self._snapshot
+        if seen.loaded and self._clock() >= seen.refresh_at:
+            self._flight_for(seen)
+        return seen.version
+
+    def holds(self, key: VerifyingKey) -> bool:
+        """Whether ``key`` (from :meth:`key_for`) is still published, unchanged."""
+        return key in self._snapshot.current
+
+    def key_for(self, kid: str | None, alg: str) -> VerifyingKey:
+        """The key for ``kid``, prepared for ``alg``, fetching as :meth:`get_key` does.
+
+        Raises:
+            AuthFailure: As :meth:`get_key`, or ``algorithm_not_allowed`` when the key
+                may not verify ``alg`` (its declared ``alg`` or its type says otherwise).
+        """
+        return _prepared(self._key(kid, alg), alg)
+
+    async def key_for_async(self, kid: str | None, alg: str) -> VerifyingKey:
+        """:meth:`key_for` without ever blocking the event loop.
+
+        Raises:
+            AuthFailure: As :meth:`key_for`.
+        """
+        return _prepared(await self._key_async(kid, alg), alg)
+
     def get_key(self, kid: str | None, alg: str | None = None) -> jwt.PyJWK:
         """Return the signing key for ``kid``, waiting for a fetch only when it must.
 
@@ -433,6 +487,9 @@ class JWKSCache:
             AuthFailure: ``unknown_key`` if no key matches even after the allowed refresh;
                 ``key_unavailable`` if no key set could ever be fetched.
         """
+        return self._key(kid, alg).jwk
+
+    def _key(self, kid: str | None, alg: str | None) -> _Key:
         key, flight = self._plan(kid, alg)
         if key is not None:
             return key
@@ -456,6 +513,9 @@ class JWKSCache:
         Raises:
             AuthFailure: As for :meth:`get_key`.
         """
+        return (await self._key_async(kid, alg)).jwk
+
+    async def _key_async(self, kid: str | None, alg: str | None) -> _Key:
         key, flight = self._plan(kid, alg)
         if key is not None:
             return key
@@ -482,7 +542,7 @@ class JWKSCache:
         """
         _raise_unless_loaded(await _wait_async(self._join_or_launch()))
 
-    def _plan(self, kid: str | None, alg: str | None) -> tuple[jwt.PyJWK | None, _Flight | None]:
+    def _plan(self, kid: str | None, alg: str | None) -> tuple[_Key | None, _Flight | None]:
         """The cached key to answer with at once, or else the fetch to wait for.
 
         A ``kid`` the loaded set holds is served from memory even once the set is due
@@ -542,7 +602,7 @@ class JWKSCache:
         last = snapshot.attempted_at
         return last is None or self._clock() - last >= self._cooldown
 
-    def _select(self, snapshot: _Snapshot, kid: str | None, alg: str | None) -> jwt.PyJWK:
+    def _select(self, snapshot: _Snapshot, kid: str | None, alg: str | None) -> _Key:
         key = _lookup(snapshot, kid, alg)
         if key is not None:
             return key
@@ -550,7 +610,7 @@ class JWKSCache:
             raise AuthFailure(Reason.KEY_UNAVAILABLE) from snapshot.error
         raise AuthFailure(Reason.UNKNOWN_KEY)
 
-    def _select_after_timeout(self, kid: str | None, alg: str | None) -> jwt.PyJWK:
+    def _select_after_timeout(self, kid: str | None, alg: str | None) -> _Key:
         """Answer from what is cached when the fetch did not finish by its deadline."""
         try:
             return self._select(self._snapshot, kid, alg)
@@ -564,7 +624,7 @@ class JWKSCache:
         previous = self._snapshot
         try:
             body, headers = self._download()
-            keys, sole = _parse_jwks(body)
+            keys, sole, by_text = _parse_jwks(body, previous.by_text)
             ttl = self._ttl(headers)
         except _FETCH_ERRORS as exc:
             _log.warning(
@@ -580,6 +640,7 @@ class JWKSCache:
             snapshot = replace(previous, attempted_at=self._clock(), error=error)
         else:
             now = self._clock()
+            current = frozenset(v for key in by_text.values() for v in key.verifying.values())
             snapshot = _Snapshot(
                 keys,
                 sole,
@@ -588,6 +649,9 @@ class JWKSCache:
                 attempted_at=now,
                 refresh_at=now + ttl * _REFRESH_AHEAD,
                 error=None,
+                by_text=by_text,
+                current=current,
+                version=previous.version + (current != previous.current),
             )
         self._snapshot = snapshot
         return snapshot
@@ -674,7 +738,15 @@ def _seconds(digits: str) -> float:
     return min(float(digits), _DELTA_SECONDS_CAP)
 
 
-def _lookup(snapshot: _Snapshot, kid: str | None, alg: str | None) -> jwt.PyJWK | None:
+def _prepared(key: _Key, alg: str) -> VerifyingKey:
+    """``key`` prepared for ``alg``, or ``algorithm_not_allowed`` if it may not verify it."""
+    verifying = key.verifying.get(alg)
+    if verifying is None:
+        raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED, Sentence.ALGORITHM_NOT_THE_KEYS)
+    return verifying
+
+
+def _lookup(snapshot: _Snapshot, kid: str | None, alg: str | None) -> _Key | None:
     if kid is None:
         return snapshot.sole
     candidates = snapshot.keys.get(kid)
@@ -682,20 +754,10 @@ def _lookup(snapshot: _Snapshot, kid: str | None, alg: str | None) -> jwt.PyJWK 
         return None
     if alg is not None and len(candidates) > 1:
         for key in candidates:
-            if _fits(key, alg):
-                return key.jwk
+            if alg in key.verifying:
+                return key
     # None fits: the verifier refuses the first as not matching the token's algorithm.
-    return candidates[0].jwk
-
-
-def _fits(key: _Key, alg: str) -> bool:
-    """Whether ``key`` may verify ``alg``: its declared ``alg``, or else its key type."""
-    if key.declared is not None:
-        return key.declared == alg
-    if key.jwk.key_type == "RSA":
-        return _KTY_BY_ALG_PREFIX.get(alg[:2]) == "RSA"
-    # EC and OKP keys fit one algorithm, inferred from the curve.
-    return key.jwk.algorithm_name == alg
+    return candidates[0]
 
 
 def _is_signing_jwk(entry: object) -> TypeGuard[dict[str, Any]]:
@@ -716,12 +778,16 @@ def _is_signing_jwk(entry: object) -> TypeGuard[dict[str, Any]]:
     )
 
 
-def _parse_jwks(body: bytes) -> tuple[dict[str, tuple[_Key, ...]], jwt.PyJWK | None]:
-    """Parse a JWK Set into keys by ``kid`` and the sole key (if there is exactly one).
+def _parse_jwks(
+    body: bytes, known: Mapping[str, _Key]
+) -> tuple[dict[str, tuple[_Key, ...]], _Key | None, dict[str, _Key]]:
+    """Parse a JWK Set: keys by ``kid``, the sole key (if just one), keys by JWK text.
 
     Each key is parsed on its own, so one malformed, unsupported or too weak key is
     skipped instead of failing the set; at most ``_MAX_KEYS`` keys are kept. Keys sharing
-    a ``kid`` are all kept, in the set's order (RFC 7517 §4.5).
+    a ``kid`` are all kept, in the set's order (RFC 7517 §4.5). A key whose JWK text is
+    in ``known`` (the previous set) is that same object again, so what it verified
+    stays valid.
 
     Raises:
         ValueError: If the body is not JSON or holds no usable signing key.
@@ -731,11 +797,14 @@ def _parse_jwks(body: bytes) -> tuple[dict[str, tuple[_Key, ...]], jwt.PyJWK | N
     if not isinstance(entries, list):
         raise _InvalidJWKSError("the JWKS document has no 'keys' array")
     keys: list[_Key] = []
+    by_text: dict[str, _Key] = {}
     for entry in filter(_is_signing_jwk, entries):
-        key = _parse_key(entry)
+        text = json.dumps(entry, sort_keys=True)
+        key = known.get(text) or _parse_key(entry)
         if key is None:
             continue
         keys.append(key)
+        by_text[text] = key
         if len(keys) == _MAX_KEYS:
             break
     if not keys:
@@ -745,7 +814,7 @@ def _parse_jwks(body: bytes) -> tuple[dict[str, tuple[_Key, ...]], jwt.PyJWK | N
         kid = key.jwk.key_id
         if kid is not None:
             by_kid[kid] = (*by_kid.get(kid, ()), key)
-    return by_kid, (keys[0].jwk if len(keys) == 1 else None)
+    return by_kid, (keys[0] if len(keys) == 1 else None), by_text
 
 
 def _parse_key(entry: dict[str, Any]) -> _Key | None:
@@ -768,4 +837,14 @@ def _parse_key(entry: dict[str, Any]) -> _Key | None:
             cause="key_too_weak",
         )
         return None
-    return _Key(jwk, declared)
+    fits = (declared,) if declared else _RSA_ALGORITHMS if kty == "RSA" else (jwk.algorithm_name,)
+    prepared = {alg: _prepare(jwk, alg) for alg in fits}
+    return _Key(jwk, declared, {alg: key for alg, key in prepared.items() if key is not None})
+
+
+def _prepare(jwk: jwt.PyJWK, alg: str) -> VerifyingKey | None:
+    """``jwk`` prepared for ``alg``; ``None`` for an algorithm PyJWT lacks or that does not fit."""
+    try:
+        return VerifyingKey.prepare(alg, jwk.key, jwk.key_id)
+    except (jwt.InvalidKeyError, KeyError):
+        return None

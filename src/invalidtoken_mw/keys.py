@@ -1,30 +1,40 @@
-"""Algorithm allowlists and verification keys, checked and parsed once.
+"""Algorithm allowlists, verification keys and where they come from.
 
 Keys (an HMAC secret, a PEM public key or X.509 certificate, a JWK dict or a
-``cryptography`` key object)
-are turned into key objects at construction, one per allowed algorithm, so no request
-ever parses a PEM. Whether a key may verify an algorithm is decided by PyJWT's own
-``prepare_key`` (which also checks EC curves and refuses PEM-shaped HMAC secrets, the
-RFC 8725 §2.1 key-confusion attack), never by the token.
+``cryptography`` key object) are turned into :class:`VerifyingKey` objects when they are
+loaded, one per algorithm they may verify, so no request ever parses a PEM or prepares
+a key. Whether a key may verify an algorithm is decided by PyJWT's own ``prepare_key``
+(which also checks EC curves and refuses PEM-shaped HMAC secrets, the RFC 8725 §2.1
+key-confusion attack), never by the token.
+
+A :class:`KeySource` answers "which key must have signed a token with this ``kid`` and
+``alg``": :class:`StaticKeys` for a configured key, :class:`~invalidtoken_mw.JWKSCache`
+for a JWKS endpoint, or a source of one's own.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import jwt
 from cryptography import x509
 from jwt.algorithms import get_default_algorithms
 
+from invalidtoken_mw._sentences import Sentence
+from invalidtoken_mw.reasons import AuthFailure, Reason
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+
 __all__ = [
+    "KeySource",
+    "StaticKeys",
+    "VerifyingKey",
     "check_algorithms",
-    "jwk_accepts",
     "prepare_key",
     "prepare_static_key",
-    "signature_matches",
 ]
 
 _ALGORITHMS = {name: alg for name, alg in get_default_algorithms().items() if name != "none"}
@@ -150,33 +160,139 @@ def _safe(exc: Exception) -> str:
     return text if "-----" not in text and len(text) < 200 else type(exc).__name__  # noqa: PLR2004
 
 
-def jwk_accepts(jwk: jwt.PyJWK, algorithm: str) -> Any:  # noqa: ANN401 - key objects of several types
-    """Return the key object of ``jwk`` for ``algorithm``, or ``None`` if it may not verify it.
+@dataclass(frozen=True, slots=True, eq=False)
+class VerifyingKey:
+    """One key, prepared for one algorithm, as a :class:`KeySource` hands it out.
 
-    A JWK that declares ``alg`` verifies only that algorithm (RFC 8725 §3.1); one
-    without serves any algorithm its key type fits (an RSA key: RS* and PS*).
+    Compared by identity: a key source hands out the same object for as long as it
+    publishes the same key, so a verdict can tell whether the key that verified it is
+    still current (:meth:`KeySource.holds`).
+
+    Attributes:
+        alg: The JWS algorithm this key verifies, e.g. ``"RS256"``.
+        key: The prepared key object (a ``cryptography`` public key, or HMAC secret bytes).
+        kid: The key's ``kid``, or ``None``.
     """
-    declared = jwk._jwk_data.get("alg")  # noqa: SLF001 - PyJWK exposes no public accessor
-    if declared is not None and declared != algorithm:
-        return None
-    try:
-        return prepare_key(algorithm, jwk.key)
-    except jwt.InvalidKeyError:
-        return None
+
+    alg: str
+    key: Any
+    kid: str | None = None
+
+    @classmethod
+    def prepare(cls, alg: str, key: Any, kid: str | None = None) -> VerifyingKey:  # noqa: ANN401 - key objects of several types
+        """Prepare ``key`` for ``alg`` once (see :func:`prepare_key`).
+
+        Raises:
+            jwt.InvalidKeyError: The key does not fit the algorithm or is too weak.
+        """
+        return cls(alg, prepare_key(alg, key), kid)
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` over ``signing_input`` verifies with this key.
+
+        A signature of the wrong length or form simply does not match.
+        """
+        try:
+            return bool(_ALGORITHMS[self.alg].verify(signing_input, self.key, signature))
+        except (ValueError, TypeError):
+            return False
 
 
-def signature_matches(
-    algorithm: str,
-    key: Any,  # noqa: ANN401 - key objects of several types
-    signing_input: bytes,
-    signature: bytes,
-) -> bool:
-    """Whether ``signature`` over ``signing_input`` verifies with a prepared ``key``.
+@runtime_checkable
+class KeySource(Protocol):
+    """Where a verifier finds the key that must have signed a token.
 
-    ``key`` is a key object from :func:`prepare_key` (or :func:`jwk_accepts`) for
-    ``algorithm``; a signature of the wrong length or form simply does not match.
+    Implemented by :class:`StaticKeys` and :class:`~invalidtoken_mw.JWKSCache`; pass
+    any implementation as ``JWTVerifier(keys=...)``.
     """
-    try:
-        return bool(_ALGORITHMS[algorithm].verify(signing_input, key, signature))
-    except (ValueError, TypeError):
-        return False
+
+    @property
+    def version(self) -> int:
+        """A number that changes whenever the published keys may have changed.
+
+        Read on every request a remembered verdict answers; a source may use it to
+        start a due refresh in the background, but must never wait in it.
+        """
+        ...
+
+    def key_for(self, kid: str | None, alg: str) -> VerifyingKey:
+        """The key for a token's ``kid`` and (already allowed) ``alg``; may block.
+
+        Raises:
+            AuthFailure: ``unknown_key``, ``key_unavailable``, or
+                ``algorithm_not_allowed`` when the key may not verify ``alg``.
+        """
+        ...
+
+    async def key_for_async(self, kid: str | None, alg: str) -> VerifyingKey:
+        """:meth:`key_for` without blocking the event loop."""
+        ...
+
+    def holds(self, key: VerifyingKey) -> bool:
+        """Whether ``key`` (handed out earlier) is still published, unchanged."""
+        ...
+
+    def refresh(self) -> None:
+        """Load the keys again now, ignoring any cool-down (a no-op for fixed keys)."""
+        ...
+
+    async def refresh_async(self) -> None:
+        """:meth:`refresh` without blocking the event loop."""
+        ...
+
+
+class StaticKeys:
+    """A configured key, prepared once for every allowed algorithm: a :class:`KeySource`.
+
+    The token's ``kid`` is not consulted: there is only one key.
+
+    Args:
+        key: An HMAC secret, a PEM public key or X.509 certificate, a JWK dict or a
+            ``cryptography`` public (or private) key.
+        algorithms: The algorithms this key verifies; all must fit it.
+
+    Raises:
+        ValueError: The key is empty, unreadable, too weak, or does not fit every
+            algorithm (the message says how to fix it).
+    """
+
+    __slots__ = ("_keys",)
+
+    version = 0
+
+    def __init__(
+        self, key: str | bytes | Mapping[str, Any] | object, *, algorithms: Iterable[str]
+    ) -> None:
+        """Check the algorithms and prepare the key once per algorithm."""
+        prepared = prepare_static_key(key, check_algorithms(algorithms))
+        self._keys = {alg: VerifyingKey(alg, value) for alg, value in prepared.items()}
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The algorithms this key verifies."""
+        return tuple(self._keys)
+
+    def key_for(self, kid: str | None, alg: str) -> VerifyingKey:  # noqa: ARG002 - one key, whatever the kid
+        """The key prepared for ``alg``.
+
+        Raises:
+            AuthFailure: ``algorithm_not_allowed`` when the key was not prepared for ``alg``.
+        """
+        key = self._keys.get(alg)
+        if key is None:
+            raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED, Sentence.ALGORITHM_NOT_THE_KEYS)
+        return key
+
+    async def key_for_async(self, kid: str | None, alg: str) -> VerifyingKey:
+        """:meth:`key_for`; nothing to wait for."""
+        return self.key_for(kid, alg)
+
+    def holds(self, key: VerifyingKey) -> bool:  # noqa: ARG002 - the protocol's signature
+        """Always: a configured key is never withdrawn."""
+        return True
+
+    def refresh(self) -> None:
+        """Nothing to load again."""
+
+    async def refresh_async(self) -> None:
+        """Nothing to load again."""

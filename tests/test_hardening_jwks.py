@@ -99,12 +99,14 @@ def verifier_for(url: str, **options: Any) -> JWTVerifier:
     )
 
 
-def expiring(verifier: JWTVerifier, url: str) -> FakeClock:
-    """Give ``verifier`` a key cache whose lifetime clock the test moves."""
+def expiring(url: str) -> tuple[JWTVerifier, FakeClock]:
+    """A verifier as verifier_for builds it, with a key cache whose clock the test moves."""
     clock = FakeClock()
-    # JWTVerifier takes no clock; the cache is the one it would build, with the test's clock.
-    verifier._jwks = JWKSCache(url, timeout=TIMEOUT, clock=clock)  # noqa: SLF001
-    return clock
+    keys = JWKSCache(url, timeout=TIMEOUT, clock=clock)
+    verifier = JWTVerifier(
+        keys=keys, algorithms=["ES256"], issuer=ISSUER, audience=AUDIENCE, cache_size=0
+    )
+    return verifier, clock
 
 
 async def _orders(request: Request) -> JSONResponse:
@@ -220,8 +222,7 @@ def test_expired_keys_serve_at_once_while_one_refresh_trickles_uvicorn(
     jwks: JWKSServer, mode: Mode
 ) -> None:
     """Cached and expired: answered from the old set at once; exactly one refresh runs."""
-    verifier = verifier_for(jwks.url)
-    clock = expiring(verifier, jwks.url)
+    verifier, clock = expiring(jwks.url)
     with (
         run_uvicorn(asgi_app(verifier)) as base,
         http_client(base) as http,
@@ -269,8 +270,7 @@ def test_expired_keys_serve_at_once_while_one_refresh_trickles_waitress(
     jwks: JWKSServer,
 ) -> None:
     """Cached and expired: token requests and /health answered at once under waitress."""
-    verifier = verifier_for(jwks.url)
-    clock = expiring(verifier, jwks.url)
+    verifier, clock = expiring(jwks.url)
     with (
         run_waitress(wsgi_app(verifier), threads=4) as base,
         http_client(base) as http,

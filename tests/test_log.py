@@ -34,6 +34,7 @@ from invalidtoken_mw import (
     RequestFacts,
     otel_field_names,
 )
+from invalidtoken_mw.keys import StaticKeys
 from invalidtoken_mw.log import OTEL_FIELD_NAMES, sanitize
 from support.rejections import (
     EXPIRED_FOR_S,
@@ -56,6 +57,7 @@ from support.rejections import (
 )
 from support.strategies import B64TOKEN_CHARS
 from support.tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, json_values, mint
+from support.verifying import ExplodingKeys
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -289,12 +291,8 @@ def test_real_verifier_time_failure_reaches_the_log() -> None:
 def test_unexpected_verifier_exception_is_logged_at_error() -> None:
     """A bug inside JWTVerifier answers 401 and logs one auth_rejected at error level."""
 
-    class BrokenDecoder:
-        def decode(self, *_args: Any, **_kwargs: Any) -> dict[str, Any]:
-            raise TypeError("boom")
-
-    verifier = JWTVerifier(key=SECRET, algorithms=["HS256"], issuer=ISSUER, audience=AUDIENCE)
-    verifier._decoder = BrokenDecoder()  # type: ignore[assignment]  # noqa: SLF001
+    keys = ExplodingKeys(StaticKeys(SECRET, algorithms=["HS256"]), TypeError)
+    verifier = JWTVerifier(keys=keys, algorithms=["HS256"], issuer=ISSUER, audience=AUDIENCE)
     app = InvalidTokenMiddleware(ok_asgi, verifier=verifier, **middleware_options())
     with capture_logs() as logs:
         [response] = call_asgi(app, [("/orders", [("authorization", f"Bearer {mint()}")])])

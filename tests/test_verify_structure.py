@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
@@ -33,6 +33,7 @@ from support.verifying import (
     APIS,
     CLAIMS_B64,
     HS256,
+    ExplodingKeys,
     failure_of,
     jwks_verifier,
     signed_with_kid,
@@ -119,21 +120,13 @@ def test_jwe_description_says_encrypted_tokens_are_not_accepted() -> None:
 # -- the catch-all ---------------------------------------------------------------------
 
 
-class ExplodingDecoder:
-    """A decoder that fails the way a library bug would."""
-
-    def decode(self, *_args: Any, **_kwargs: Any) -> Any:
-        """Fail unexpectedly."""
-        raise RuntimeError("boom")
-
-
 @APIS
 def test_unexpected_error_is_malformed_token_and_logged(
     monkeypatch: pytest.MonkeyPatch, api: str
 ) -> None:
     """A bug inside verification becomes malformed_token plus one error log, never a 500."""
     verifier = static_verifier()
-    monkeypatch.setattr(verifier, "_decoder", ExplodingDecoder())
+    monkeypatch.setattr(verifier, "keys", ExplodingKeys(verifier.keys))
     token = mint()
     with structlog.testing.capture_logs() as logs:
         actual = verdict(verifier, token, api)
@@ -151,7 +144,7 @@ def test_unexpected_error_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None
     verifier = static_verifier()
     token = mint()
     with monkeypatch.context() as patch:
-        patch.setattr(verifier, "_decoder", ExplodingDecoder())
+        patch.setattr(verifier, "keys", ExplodingKeys(verifier.keys))
         with structlog.testing.capture_logs():
             expected = "malformed_token"
             assert expected == verdict(verifier, token)

@@ -25,12 +25,12 @@ def decode_object(segment: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         return None
     # Counting brackets is cheap and only over-estimates the depth (strings may hold some).
-    if text.count(b"[") + text.count(b"{") > MAX_JSON_DEPTH and _too_deep(value):
+    if text.count(b"[") + text.count(b"{") > MAX_JSON_DEPTH and too_deep(value):
         return None
     return value
 
 
-def _too_deep(value: dict[str, Any]) -> bool:
+def too_deep(value: dict[str, Any]) -> bool:
     """Whether lists and objects nest deeper than MAX_JSON_DEPTH (iteratively: no recursion)."""
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:

@@ -87,6 +87,10 @@ class Sentence:
     HEADER_NOT_OBJECT: Final = "The access token is malformed: its header is not a JSON object."
     CLAIMS_NOT_OBJECT: Final = "The access token is malformed: its claims are not a JSON object."
     KID_NOT_STRING: Final = "The access token is malformed: its kid header is not a string."
+    CRITICAL_EXTENSION: Final = (
+        "The access token is malformed: its crit header is not a list of extensions this"
+        " service supports."
+    )
     ENCRYPTED: Final = (
         "The access token is encrypted (JWE); this service accepts signed tokens (JWS) only."
     )

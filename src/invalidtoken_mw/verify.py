@@ -1,55 +1,54 @@
 """JWTVerifier: decide whether a bearer JWT is good and, when it is not, exactly why.
 
-Checks run in a fixed order, cheapest and most fundamental first, so a forged token
-is ``bad_signature`` and never ``expired``:
+A token is read once: split, each part decoded once, the signature checked with PyJWT's
+algorithm object and a key prepared when it was loaded, and the registered claims
+checked by the verifier itself. Checks run in a fixed order, cheapest and most
+fundamental first, so a forged token is ``bad_signature`` and never ``expired``:
 
-1. size and structure (three base64url segments, JSON objects; JWE refused);
+1. size and structure (three base64url segments, JSON objects; JWE refused; ``kid`` a
+   string; ``crit`` only as RFC 7515 §4.1.11 allows);
 2. ``alg`` against the configured allowlist (never taken from the token);
-3. the key, by ``kid`` (static key, or JWKS with a rate-limited refresh);
-4. the signature and the registered claims, by PyJWT;
-5. ``typ`` and the remaining claim checks.
+3. the key, by ``kid``, from the :class:`~invalidtoken_mw.keys.KeySource` (a static
+   key, or a JWKS with a rate-limited refresh);
+4. the signature;
+5. ``exp``, ``nbf``, ``iat`` (JSON numbers, RFC 7519 §2), ``iss``, ``aud`` (RFC 7519
+   §4.1.3: a token naming audiences must name this service), the required claims, the
+   types of ``sub`` and ``jti``, then ``typ``.
 
-Steps 1 to 3, and the signature alone, are public building blocks
-(:meth:`JWTVerifier.parse`, :meth:`~JWTVerifier.signing_key`,
-:meth:`~JWTVerifier.check_signature`), so a tool such as
-:func:`invalidtoken_mw.explain.explain` can run each on its own.
+Steps 1 to 4 are public building blocks (:meth:`JWTVerifier.parse`,
+:meth:`~JWTVerifier.signing_key`, :meth:`~JWTVerifier.check_signature`), so a tool
+such as :func:`invalidtoken_mw.explain.explain` can run each on its own.
 
-Verdicts are cached by the exact token string: a verified token until it expires
-(or ``cache_ttl``), a permanently bad one for ``negative_cache_ttl``, so a client
-resending the same token costs a dictionary lookup.
+Verdicts are remembered by a digest of the token (:class:`~invalidtoken_mw.verdicts.VerdictCache`):
+a verified token until it expires (or ``cache_ttl``), or until its key is withdrawn; a
+lasting refusal for ``negative_cache_ttl``. A client resending the same token costs a
+dictionary lookup.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
-import math
-import threading
+import functools
+import json
+import re
+import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-import jwt
 import structlog
-from cachetools import LRUCache
 
-from invalidtoken_mw._jose import JWS_SHAPE, decode_object
+from invalidtoken_mw._jose import MAX_JSON_DEPTH, too_deep
 from invalidtoken_mw._sentences import Sentence
-from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
 from invalidtoken_mw.jwks import JWKSCache
-from invalidtoken_mw.keys import (
-    check_algorithms,
-    jwk_accepts,
-    prepare_static_key,
-    signature_matches,
-)
+from invalidtoken_mw.keys import KeySource, StaticKeys, VerifyingKey, check_algorithms
 from invalidtoken_mw.reasons import AuthFailure, Reason
+from invalidtoken_mw.verdicts import VerdictCache, digest
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Iterable, Mapping
 
     from invalidtoken_mw.revocation import RevocationStore
 
@@ -57,31 +56,32 @@ __all__ = ["JWTVerifier", "ParsedToken"]
 
 _log = structlog.get_logger("invalidtoken_mw")
 
-_JWE_SEGMENTS = 4  # dots in a JWE compact serialisation
-# RFC 7519 §2: a NumericDate is a JSON number; PyJWT also reads numeric strings and booleans.
-_NUMERIC_DATES = ("exp", "nbf", "iat")
+_JWE_PARTS = 5  # parts of a JWE compact serialisation
+_JWS_PARTS = 3
+_HEADERS_REMEMBERED = 64  # distinct JOSE headers decoded once per verifier (an issuer uses few)
+_CLAIM_NAME = re.compile(r"[A-Za-z0-9_:.\-]{1,64}")
+# base64url to base64, with '+', '/' and '=' (not base64url, RFC 7515 §2) made invalid.
+_TO_BASE64 = bytes.maketrans(b"-_+/=", b"+/***")
+# RFC 7797's b64, understood only with its default value (true): a detached or unencoded
+# payload (b64: false) is never accepted.
+_SUPPORTED_CRITICAL = frozenset({"b64"})
+_NOT_TEXT = (binascii.Error, ValueError)
+_decode_json = json.JSONDecoder().decode
 
-# Verdicts that stay true for a given token and configuration; safe to remember.
-_LASTING = frozenset(
-    {
-        Reason.MALFORMED_TOKEN,
-        Reason.ALGORITHM_NOT_ALLOWED,
-        Reason.BAD_SIGNATURE,
-        Reason.EXPIRED,
-        Reason.WRONG_ISSUER,
-        Reason.WRONG_AUDIENCE,
-        Reason.WRONG_TOKEN_TYPE,
-        Reason.MISSING_CLAIM,
-        Reason.REVOKED,
-    }
-)
+if sys.version_info >= (3, 11):
 
+    def _unbase64(segment: bytes) -> bytes:
+        """Decode one translated segment; strict: any stray character or bad length fails."""
+        return binascii.a2b_base64(segment + b"=" * (-len(segment) % 4), strict_mode=True)
 
-class _Verified(NamedTuple):
-    claims: dict[str, Any]
-    reuse_until: float  # the earlier of cache_ttl and expires_at
-    expires_at: float  # exp + leeway
-    nested: bool  # any list or object among the claims: copies must be deep
+else:  # pragma: no cover - Python 3.10 has no strict mode
+    _BASE64 = re.compile(rb"[A-Za-z0-9+/]*")
+
+    def _unbase64(segment: bytes) -> bytes:
+        """Decode one translated segment; any stray character or bad length fails."""
+        if not _BASE64.fullmatch(segment):
+            raise binascii.Error("not base64url")
+        return binascii.a2b_base64(segment + b"=" * (-len(segment) % 4))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,43 +112,75 @@ class ParsedToken:
 
     @property
     def signature(self) -> bytes:
-        """The decoded signature (empty when the token has none)."""
-        segment = self.token.rpartition(".")[2]
+        """The decoded signature (empty when the token has none or it is not base64url)."""
         try:
-            return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        except (binascii.Error, ValueError):
+            return _unbase64(self.token.rpartition(".")[2].encode("ascii").translate(_TO_BASE64))
+        except (*_NOT_TEXT, UnicodeError):
             return b""
 
 
-def _copy_json(value: dict[str, Any]) -> dict[str, Any]:
-    """Copy decoded JSON (dicts, lists, scalars) several times faster than ``deepcopy``."""
-    return {k: _copy_value(v) for k, v in value.items()}
+class _Header(NamedTuple):
+    """What the verifier needs from one JOSE header, decoded once per distinct header."""
+
+    header: dict[str, Any]  # shared between tokens: never handed out, never changed
+    alg: str
+    kid: str | None
+    typ_ok: bool  # the typ the verifier requires, if any
+    refusal: tuple[Reason, str | None] | None  # raised once the claims decoded
 
 
-def _copy_value(value: Any) -> Any:  # noqa: ANN401 - any JSON value
-    kind = type(value)
-    if kind is dict:
-        return {k: _copy_value(v) for k, v in value.items()}
-    if kind is list:
-        return [_copy_value(v) for v in value]
-    return value
+class _Token(NamedTuple):
+    """One token, read once: everything the later checks need."""
+
+    header: _Header
+    claims: dict[str, Any]
+    nested: bool  # lists or objects among the claims, maybe
+    signing_input: bytes
+    signature: bytes
 
 
-def _object(segment: str, description: str) -> dict[str, Any]:
-    value = decode_object(segment)
-    if value is None:
+def _load_object(segment: bytes, description: str) -> tuple[dict[str, Any], bool]:
+    """Decode one translated base64url segment into a JSON object at most 64 levels deep.
+
+    Returns the object and whether it may hold lists or objects (its copies must be deep).
+    """
+    try:
+        text = _unbase64(segment)
+    except _NOT_TEXT:
+        raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_THREE_PARTS) from None
+    try:
+        # UTF-8 only (RFC 7519 §7.2); a str skips json's encoding detection.
+        value = _decode_json(text.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise AuthFailure(Reason.MALFORMED_TOKEN, description) from None
+    if type(value) is not dict:
         raise AuthFailure(Reason.MALFORMED_TOKEN, description)
-    return value
+    # Counting brackets is cheap and only over-estimates (strings may hold some).
+    brackets = text.count(b"[") + text.count(b"{")
+    if brackets > MAX_JSON_DEPTH and too_deep(value):
+        raise AuthFailure(Reason.MALFORMED_TOKEN, description)
+    return value, brackets > 1
 
 
-def _not_a_numeric_date(claims: dict[str, Any]) -> str | None:
-    """The first of ``exp``, ``nbf``, ``iat`` present but not a JSON number, else ``None``."""
-    for name in _NUMERIC_DATES:
-        if name in claims:
-            kind = type(claims[name])
-            if kind is not int and kind is not float:  # bool is an int subclass: refused
-                return name
-    return None
+def _numeric_date(claims: dict[str, Any], name: str) -> int | None:
+    """The claim as a whole number of seconds, ``None`` when absent.
+
+    RFC 7519 §2: a NumericDate is a JSON number; a string, boolean, ``null`` or a
+    number no integer can hold (NaN, 1e400) is ``malformed_token``. Fractions are cut
+    as PyJWT cuts them.
+    """
+    value = claims.get(name)
+    if value is None and name not in claims:
+        return None
+    kind = type(value)
+    if kind is int:
+        return value
+    if kind is float:
+        try:
+            return int(value)  # type: ignore[arg-type]
+        except (ValueError, OverflowError):
+            pass
+    raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_A_NUMERIC_DATE.format(claim=name))
 
 
 def _normalise_typ(value: str) -> str:
@@ -164,28 +196,48 @@ def _as_tuple(value: str | Iterable[str] | None, name: str) -> tuple[str, ...] |
     return values
 
 
+def _lacks(claim: str) -> AuthFailure:
+    """``missing_claim`` naming ``claim`` when it looks like a claim name (from configuration)."""
+    if _CLAIM_NAME.fullmatch(claim):
+        return AuthFailure(Reason.MISSING_CLAIM, Sentence.LACKS_THE_CLAIM.format(claim=claim))
+    return AuthFailure(Reason.MISSING_CLAIM)
+
+
 class JWTVerifier:
-    """Verify bearer JWTs against a key or a JWKS endpoint.
+    """Verify bearer JWTs against a key, a JWKS endpoint or any key source.
 
     Args:
         key: An HMAC secret, a PEM public key or X.509 certificate, a JWK dict or a
-            ``cryptography`` public key. Exactly one of ``key`` and ``jwks_url``.
-        jwks_url: An ``https://`` (or ``http://``) JWKS endpoint.
+            ``cryptography`` public key (shorthand for ``keys=StaticKeys(key, ...)``).
+        jwks_url: An ``https://`` (or ``http://``) JWKS endpoint (shorthand for
+            ``keys=JWKSCache(jwks_url, ...)``).
+        keys: Any :class:`~invalidtoken_mw.keys.KeySource`. Exactly one of ``key``,
+            ``jwks_url`` and ``keys``.
         algorithms: The allowlist; required, never taken from the token.
         issuer: The expected ``iss`` (exact match), or several.
-        audience: This resource's identifier; the token's ``aud`` must contain it.
+        audience: This resource's identifier(s); the token's ``aud`` must contain one.
+            With none configured, a token that names audiences is refused
+            ``wrong_audience`` (RFC 7519 §4.1.3) unless ``accept_any_audience``.
+        accept_any_audience: Accept whatever ``aud`` a token carries when no
+            ``audience`` is configured: only for a service whose tokens are never meant
+            for anyone else (e.g. one issuer per service).
         leeway: Seconds of clock skew tolerated for ``exp``, ``nbf`` and ``iat``.
-        required_claims: Claims that must be present.
+        required_claims: Claims that must be present (not ``null``).
         token_type: Require this JOSE ``typ``, e.g. ``"at+jwt"`` for RFC 9068
             access tokens (compared case-insensitively, ``application/`` optional).
         max_token_bytes: Longer tokens are refused before any decoding.
-        cache_size: Verified tokens remembered (0 turns the caches off).
+        cache_size: Verified tokens remembered, and as many refusals (0 turns the
+            caches off).
         cache_ttl: Longest time a verified token is remembered, in seconds; never
-            past its own ``exp``.
-        negative_cache_ttl: How long a permanently bad token's verdict is remembered.
+            past its own ``exp``, never past a refresh that withdrew its key.
+        negative_cache_ttl: How long a lasting refusal is remembered.
         jwks_timeout: Seconds one JWKS fetch may take in all (connecting, TLS
             handshake, status line, headers, body); no request waits longer for it.
         jwks_cooldown: Minimum seconds between refreshes caused by unknown ``kid``.
+        jwks_max_age: The longest a fetched key set is trusted before it is fetched
+            again, whatever its ``Cache-Control: max-age`` says (default one hour): a
+            key the issuer withdraws verifies no new token after at most this long.
+            :meth:`refresh_keys` fetches at once.
         jwks_ssl_context: The TLS context for an ``https`` JWKS URL, e.g.
             ``ssl.create_default_context(cafile="internal-ca.pem")``; it must check
             certificates and host names. ``None``: the system's trust store
@@ -203,9 +255,11 @@ class JWTVerifier:
         *,
         key: str | bytes | Mapping[str, Any] | object | None = None,
         jwks_url: str | None = None,
+        keys: KeySource | None = None,
         algorithms: Iterable[str],
         issuer: str | Iterable[str] | None = None,
         audience: str | Iterable[str] | None = None,
+        accept_any_audience: bool = False,
         leeway: float = 60,
         required_claims: Iterable[str] = ("exp",),
         token_type: str | None = None,
@@ -215,15 +269,21 @@ class JWTVerifier:
         negative_cache_ttl: float = 60,
         jwks_timeout: float = 3.0,
         jwks_cooldown: float = 5.0,
+        jwks_max_age: float = 3600.0,
         jwks_ssl_context: ssl.SSLContext | None = None,
         revocation: RevocationStore | None = None,
     ) -> None:
-        """Validate the configuration and parse the key once."""
-        if (key is None) == (jwks_url is None):
-            raise ValueError("pass exactly one of key=... (a static key) or jwks_url=....")
+        """Validate the configuration and prepare the key once."""
+        if sum(source is not None for source in (key, jwks_url, keys)) != 1:
+            raise ValueError(
+                "pass exactly one of key=... (a static key), jwks_url=... or keys=...."
+            )
         self.algorithms = check_algorithms(algorithms)
         self.issuer = _as_tuple(issuer, "issuer")
         self.audience = _as_tuple(audience, "audience")
+        if accept_any_audience and self.audience is not None:
+            raise ValueError("accept_any_audience=True contradicts audience=...: pass one of them.")
+        self.accept_any_audience = bool(accept_any_audience)
         if isinstance(leeway, bool) or not isinstance(leeway, (int, float)) or leeway < 0:
             raise ValueError("leeway must be a number of seconds >= 0, e.g. 60.")
         self.leeway = float(leeway)
@@ -236,114 +296,32 @@ class JWTVerifier:
         self.max_token_bytes = max_token_bytes
         if cache_size < 0 or cache_ttl <= 0 or negative_cache_ttl < 0:
             raise ValueError("cache_size must be >= 0 and cache_ttl > 0 seconds.")
-        self._static_keys: dict[str, Any] | None = None
-        self._jwks: JWKSCache | None = None
-        if jwks_url is not None:
-            self._jwks = JWKSCache(
-                jwks_url,
-                timeout=jwks_timeout,
-                cooldown=jwks_cooldown,
-                ssl_context=jwks_ssl_context,
+        if keys is not None:
+            if not isinstance(keys, KeySource):
+                raise TypeError(
+                    "keys must be a key source such as StaticKeys(key, algorithms=[...])"
+                    " or JWKSCache(url)."
+                )
+            self.keys: KeySource = keys
+        elif jwks_url is not None:
+            self.keys = _jwks_cache(
+                jwks_url, jwks_timeout, jwks_cooldown, jwks_max_age, jwks_ssl_context
             )
         else:
-            self._static_keys = prepare_static_key(key, self.algorithms)
-        if revocation is not None and not callable(getattr(revocation, "is_revoked", None)):
-            raise TypeError(
-                "revocation must be a store with is_revoked(), e.g. MemoryRevocationStore()."
-            )
-        self.revocation = revocation
-        self._decoder = jwt.PyJWT({"enforce_minimum_key_length": True})
-        self._options: dict[str, Any] = {
-            "require": list(self.required_claims),
-            "verify_aud": self.audience is not None,
-            "verify_iss": self.issuer is not None,
-        }
-        self._issuer_arg: str | tuple[str, ...] | None = (
-            self.issuer[0] if self.issuer and len(self.issuer) == 1 else self.issuer
+            self.keys = StaticKeys(key, algorithms=self.algorithms)
+        self.revocation = _checked_store(revocation)
+        self._issuers = None if self.issuer is None else frozenset(self.issuer)
+        self._audiences = None if self.audience is None else frozenset(self.audience)
+        self._required = tuple((name, _lacks(name).description) for name in self.required_claims)
+        self._verdicts = VerdictCache(
+            size=cache_size,
+            ttl=cache_ttl,
+            negative_ttl=negative_cache_ttl,
+            keys=self.keys,
+            leeway=self.leeway,
         )
-        self._lock = threading.Lock()
-        self._cache_ttl = float(cache_ttl)
-        self._negative_ttl = float(negative_cache_ttl)
-        # Plain LRU caches with the deadline stored in each entry: a lookup costs a
-        # fraction of a TLRUCache's, and expired entries are dropped when met or evicted.
-        self._cache: LRUCache[str, _Verified] | None = None
-        self._negative: LRUCache[str, tuple[AuthFailure, float]] | None = None
-        if cache_size:
-            self._cache = LRUCache(cache_size)
-            if negative_cache_ttl:
-                self._negative = LRUCache(cache_size)
-
-    # -- caches ---------------------------------------------------------------
-
-    def _cached(self, token: str) -> dict[str, Any] | None:
-        """Return cached claims, or raise the cached failure; ``None`` on a miss."""
-        if self._cache is None:
-            return None
-        with self._lock:
-            hit = self._cache.get(token)
-            refused = (
-                None if hit is not None or self._negative is None else self._negative.get(token)
-            )
-        now = time.time()
-        if hit is not None:
-            if now < hit.reuse_until:
-                # Deep when nested: the app may mutate a scope list of its copy.
-                return _copy_json(hit.claims) if hit.nested else dict(hit.claims)
-            self._forget(token)
-            if now >= hit.expires_at:
-                raise AuthFailure(Reason.EXPIRED)
-            return None
-        if refused is not None:
-            failure, until = refused
-            if now < until:
-                # A fresh exception per hit: re-raising one shared instance would grow
-                # its traceback on every hit and share it between threads.
-                raise AuthFailure(
-                    failure.reason,
-                    failure.description,
-                    scopes=failure.scopes,
-                    context=failure.context,
-                )
-            self._forget(token)
-        return None
-
-    def _forget(self, token: str) -> None:
-        with self._lock:
-            if self._cache is not None:
-                self._cache.pop(token, None)
-            if self._negative is not None:
-                self._negative.pop(token, None)
-
-    def _remember(self, token: str, claims: dict[str, Any]) -> dict[str, Any]:
-        """Cache PyJWT's fresh ``claims`` (never handed out) and return a copy to hand out."""
-        if self._cache is None:
-            return claims
-        expires_at = math.inf
-        if "exp" in claims:
-            # exp is a JSON number (_not_a_numeric_date) PyJWT accepted; an exp beyond
-            # any float never ends.
-            try:
-                expires_at = int(claims["exp"]) + self.leeway
-            except OverflowError:
-                expires_at = math.inf
-        nested = any(isinstance(v, (dict, list)) for v in claims.values())
-        reuse_until = min(time.time() + self._cache_ttl, expires_at)
-        entry = _Verified(claims, reuse_until, expires_at, nested)
-        with self._lock:
-            self._cache[token] = entry
-        return _copy_json(claims) if nested else dict(claims)
-
-    def _revoked(self, token: str) -> NoReturn:
-        failure = AuthFailure(Reason.REVOKED)
-        self._forget(token)
-        self._remember_failure(token, failure)
-        raise failure
-
-    def _remember_failure(self, token: str, failure: AuthFailure) -> None:
-        if self._negative is not None and failure.reason in _LASTING:
-            until = time.time() + self._negative_ttl
-            with self._lock:
-                self._negative[token] = (failure, until)
+        # A bounded, thread-safe memo: an issuer signs with few distinct headers.
+        self._header = functools.lru_cache(maxsize=_HEADERS_REMEMBERED)(self._read_header)
 
     # -- the checks: public building blocks ---------------------------------------
 
@@ -354,30 +332,16 @@ class JWTVerifier:
 
         Raises:
             AuthFailure: ``malformed_token`` (too large, not three base64url segments
-                of JSON objects, an encrypted JWE, a ``kid`` that is not a string) or
-                ``algorithm_not_allowed`` (``alg`` missing, ``none`` or not allowed).
+                of JSON objects, an encrypted JWE, a ``kid`` that is not a string, a
+                ``crit`` header) or ``algorithm_not_allowed`` (``alg`` missing,
+                ``none`` or not allowed).
         """
-        if len(token) > self.max_token_bytes:
-            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.TOO_LARGE)
-        if not JWS_SHAPE.fullmatch(token):
-            if token.count(".") == _JWE_SEGMENTS:
-                raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.ENCRYPTED)
-            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_THREE_PARTS)
-        header_b64, claims_b64, _ = token.split(".")
-        header = _object(header_b64, Sentence.HEADER_NOT_OBJECT)
-        claims = _object(claims_b64, Sentence.CLAIMS_NOT_OBJECT)
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in self.algorithms:
-            if isinstance(alg, str) and alg.lower() == "none":
-                raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED, Sentence.UNSIGNED)
-            raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED)
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.KID_NOT_STRING)
-        return ParsedToken(token, header, claims, alg, kid)
+        read = self._read(token)
+        header = read.header
+        return ParsedToken(token, dict(header.header), read.claims, header.alg, header.kid)
 
-    def signing_key(self, parsed: ParsedToken) -> Any:  # noqa: ANN401 - key objects
-        """The key that must have signed ``parsed``: the static key, or the JWKS key by ``kid``.
+    def signing_key(self, parsed: ParsedToken) -> VerifyingKey:
+        """The key that must have signed ``parsed``, from the key source by ``kid``.
 
         With a JWKS URL this may fetch the key set (blocking, at most ``jwks_timeout``);
         on the event loop use :meth:`signing_key_async`.
@@ -386,19 +350,17 @@ class JWTVerifier:
             AuthFailure: ``unknown_key`` or ``key_unavailable`` (JWKS), or
                 ``algorithm_not_allowed`` when the key may not verify ``parsed.alg``.
         """
-        jwk = None if self._jwks is None else self._jwks.get_key(parsed.kid, parsed.alg)
-        return self._key_for(parsed, jwk)
+        return self.keys.key_for(parsed.kid, parsed.alg)
 
-    async def signing_key_async(self, parsed: ParsedToken) -> Any:  # noqa: ANN401 - key objects
+    async def signing_key_async(self, parsed: ParsedToken) -> VerifyingKey:
         """:meth:`signing_key` without blocking the event loop (a JWKS fetch runs in a thread).
 
         Raises:
             AuthFailure: As :meth:`signing_key`.
         """
-        jwk = None if self._jwks is None else await self._jwks.get_key_async(parsed.kid, parsed.alg)
-        return self._key_for(parsed, jwk)
+        return await self.keys.key_for_async(parsed.kid, parsed.alg)
 
-    def check_signature(self, parsed: ParsedToken, key: Any) -> None:  # noqa: ANN401 - key objects
+    def check_signature(self, parsed: ParsedToken, key: VerifyingKey) -> None:
         """Check the signature of ``parsed`` with ``key`` (from :meth:`signing_key`) alone.
 
         No claim is checked: :meth:`verify` does that too.
@@ -406,108 +368,257 @@ class JWTVerifier:
         Raises:
             AuthFailure: ``bad_signature``.
         """
-        if not signature_matches(parsed.alg, key, parsed.signing_input, parsed.signature):
+        if not key.verify(parsed.signing_input, parsed.signature):
             raise AuthFailure(Reason.BAD_SIGNATURE)
 
-    def _key_for(self, parsed: ParsedToken, jwk: jwt.PyJWK | None) -> Any:  # noqa: ANN401 - key objects
-        """The key object that must have signed this token."""
-        if jwk is None:
-            assert self._static_keys is not None  # noqa: S101 - no JWK means a static key
-            return self._static_keys[parsed.alg]
-        key = jwk_accepts(jwk, parsed.alg)
-        if key is None:
-            raise AuthFailure(Reason.ALGORITHM_NOT_ALLOWED, Sentence.ALGORITHM_NOT_THE_KEYS)
-        return key
+    def refresh_keys(self) -> None:
+        """Load the keys again now, ignoring the JWKS cool-down; blocks up to ``jwks_timeout``.
 
-    def _finish(self, parsed: ParsedToken, key: Any) -> dict[str, Any]:  # noqa: ANN401 - key objects
-        """Signature and claims (PyJWT), then ``typ``."""
-        not_a_date = _not_a_numeric_date(parsed.claims)
-        if not_a_date is not None:
-            # Rare, so this path checks the signature on its own, keeping the documented
-            # order (a forged token is bad_signature) without handing PyJWT a claim it
-            # would read as a number ("123", true) or fail on with a TypeError ([1]).
-            self.check_signature(parsed, key)
+        For operators retiring a compromised key: once it returns, tokens signed by a
+        key the issuer no longer publishes are refused ``unknown_key``, including
+        tokens accepted (and remembered) before. A no-op for a static key.
+
+        Raises:
+            AuthFailure: ``key_unavailable`` if the key set could not be fetched; the
+                keys loaded before stay in use.
+        """
+        self.keys.refresh()
+
+    async def refresh_keys_async(self) -> None:
+        """:meth:`refresh_keys` without blocking the event loop.
+
+        Raises:
+            AuthFailure: ``key_unavailable`` if the key set could not be fetched.
+        """
+        await self.keys.refresh_async()
+
+    # -- one pass ---------------------------------------------------------------
+
+    def _read(self, token: str) -> _Token:
+        """Split the token and decode each part once (step 1 and 2)."""
+        if len(token) > self.max_token_bytes:
+            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.TOO_LARGE)
+        try:
+            raw = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_THREE_PARTS) from None
+        parts = raw.split(b".")
+        if len(parts) != _JWS_PARTS or not parts[0] or not parts[1]:
+            if len(parts) == _JWE_PARTS:
+                raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.ENCRYPTED)
+            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_THREE_PARTS)
+        header_b64, claims_b64, signature_b64 = parts
+        header = self._header(header_b64)
+        claims, nested = _load_object(claims_b64.translate(_TO_BASE64), Sentence.CLAIMS_NOT_OBJECT)
+        try:
+            signature = _unbase64(signature_b64.translate(_TO_BASE64))
+        except _NOT_TEXT:
+            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_THREE_PARTS) from None
+        if header.refusal is not None:
+            raise AuthFailure(*header.refusal)
+        signing_input = raw[: len(header_b64) + 1 + len(claims_b64)]
+        return _Token(header, claims, nested, signing_input, signature)
+
+    def _read_header(self, segment: bytes) -> _Header:
+        """Decode a JOSE header and judge it; remembered per distinct header.
+
+        Malformed headers raise (and are not remembered); a judgement that must wait for
+        the claims to decode (an algorithm not allowed, a bad ``kid`` or ``crit``) is
+        returned as ``refusal``, so the check order stays structure first.
+        """
+        header, _ = _load_object(segment.translate(_TO_BASE64), Sentence.HEADER_NOT_OBJECT)
+        alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
+        refusal: tuple[Reason, str | None] | None = None
+        if type(alg) is not str or alg not in self.algorithms:
+            unsigned = type(alg) is str and alg.lower() == "none"
+            refusal = (Reason.ALGORITHM_NOT_ALLOWED, Sentence.UNSIGNED if unsigned else None)
+        elif kid is not None and type(kid) is not str:
+            refusal = (Reason.MALFORMED_TOKEN, Sentence.KID_NOT_STRING)
+        elif header.get("b64") is False or ("crit" in header and not _critical_understood(header)):
+            refusal = (Reason.MALFORMED_TOKEN, Sentence.CRITICAL_EXTENSION)
+        typ_ok = self.token_type is None or (
+            type(typ) is str and _normalise_typ(typ) == self.token_type
+        )
+        return _Header(header, alg if type(alg) is str else "", kid, typ_ok, refusal)
+
+    def _check(self, read: _Token, key: VerifyingKey) -> None:
+        """Steps 4 and 5: the signature, then the claims in the documented order."""
+        if not key.verify(read.signing_input, read.signature):
+            raise AuthFailure(Reason.BAD_SIGNATURE)
+        claims = read.claims
+        self._check_times(claims)
+        if self._issuers is not None:
+            self._check_issuer(claims, self._issuers)
+        self._check_audience(claims)
+        for name, description in self._required:
+            if claims.get(name) is None:
+                raise AuthFailure(Reason.MISSING_CLAIM, description)
+        for name in ("sub", "jti"):
+            if name in claims and type(claims[name]) is not str:
+                raise AuthFailure(Reason.MALFORMED_TOKEN)
+        if not read.header.typ_ok:
             raise AuthFailure(
-                Reason.MALFORMED_TOKEN, Sentence.NOT_A_NUMERIC_DATE.format(claim=not_a_date)
+                Reason.WRONG_TOKEN_TYPE, Sentence.NOT_THE_TOKEN_TYPE.format(typ=self.token_type)
             )
-        try:
-            claims: dict[str, Any] = self._decoder.decode(
-                parsed.token,
-                key=key,
-                algorithms=[parsed.alg],
-                options=self._options,  # type: ignore[arg-type]
-                audience=self.audience,
-                issuer=self._issuer_arg,
-                leeway=self.leeway,
-            )
-        except jwt.MissingRequiredClaimError as exc:
-            # PyJWT calls an empty aud ([] or "") missing; it is present and names no
-            # audience, so not this one.
-            if exc.claim == "aud" and "aud" in parsed.claims:
-                raise AuthFailure(Reason.WRONG_AUDIENCE) from exc
-            raise failure_from_pyjwt(exc) from exc
-        except jwt.PyJWTError as exc:
-            raise failure_from_pyjwt(exc) from exc
-        if self.token_type is not None:
-            typ = parsed.header.get("typ")
-            if not isinstance(typ, str) or _normalise_typ(typ) != self.token_type:
-                raise AuthFailure(
-                    Reason.WRONG_TOKEN_TYPE, Sentence.NOT_THE_TOKEN_TYPE.format(typ=self.token_type)
-                )
-        return claims
 
-    @contextmanager
-    def _recording(self, token: str) -> Iterator[None]:
-        """Remember lasting failures; turn unexpected exceptions into a 401, never a 500."""
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """``exp``, ``nbf``, ``iat``: JSON numbers, and the token valid now (with leeway)."""
+        now = time.time()
+        exp = _numeric_date(claims, "exp")
+        if exp is not None and exp <= now - self.leeway:
+            raise AuthFailure(Reason.EXPIRED)
+        nbf = _numeric_date(claims, "nbf")
+        if nbf is not None and nbf > now + self.leeway:
+            raise AuthFailure(Reason.NOT_YET_VALID)
+        iat = _numeric_date(claims, "iat")
+        if iat is not None and iat > now + self.leeway:
+            raise AuthFailure(Reason.NOT_YET_VALID)
+
+    @staticmethod
+    def _check_issuer(claims: dict[str, Any], issuers: frozenset[str]) -> None:
+        if "iss" not in claims:
+            raise _lacks("iss")
+        iss = claims["iss"]
+        if type(iss) is not str or iss not in issuers:
+            raise AuthFailure(Reason.WRONG_ISSUER)
+
+    def _check_audience(self, claims: dict[str, Any]) -> None:
+        """RFC 7519 §4.1.3: a token naming audiences must name this service."""
+        audiences = self._audiences
+        if audiences is None:
+            if claims.get("aud") and not self.accept_any_audience:
+                raise AuthFailure(Reason.WRONG_AUDIENCE)
+            return
+        if "aud" not in claims:
+            raise _lacks("aud")
+        aud = claims["aud"]
+        if type(aud) is str:
+            named = aud in audiences
+        else:
+            listed = type(aud) is list and all(type(a) is str for a in aud)
+            named = listed and not audiences.isdisjoint(aud)
+        if not named:
+            # An empty aud ([] or "") is present and names no audience, so not this one.
+            raise AuthFailure(Reason.WRONG_AUDIENCE)
+
+    def _verified(
+        self, cache_key: bytes, read: _Token, key: VerifyingKey, version: int
+    ) -> dict[str, Any]:
+        """Check and remember the verdict; a copy of the claims to hand out."""
         try:
-            yield
+            self._check(read, key)
         except AuthFailure as failure:
-            self._remember_failure(token, failure)
+            # Decided after a signature check: worth remembering, as plain values.
+            self._verdicts.remember_refusal(cache_key, failure, version)
             raise
-        except Exception as exc:
-            # A bug, here or in PyJWT: say so loudly, but answer 401, never 500.
-            _log.error(
-                "verifier_unexpected_error",
-                error_type=type(exc).__name__,
-                token_length=len(token),
-            )
-            raise AuthFailure(
-                Reason.MALFORMED_TOKEN, context={"unexpected_error": type(exc).__name__}
-            ) from exc
+        return self._verdicts.remember(cache_key, read.claims, read.nested, key, version)
+
+    def _unexpected(self, exc: Exception, token: str) -> AuthFailure:
+        """A bug, here or in a library: said loudly in the log, answered 401, never 500."""
+        _log.error(
+            "verifier_unexpected_error",
+            error_type=type(exc).__name__,
+            token_length=len(token),
+        )
+        return AuthFailure(Reason.MALFORMED_TOKEN, context={"unexpected_error": type(exc).__name__})
+
+    def _revoked(self, cache_key: bytes) -> NoReturn:
+        failure = AuthFailure(Reason.REVOKED)
+        self._verdicts.forget(cache_key)
+        self._verdicts.remember_refusal(cache_key, failure, self.keys.version)
+        raise failure
 
     # -- public API -------------------------------------------------------------
 
     def verify(self, token: str) -> dict[str, Any]:
-        """Return the claims of a valid token.
+        """Return the claims of a valid token (a copy the caller may change).
 
         Raises:
             AuthFailure: The token is refused; ``.reason`` says why.
         """
-        claims = self._cached(token)
+        cache_key = digest(token) if self._verdicts.enabled else b""
+        claims = self._verdicts.lookup(cache_key)
         if claims is None:
-            with self._recording(token):
-                parsed = self.parse(token)
-                claims = self._finish(parsed, self.signing_key(parsed))
-            claims = self._remember(token, claims)
+            try:
+                read = self._read(token)
+                version = self.keys.version
+                key = self.keys.key_for(read.header.kid, read.header.alg)
+                claims = self._verified(cache_key, read, key, version)
+            except AuthFailure:
+                raise
+            except Exception as exc:
+                raise self._unexpected(exc, token) from exc
         if self.revocation is not None and self.revocation.is_revoked(claims):
-            self._revoked(token)
-        return claims  # already a copy: the cached claims are never handed out
+            self._revoked(cache_key)
+        return claims
 
     async def verify_async(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid token without blocking the event loop.
 
-        Only a JWKS fetch is waited for (it runs in its own thread); a cached verdict
-        answers at once.
+        Only a JWKS fetch is waited for (it runs in its own thread); a remembered
+        verdict answers at once.
 
         Raises:
             AuthFailure: The token is refused; ``.reason`` says why.
         """
-        claims = self._cached(token)
+        cache_key = digest(token) if self._verdicts.enabled else b""
+        claims = self._verdicts.lookup(cache_key)
         if claims is None:
-            with self._recording(token):
-                parsed = self.parse(token)
-                claims = self._finish(parsed, await self.signing_key_async(parsed))
-            claims = self._remember(token, claims)
+            try:
+                read = self._read(token)
+                version = self.keys.version
+                key = await self.keys.key_for_async(read.header.kid, read.header.alg)
+                claims = self._verified(cache_key, read, key, version)
+            except AuthFailure:
+                raise
+            except Exception as exc:
+                raise self._unexpected(exc, token) from exc
         if self.revocation is not None and await self.revocation.is_revoked_async(claims):
-            self._revoked(token)
+            self._revoked(cache_key)
         return claims
+
+
+def _checked_store(revocation: RevocationStore | None) -> RevocationStore | None:
+    if revocation is not None and not callable(getattr(revocation, "is_revoked", None)):
+        raise TypeError(
+            "revocation must be a store with is_revoked(), e.g. MemoryRevocationStore()."
+        )
+    return revocation
+
+
+def _jwks_cache(
+    url: str,
+    timeout: float,
+    cooldown: float,
+    max_age: float,
+    ssl_context: ssl.SSLContext | None,
+) -> JWKSCache:
+    """The JWKS cache for ``jwks_url``, its lifetimes capped at ``jwks_max_age``."""
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)):
+        raise TypeError("jwks_max_age must be a number of seconds, e.g. 3600.")
+    if not 0 < max_age < float("inf"):
+        raise ValueError("jwks_max_age must be a positive number of seconds, e.g. 3600.")
+    return JWKSCache(
+        url,
+        timeout=timeout,
+        cooldown=cooldown,
+        min_ttl=min(60.0, float(max_age)),
+        default_ttl=min(300.0, float(max_age)),
+        max_ttl=float(max_age),
+        ssl_context=ssl_context,
+    )
+
+
+def _critical_understood(header: dict[str, Any]) -> bool:
+    """RFC 7515 §4.1.11: ``crit`` is a non-empty list of understood extensions, each present.
+
+    Only RFC 7797's ``b64`` is understood, and only with its default value.
+    """
+    crit = header["crit"]
+    return (
+        type(crit) is list
+        and bool(crit)
+        and all(
+            type(name) is str and name in _SUPPORTED_CRITICAL and name in header for name in crit
+        )
+    )

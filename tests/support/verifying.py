@@ -20,8 +20,7 @@ from support.tokens import (
 )
 
 if TYPE_CHECKING:
-    import jwt
-
+    from invalidtoken_mw.keys import KeySource, VerifyingKey
     from support.jwks_server import JWKSServer
 
 APIS = pytest.mark.parametrize("api", ["sync", "async"])
@@ -58,23 +57,65 @@ def static_verifier(alg: str = "HS256", **options: Any) -> JWTVerifier:
     return JWTVerifier(key=session_keys().verifying_key(alg), algorithms=[alg], **options)
 
 
-class CountingDecoder:
-    """Wraps the verifier's PyJWT decoder and counts the decodes it really performs."""
+class CountingKeys:
+    """A key source wrapping the verifier's own and counting the keys it hands out.
 
-    def __init__(self, inner: jwt.PyJWT) -> None:
+    The verifier asks for a key once per token it really checks (past the structure
+    checks, on a cache miss), so this counts full verifications.
+    """
+
+    def __init__(self, inner: KeySource) -> None:
         self.inner = inner
         self.calls = 0
 
-    def decode(self, *args: Any, **kwargs: Any) -> Any:
-        """Count, then decode for real."""
+    @property
+    def version(self) -> int:
+        """The wrapped source's version."""
+        return self.inner.version
+
+    def key_for(self, kid: str | None, alg: str) -> VerifyingKey:
+        """Count, then look the key up for real."""
         self.calls += 1
-        return self.inner.decode(*args, **kwargs)
+        return self.inner.key_for(kid, alg)
+
+    async def key_for_async(self, kid: str | None, alg: str) -> VerifyingKey:
+        """Count, then look the key up for real."""
+        self.calls += 1
+        return await self.inner.key_for_async(kid, alg)
+
+    def holds(self, key: VerifyingKey) -> bool:
+        """Whether the wrapped source still publishes ``key``."""
+        return self.inner.holds(key)
+
+    def refresh(self) -> None:
+        """Refresh the wrapped source."""
+        self.inner.refresh()
+
+    async def refresh_async(self) -> None:
+        """Refresh the wrapped source."""
+        await self.inner.refresh_async()
 
 
-def count_decodes(verifier: JWTVerifier, monkeypatch: pytest.MonkeyPatch) -> CountingDecoder:
-    """Make ``verifier`` count its decodes for the rest of the test."""
-    counter = CountingDecoder(verifier._decoder)  # noqa: SLF001 - the one seam for counting decodes
-    monkeypatch.setattr(verifier, "_decoder", counter)
+class ExplodingKeys(CountingKeys):
+    """A key source that fails the way a library bug would."""
+
+    def __init__(self, inner: KeySource, error: type[Exception] = RuntimeError) -> None:
+        super().__init__(inner)
+        self.error = error
+
+    def key_for(self, kid: str | None, alg: str) -> VerifyingKey:  # noqa: ARG002
+        """Fail unexpectedly."""
+        raise self.error("boom")
+
+    async def key_for_async(self, kid: str | None, alg: str) -> VerifyingKey:  # noqa: ARG002
+        """Fail unexpectedly."""
+        raise self.error("boom")
+
+
+def count_decodes(verifier: JWTVerifier, monkeypatch: pytest.MonkeyPatch) -> CountingKeys:
+    """Make ``verifier`` count its full verifications for the rest of the test."""
+    counter = CountingKeys(verifier.keys)
+    monkeypatch.setattr(verifier, "keys", counter)
     return counter
 
 

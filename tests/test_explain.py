@@ -286,6 +286,19 @@ def test_audience_with_a_non_string_member_fails_the_aud_check() -> None:
     assert expected == (aud_check, report_verdict(report))
 
 
+def test_a_token_naming_an_audience_fails_when_none_is_configured() -> None:
+    """RFC 7519 4.1.3: with no audience configured, explain says why aud fails and how to fix it."""
+    judge = JWTVerifier(key=SECRET, algorithms=["HS256"], issuer=ISSUER)
+    report = explain(judge, mint(payload=claims(aud="api://billing")))
+    aud_check = next(c for c in report.checks if c.name == "aud")
+    assert (False, "wrong_audience") == (aud_check.passed, report_verdict(report))
+    assert "configured with no audience" in aud_check.detail
+    opted_out = JWTVerifier(
+        key=SECRET, algorithms=["HS256"], issuer=ISSUER, accept_any_audience=True
+    )
+    assert "valid" == report_verdict(explain(opted_out, mint(payload=claims(aud="api://billing"))))
+
+
 def test_exp_absent_is_skipped_not_failed() -> None:
     """Without an exp claim the exp check does not apply; the required_claims check fails."""
     report = explain(verifier(), mint(payload=fixed_claims(exp=None)), now=NOW)

@@ -128,8 +128,20 @@ def test_description_hints_at_clock_skew() -> None:
         pytest.param(
             {"iss": "anyone", "aud": "anything"},
             {"issuer": None, "audience": None},
+            "wrong_audience",
+            id="rfc7519-4.1.3-no-audience-configured-token-names-one",
+        ),
+        pytest.param(
+            {"iss": "anyone", "aud": "anything"},
+            {"issuer": None, "audience": None, "accept_any_audience": True},
             "valid",
-            id="unconfigured-not-checked",
+            id="unconfigured-opted-out-not-checked",
+        ),
+        pytest.param(
+            {"iss": "anyone", "aud": None},
+            {"issuer": None, "audience": None},
+            "valid",
+            id="no-audience-configured-token-names-none",
         ),
     ],
 )

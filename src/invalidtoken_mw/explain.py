@@ -186,6 +186,15 @@ def _claim_checks(
         shown = ", ".join(str(a) for a in auds) or "absent"
         expected = " or ".join(verifier.audience)
         checks.append(Check.of("aud", ok, f"audience is {shown}, this service expects {expected}"))
+    elif claims.get("aud") and not verifier.accept_any_audience:
+        checks.append(
+            Check.fail(
+                "aud",
+                f"audience is {claims['aud']!r}, but this service is configured with no"
+                " audience: a token naming one is refused (RFC 7519 4.1.3); configure"
+                " the audience (--audience) or accept_any_audience=True",
+            )
+        )
     if verifier.token_type is not None:
         typ = header.get("typ")
         ok = (

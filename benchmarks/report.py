@@ -172,10 +172,11 @@ def closing_note(rows: list[dict[str, Any]]) -> str:
 def print_targets(rows: list[dict[str, Any]]) -> None:
     """The targets as an aligned table, then which pass."""
     print("\n== targets")
+    width = max((len(row["case"]) for row in rows), default=0)
     for row in rows:
         verdict = "pass" if row["passed"] else "FAIL"
         print(
-            f"   {verdict:<4} {row['case']:<62} {row['measured_text']:>22}"
+            f"   {verdict:<4} {row['case']:<{width}} {row['measured_text']:>26}"
             f" ≤ {row['bound_text']:<22} {row['target']}"
         )
     print(f"   {closing_note(rows)}")

@@ -1,7 +1,12 @@
-"""One run's results as terminal tables, docs/performance.md and docs/performance.png."""
+"""One run's results as terminal tables, docs/performance.md and docs/performance.png.
+
+:func:`targets` checks the run against the targets below, every bound computed from
+figures of the same run (the raw signature check is timed beside the stacks).
+"""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -9,6 +14,16 @@ if TYPE_CHECKING:
 
 FRAMEWORKS = {"starlette": "Starlette", "fastapi": "FastAPI", "flask": "Flask"}
 COLOURS = ("#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c")
+
+# The targets (issue 15). A fresh valid token: overhead over the bare framework at most
+# the raw signature check plus this many µs.
+FRESH_SLACK_US = {"starlette": 8.0, "flask": 10.0}
+# ... and at most this multiple of Starlette's AuthenticationMiddleware + PyJWT's overhead.
+PEER_RATIO = {"HS256": 0.3, "RS256": 0.5, "ES256": 0.85}
+REFUSAL_SLACK_US = 10.0  # a fresh forged or expired token: whole request <= raw check + this
+CACHED_BYTES = 2048  # kept per verified token
+REFUSED_BYTES = 1024  # kept per refused token, whatever its size
+CLAIMS_US = {"starlette": 3.0, "flask": 5.0}  # resent token, the route reads the claims
 
 
 def _us(value: float | None, *, sign: bool = False) -> str:
@@ -48,6 +63,135 @@ def _over(results: dict[str, Any], scenario: str, name: str) -> str:
     return f"{_row(results, scenario, name)['overhead_us']:+.1f} µs"
 
 
+def _target(
+    case: str, target: str, measured: float, bound: float, shown: tuple[str, str]
+) -> dict[str, Any]:
+    return {
+        "case": case,
+        "target": target,
+        "measured": measured,
+        "bound": bound,
+        "measured_text": shown[0],
+        "bound_text": shown[1],
+        "passed": measured <= bound,
+    }
+
+
+def _fresh_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """A fresh valid token: overhead against the raw signature check, and against the peer."""
+    found, against_peer = [], []
+    for alg, ratio_bound in PEER_RATIO.items():
+        scenario = f"fresh_{alg.lower()}"
+        raw = _row(results, scenario, "raw_signature")["median_us"]
+        for family, slack in FRESH_SLACK_US.items():
+            ours = _row(results, scenario, f"ours_{family}")["overhead_us"]
+            found.append(
+                _target(
+                    f"fresh valid {alg} token, {FRAMEWORKS[family]}",
+                    f"overhead over bare {FRAMEWORKS[family]} ≤ raw signature check + {slack:g} µs",
+                    ours,
+                    raw + slack,
+                    (f"{ours:+.1f} µs", f"{raw:.1f} + {slack:g} = {raw + slack:.1f} µs"),
+                )
+            )
+        names = {
+            r["name"] for s in results["scenarios"] if s["name"] == scenario for r in s["stacks"]
+        }
+        if "starlette_pyjwt" not in names:  # measured without the peers
+            continue
+        ours = _row(results, scenario, "ours_starlette")["overhead_us"]
+        theirs = _row(results, scenario, "starlette_pyjwt")["overhead_us"]
+        ratio = ours / theirs if theirs > 0 else math.inf
+        against_peer.append(
+            _target(
+                f"fresh valid {alg} token, Starlette, against AuthenticationMiddleware + PyJWT",
+                f"our overhead ≤ {ratio_bound:g}x theirs",
+                ratio,
+                ratio_bound,
+                (f"{ratio:.2f}x ({ours:+.1f} / {theirs:+.1f} µs)", f"{ratio_bound:g}x"),
+            )
+        )
+    # Starlette's rows, then the peer's, then Flask's: the order of the issue's table.
+    return [*found[::2], *against_peer, *found[1::2]]
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target: the case, the target as a formula, both figures, pass or fail."""
+    found = _fresh_targets(results)
+    slack = REFUSAL_SLACK_US
+    for kind, what in (("forged", "signed by another key"), ("expired", "expired, signature good")):
+        scenario = f"fresh_{kind}_rs256"
+        raw = _row(results, scenario, "raw_signature")["median_us"]
+        for family in ("starlette", "flask"):
+            spent = _row(results, scenario, f"ours_{family}")["median_us"]
+            found.append(
+                _target(
+                    f"fresh RS256 token {what}, {FRAMEWORKS[family]}",
+                    f"whole 401 request ≤ raw signature check + {slack:g} µs",
+                    spent,
+                    raw + slack,
+                    (f"{spent:.1f} µs", f"{raw:.1f} + {slack:g} = {raw + slack:.1f} µs"),
+                )
+            )
+    for entry in results["memory"]:
+        bound = CACHED_BYTES if entry["name"] == "verified" else REFUSED_BYTES
+        kept = entry["bytes_per_token"]
+        found.append(
+            _target(
+                f"{entry['title']} ({entry['token_bytes']}-byte token)",
+                f"bytes kept per distinct token ≤ {bound}",
+                kept,
+                bound,
+                (f"{kept:.0f} B", f"{bound} B"),
+            )
+        )
+    for family, most in CLAIMS_US.items():
+        framework = FRAMEWORKS[family]
+        spent = _row(results, "claims_rs256", f"ours_{family}_claims")["overhead_us"]
+        found.append(
+            _target(
+                f"resent RS256 token, {framework} route reads the claims",
+                f"overhead over the bare {framework} route ≤ {most:g} µs",
+                spent,
+                most,
+                (f"{spent:+.1f} µs", f"{most:g} µs"),
+            )
+        )
+    return found
+
+
+def closing_note(rows: list[dict[str, Any]]) -> str:
+    """Which targets this run meets."""
+    failing = [r["case"] for r in rows if not r["passed"]]
+    if not failing:
+        return f"All {len(rows)} targets pass."
+    passed = len(rows) - len(failing)
+    return f"{passed} of {len(rows)} targets pass; failing: {'; '.join(failing)}."
+
+
+def print_targets(rows: list[dict[str, Any]]) -> None:
+    """The targets as an aligned table, then which pass."""
+    print("\n== targets")
+    width = max((len(row["case"]) for row in rows), default=0)
+    for row in rows:
+        verdict = "pass" if row["passed"] else "FAIL"
+        print(
+            f"   {verdict:<4} {row['case']:<{width}} {row['measured_text']:>26}"
+            f" ≤ {row['bound_text']:<22} {row['target']}"
+        )
+    print(f"   {closing_note(rows)}")
+
+
+def print_memory(entries: list[dict[str, Any]]) -> None:
+    """Bytes kept per distinct token."""
+    print("\n== memory: bytes invalidtoken-mw keeps per distinct token (Starlette, defaults)")
+    for entry in entries:
+        print(
+            f"   {entry['title']:<58} {entry['token_bytes']:>6} B token"
+            f" {entry['bytes_per_token']:>9.0f} B kept ({entry['tokens']} tokens)"
+        )
+
+
 def headline(results: dict[str, Any]) -> list[str]:
     """The few figures a reader wants first, each from one scenario of this run."""
     names = {s["name"] for s in results["scenarios"]}
@@ -76,7 +220,11 @@ def headline(results: dict[str, Any]) -> list[str]:
     for alg in ("hs256", "rs256", "es256"):
         ours = _row(results, f"fresh_{alg}", "ours_starlette")["overhead_us"]
         floor = _row(results, f"fresh_{alg}", "jwt_decode")["median_us"]
-        fresh.append(f"{alg.upper()} {ours:.0f} µs vs {floor:.0f} µs ({ours / floor:.2f}x)")
+        raw = _row(results, f"fresh_{alg}", "raw_signature")["median_us"]
+        fresh.append(
+            f"{alg.upper()} {ours:.0f} µs vs {floor:.0f} µs ({ours / floor:.2f}x; the"
+            f" signature check alone {raw:.1f} µs)"
+        )
     lines.append(
         "- **A fresh token on every request** (no cache can help): invalidtoken-mw's overhead"
         f" on Starlette vs a bare `jwt.decode` of the same token: {'; '.join(fresh)}."
@@ -138,6 +286,19 @@ s in all. Versions: {versions}.
 
 {headline}
 
+## Targets
+
+Each target checked against this run: every bound is computed from figures of the same
+run (the raw signature check is PyJWT's algorithm `verify` timed in the same scenario), so
+a slower or faster machine moves both sides. How each figure is measured is under
+[Method](#method).
+
+| case | target | measured | bound | result |
+|---|---|---:|---:|:---:|
+{targets}
+
+{closing}
+
 ## Results by scenario
 
 *median µs*: median over the blocks of the mean time per request; *overhead*: median minus
@@ -148,6 +309,12 @@ options. The peers answer a refusal with their own status (Starlette's
 `AuthenticationMiddleware` answers 400, `@requires` 403).
 
 {tables}
+### Memory kept per distinct token
+
+| token | token bytes | distinct tokens | bytes kept per token |
+|---|---:|---:|---:|
+{memory}
+
 ## Method
 
 - **In-process calls, no network.** ASGI applications are awaited directly
@@ -164,6 +331,31 @@ options. The peers answer a refusal with their own status (Starlette's
   stacks alike. The garbage collector runs before and is disabled during each block, so one
   stack's garbage is not collected on another's time.
 - **Overhead and ratios come from the same scenario of the same run**, never from two runs.
+- **Floors.** The fresh scenarios also time `jwt.decode` alone and the raw signature
+  check: PyJWT's public algorithm object, `jwt.get_algorithm_by_name(alg).verify(signing_input,
+  key, signature)`, its key prepared once with `prepare_key`, each token split and its
+  signature decoded before timing, so only the cryptography is timed. Each floor's answer
+  is checked too (a good signature verifies, a forged one does not).
+- **Fresh refusals.** `fresh_forged_rs256` and `fresh_expired_rs256` send a different
+  forged, or expired but well-signed, token on every call to invalidtoken-mw with its
+  default options (a 401 with its challenge, JSON body and one rate-limited log event). A
+  refusal never reaches the application, so its target takes the whole request's median,
+  not the overhead over the bare app's 200 (which would subtract the routing and response
+  the refusal never pays).
+- **Reading the claims.** In `claims_rs256` the route reads the claims the documented way
+  (`request.state.token_claims` on Starlette; `environ["invalidtoken_mw.claims"]`, through
+  `flask.request.environ`, on Flask) and answers the subject; its overhead over the bare
+  app's constant `ok` route charges the reading to invalidtoken-mw.
+- **Memory.** Each figure gets a fresh Starlette application with `InvalidTokenMiddleware`
+  and its default options; after a few warm-up requests it is sent {memory_tokens} distinct
+  tokens under `tracemalloc`. After a full `gc.collect()`, the Python memory still
+  allocated since the first of them, divided by their number, is what it keeps per token:
+  every call's garbage is gone, and whatever the middleware keeps of a request (the
+  extractor's, the verifier's positive and negative caches, the log limiter) is counted.
+  Each request's scope is built for its call, so the token text a cache keeps is counted
+  too. Refused tokens are forged RS256 tokens of about 600 bytes and 8 KB, and junk
+  (three random base64url segments) of the largest size the default `max_token_bytes`
+  lets through. `tracemalloc` sees Python's allocator only, where every cache lives.
 - **Resent and fresh tokens.** Resent scenarios send one token on every request, as a client
   does between refreshes. Fresh scenarios send each stack a different pre-minted token on
   every call (a pool of {fresh_pool}; no stack sees a token twice), so no cache can help.
@@ -195,7 +387,12 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     mpl.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    shown = [s for s in results["scenarios"] if s["name"] != "redis_local_cache"]
+    # Only scenarios with every framework: a missing bar is a zero, which a log scale cannot draw.
+    shown = [
+        s
+        for s in results["scenarios"]
+        if {r["family"] for r in s["stacks"] if r["bare"]} == set(FRAMEWORKS)
+    ]
     names = [s["name"] for s in shown]
     figure, axes = plt.subplots(1, len(FRAMEWORKS), figsize=(19, 7), sharey=True)
     for axis, (family, framework) in zip(axes, FRAMEWORKS.items(), strict=True):
@@ -226,13 +423,23 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
 
 
 def write_docs(results: dict[str, Any], directory: Path) -> None:
-    """performance.md (headline, a table per scenario, method) and performance.png."""
+    """performance.md (headline, targets, tables, memory, method) and performance.png."""
     directory.mkdir(parents=True, exist_ok=True)
     meta = results["meta"]
     page = _PAGE.format(
         **{**meta, "versions": ", ".join(f"{k} {v}" for k, v in meta["versions"].items())},
         headline="\n".join(headline(results)),
+        targets="\n".join(
+            f"| {r['case']} | {r['target']} | {r['measured_text']} | {r['bound_text']}"
+            f" | {'pass' if r['passed'] else '**FAIL**'} |"
+            for r in results["targets"]
+        ),
+        closing=f"**{closing_note(results['targets'])}**",
         tables="\n".join("\n".join(_table(s)) for s in results["scenarios"]),
+        memory="\n".join(
+            f"| {m['title']} | {m['token_bytes']} | {m['tokens']} | {m['bytes_per_token']:.0f} |"
+            for m in results["memory"]
+        ),
     )
     (directory / "performance.md").write_text(page)
     write_chart(results, directory / "performance.png")

@@ -8,10 +8,14 @@ Usage::
     python benchmarks/run.py --json out.json # also keep the raw figures (never committed)
 
 Every scenario is one request shape (a resent or a fresh valid token per algorithm, a
-missing, garbage, expired or forged token, a resent token checked against Redis) sent
-in-process to every stack: Starlette, FastAPI and Flask bare, with invalidtoken-mw, and
-with the usual alternative. Each stack's figure is the median over interleaved blocks;
-the overhead is that median minus the bare app's in the same scenario of the same run.
+missing, garbage, expired or forged token, a fresh forged or expired one, a resent token
+read by the route or checked against Redis) sent in-process to every stack: Starlette,
+FastAPI and Flask bare, with invalidtoken-mw, and with the usual alternative; fresh tokens
+also to two floors, ``jwt.decode`` alone and PyJWT's bare signature check. Each stack's
+figure is the median over interleaved blocks; the overhead is that median minus the bare
+app's in the same scenario of the same run. The same run then measures the bytes
+invalidtoken-mw keeps per distinct verified or refused token, and checks every figure
+against the targets in ``report.py``.
 
 Needs the frameworks and the peers, ``pip install -e . --group bench``; without the peers
 the run measures invalidtoken-mw alone (and refuses ``--write-docs``). The Redis scenario
@@ -29,6 +33,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import secrets
 import shutil
 import socket
 import statistics
@@ -44,10 +49,12 @@ import jwt
 import report
 import stacks
 import structlog
+from jwt.utils import base64url_decode
 from stacks import ALGORITHMS, AUDIENCE, DEFAULT_ALG, ISSUER, AlgKeys, make_keys, mint
 from timing import (
     Plan,
     Timed,
+    asgi_retained,
     asgi_runner,
     asgi_status,
     call_runner,
@@ -57,6 +64,7 @@ from timing import (
 )
 
 from invalidtoken_mw import RedisRevocationStore
+from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -68,11 +76,16 @@ OK = 200
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("invalidtoken-mw", "starlette", "fastapi", "flask", "pyjwt", "cryptography")
 PEER_PACKAGES = ("flask-jwt-extended", "authlib", "joserfc")
-MODES = {  # plan, fresh-token pool per algorithm
-    "smoke": (Plan(blocks=2, block_seconds=0.001, min_calls=2, max_calls=10, warmup_calls=2), 40),
+MODES = {  # plan, fresh-token pool per scenario, distinct tokens per memory figure
+    "smoke": (
+        Plan(blocks=2, block_seconds=0.001, min_calls=2, max_calls=10, warmup_calls=2),
+        40,
+        40,
+    ),
     "full": (
         Plan(blocks=25, block_seconds=0.03, min_calls=30, max_calls=50_000, warmup_calls=100),
         5000,
+        2000,
     ),
 }
 
@@ -91,14 +104,16 @@ class Stack:
     target: Any
     ours: bool = False
     bare: bool = False
+    prepare: Callable[[str], tuple[Any, ...]] | None = None  # a floor's arguments from a token
 
     def runner(self, authorizations: list[str | None]) -> Runner:
         """The runner that sends this stack the scenario's requests."""
         if self.family == "flask":
             return wsgi_runner(self.target, authorizations)
         if self.family == "floor":
+            prepare = self.prepare or (lambda token: (token,))
             tokens = [(a or "").removeprefix("Bearer ") for a in authorizations]
-            return call_runner(self.target, tokens)
+            return call_runner(self.target, [prepare(token) for token in tokens])
         return asgi_runner(self.target, authorizations)
 
     async def status(self, authorization: str | None) -> int | None:
@@ -120,6 +135,7 @@ class Scenario:
     expect: int
     stacks: list[Stack]
     fresh: bool = False
+    signed: bool = True  # whether the tokens' signatures are good (the raw floor's answer)
     closers: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -168,6 +184,22 @@ def _floor(keys: AlgKeys) -> Stack:
     return Stack("jwt_decode", "jwt.decode alone", "floor", decode)
 
 
+def _raw_floor(keys: AlgKeys) -> Stack:
+    """PyJWT's algorithm object alone, key prepared once: the signature check's own cost.
+
+    The token is split and its signature decoded before timing: only ``verify`` is timed.
+    """
+    algorithm = jwt.get_algorithm_by_name(keys.alg)
+    key = algorithm.prepare_key(keys.verifying)
+
+    def prepare(token: str) -> tuple[Any, ...]:
+        signing_input, _, signature = token.rpartition(".")
+        return signing_input.encode(), key, base64url_decode(signature)
+
+    label = "raw signature check (PyJWT algorithm verify)"
+    return Stack("raw_signature", label, "floor", algorithm.verify, prepare=prepare)
+
+
 @contextlib.contextmanager
 def redis_server() -> Iterator[str | None]:
     """A throw-away ``redis-server`` on a free loopback port, or ``None`` without one."""
@@ -213,7 +245,7 @@ def scenarios(
     for alg in ALGORITHMS:
         title = f"fresh valid {alg} token on every request"
         tokens: list[str | None] = [f"Bearer {mint(keys[alg])}" for _ in range(pool)]
-        fresh = [*_stacks(keys[alg], peers), _floor(keys[alg])]
+        fresh = [*_stacks(keys[alg], peers), _floor(keys[alg]), _raw_floor(keys[alg])]
         found.append(Scenario(f"fresh_{alg.lower()}", title, tokens, OK, fresh, fresh=True))
     key = keys[DEFAULT_ALG]
     rejections: dict[str, tuple[str, str | None]] = {
@@ -227,9 +259,38 @@ def scenarios(
     }
     for name, (title, authorization) in rejections.items():
         found.append(Scenario(name, title, [authorization], 401, _stacks(key, peers)))
+    for kind, title, forged, age in (
+        ("forged", "signed by another key", True, 0),
+        ("expired", "expired, signature good", False, 10_800),
+    ):
+        tokens = [f"Bearer {mint(key, forged=forged, age=age)}" for _ in range(pool)]
+        refused = [*_stacks(key, None, ("starlette", "flask")), _raw_floor(key)]
+        found.append(
+            Scenario(
+                f"fresh_{kind}_{DEFAULT_ALG.lower()}",
+                f"fresh {DEFAULT_ALG} token on every request, {title}",
+                tokens,
+                401,
+                refused,
+                fresh=True,
+                signed=not forged,
+            )
+        )
+    found.append(_claims_scenario(key))
     if redis_url is not None:
         found.append(_redis_scenario(key, redis_url))
     return found
+
+
+def _claims_scenario(keys: AlgKeys) -> Scenario:
+    """A resent valid token whose claims the route reads, the way the docs show."""
+    found = _stacks(keys, None, ("starlette", "flask"))
+    for family, build in (("starlette", stacks.claims_starlette), ("flask", stacks.claims_flask)):
+        label = "invalidtoken-mw, the route reads the claims"
+        found.append(Stack(f"ours_{family}_claims", label, family, build(keys), ours=True))
+    title = f"resent valid {DEFAULT_ALG} token, the route reads the claims"
+    authorizations: list[str | None] = [f"Bearer {mint(keys)}"]
+    return Scenario(f"claims_{keys.alg.lower()}", title, authorizations, OK, _by_framework(found))
 
 
 def _redis_scenario(keys: AlgKeys, url: str) -> Scenario:
@@ -255,6 +316,10 @@ async def _check(scenario: Scenario) -> dict[str, int | None]:
     found: dict[str, int | None] = {}
     for stack in scenario.stacks:
         status = found[stack.name] = await stack.status(scenario.authorizations[0])
+        if stack.prepare is not None:
+            token = (scenario.authorizations[0] or "").removeprefix("Bearer ")
+            if stack.target(*stack.prepare(token)) is not scenario.signed:
+                raise HarnessError(f"{scenario.name}: {stack.name} disagrees on the signature")
         want = OK if stack.bare else scenario.expect
         if status is None or stack.ours or stack.bare:
             if status not in {None, want}:
@@ -309,9 +374,56 @@ def _version(package: str) -> str:
         return "absent"
 
 
+def _junk(size: int) -> str:
+    """Random base64url text of ``size`` characters in three dot-separated segments."""
+    text = secrets.token_urlsafe(size)[:size]
+    return f"{text[:99]}.{text[100:199]}.{text[200:]}"
+
+
+async def memory(keys: AlgKeys, count: int) -> list[dict[str, Any]]:
+    """Bytes invalidtoken-mw keeps per distinct token, through Starlette and the middleware.
+
+    Each figure gets a fresh application with the default options; a few requests warm it
+    up (lazy set-up, the first log event) before ``count`` distinct tokens are traced.
+    """
+    room = DEFAULT_MAX_TOKEN_BYTES - len("Bearer ")  # the largest token the default allows
+    cases: dict[str, tuple[str, int, Callable[[], str]]] = {
+        "verified": ("verified token, positive cache", OK, lambda: mint(keys)),
+        "forged": ("refused: signed by another key", 401, lambda: mint(keys, forged=True)),
+        "forged_8k": (
+            "refused: signed by another key, about 8 KB",
+            401,
+            lambda: mint(keys, forged=True, pad=5_600),
+        ),
+        "junk": ("refused: junk of the largest size allowed", 401, lambda: _junk(room)),
+    }
+    warm, found = 5, []
+    for name, (title, expect, make) in cases.items():
+        tokens = [make() for _ in range(warm + count)]
+        if max(map(len, tokens)) > room:
+            raise HarnessError(f"memory {name}: a token is longer than the default allows")
+        authorizations: list[str | None] = [f"Bearer {token}" for token in tokens]
+        app = stacks.ours_starlette(keys)
+        if (status := await asgi_status(app, authorizations[0])) != expect:
+            raise HarnessError(f"memory {name}: invalidtoken-mw answered {status}, not {expect}")
+        await asgi_runner(app, authorizations[1:warm])(0, warm - 1)
+        retained = await asgi_retained(app, authorizations[warm:])
+        size = statistics.mean(map(len, tokens[warm:]))
+        found.append(
+            {
+                "name": name,
+                "title": f"{keys.alg} {title}",
+                "token_bytes": round(size),
+                "tokens": count,
+                "bytes_per_token": retained,
+            }
+        )
+    return found
+
+
 async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
-    """Run every scenario; return the results document."""
-    plan, pool = MODES[mode]
+    """Run every scenario and the memory figures; return the results document."""
+    plan, pool, count = MODES[mode]
     began, load = time.monotonic(), round(os.getloadavg()[0], 2)
     keys, results = make_keys(), []
     with redis_server() as redis_url:
@@ -331,6 +443,8 @@ async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
             report.print_scenario(results[-1])
             for close in scenario.closers:
                 close()
+    retained = await memory(keys[DEFAULT_ALG], count)
+    report.print_memory(retained)
     meta = {
         "mode": mode,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -342,9 +456,13 @@ async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
         "blocks": plan.blocks,
         "block_ms": plan.block_seconds * 1000,
         "fresh_pool": pool,
+        "memory_tokens": count,
         "versions": {p: _version(p) for p in (*PACKAGES, *(PEER_PACKAGES if peers else ()))},
     }
-    return {"meta": meta, "scenarios": results}
+    document: dict[str, Any] = {"meta": meta, "scenarios": results, "memory": retained}
+    document["targets"] = report.targets(document)
+    report.print_targets(document["targets"])
+    return document
 
 
 def _peers() -> ModuleType | None:

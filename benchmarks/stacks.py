@@ -1,8 +1,9 @@
 """Keys, tokens, the bare applications and invalidtoken-mw on top of them (public API only).
 
-Every application answers ``GET /orders`` with a constant ``ok``; the bare ones check
-nothing. Endpoints are ``async`` on Starlette and FastAPI (a sync endpoint would run in
-the thread pool, and that hop would dominate every number). Every valid token carries
+Every application answers ``GET /orders`` with a constant ``ok`` (the ``claims_*`` ones
+with the token's subject, read the documented way); the bare ones check nothing.
+Endpoints are ``async`` on Starlette and FastAPI (a sync endpoint would run in the thread
+pool, and that hop would dominate every number). Every valid token carries
 the claims all the peers insist on (RFC 9068's ``iss``, ``aud``, ``sub``, ``client_id``,
 ``iat``, ``exp``, ``jti``, plus ``scope`` and ``typ: at+jwt``), so a rejection is always
 the scenario's defect and never a peer's configuration.
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse as FastAPIPlainText
 from flask import Flask
+from flask import request as flask_request
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -67,10 +69,13 @@ def make_keys() -> dict[str, AlgKeys]:
     return keys
 
 
-def mint(keys: AlgKeys, *, age: int = 0, forged: bool = False) -> str:
-    """An access token issued ``age`` seconds ago for two hours, with a unique ``jti``."""
+def mint(keys: AlgKeys, *, age: int = 0, forged: bool = False, pad: int = 0) -> str:
+    """An access token issued ``age`` seconds ago for two hours, with a unique ``jti``.
+
+    ``pad`` adds a claim of that many characters, for tokens of a chosen size.
+    """
     now = int(time.time()) - age
-    claims = {
+    claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": AUDIENCE,
         "sub": "user-4711",
@@ -80,6 +85,8 @@ def mint(keys: AlgKeys, *, age: int = 0, forged: bool = False) -> str:
         "jti": secrets.token_hex(12),
         "scope": "orders:read",
     }
+    if pad:
+        claims["pad"] = "x" * pad
     key = keys.forging if forged else keys.signing
     return jwt.encode(claims, key, algorithm=keys.alg, headers={"typ": "at+jwt"})
 
@@ -137,6 +144,30 @@ def ours_fastapi(keys: AlgKeys) -> FastAPI:
     """Bare FastAPI plus ``InvalidTokenMiddleware``, added the one-line way."""
     app = bare_fastapi()
     app.add_middleware(InvalidTokenMiddleware, verifier=verifier(keys))
+    return app
+
+
+async def _subject(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(request.state.token_claims["sub"])
+
+
+def claims_starlette(keys: AlgKeys) -> Starlette:
+    """``ours_starlette`` whose route answers the subject read from ``request.state``."""
+    app = Starlette(routes=[Route(PATH, _subject)])
+    app.add_middleware(InvalidTokenMiddleware, verifier=verifier(keys))
+    return app
+
+
+def claims_flask(keys: AlgKeys) -> Flask:
+    """``ours_flask`` whose view answers the subject read from the WSGI environ."""
+    app = Flask("claims")
+
+    @app.get(PATH)
+    def orders() -> str:
+        return str(flask_request.environ["invalidtoken_mw.claims"]["sub"])
+
+    wrapped = InvalidTokenWSGIMiddleware(app.wsgi_app, verifier=verifier(keys))
+    app.wsgi_app = wrapped  # type: ignore[method-assign]
     return app
 
 

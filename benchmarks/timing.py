@@ -2,8 +2,9 @@
 
 ASGI applications are awaited directly with a prebuilt scope (copied per call, as a
 server builds a fresh one); WSGI applications are called with a prebuilt environ and
-their iterable is consumed and closed; a floor is a plain function called with the
-token. No sockets, no server: what is left is the application's own cost.
+their iterable is consumed and closed; a floor is a plain function called with arguments
+prepared from the token. No sockets, no server: what is left is the application's own
+cost. Memory is measured apart, with ``tracemalloc`` (:func:`asgi_retained`).
 
 The blocks of every stack of a scenario are interleaved, the order rotated each round,
 so a noisy neighbour on the machine slows every stack alike instead of one.
@@ -16,6 +17,7 @@ import io
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,13 +134,13 @@ def wsgi_runner(app: WSGIApp, authorizations: Sequence[str | None]) -> Runner:
     return run
 
 
-def call_runner(function: Callable[[str], object], tokens: Sequence[str]) -> Runner:
-    """Call ``function`` once per call with the next token."""
+def call_runner(function: Callable[..., object], arguments: Sequence[tuple[Any, ...]]) -> Runner:
+    """Call ``function`` once per call with the next prepared arguments."""
 
     async def run(start: int, calls: int) -> int:
         began = time.perf_counter_ns()
         for index in range(start, start + calls):
-            function(tokens[index % len(tokens)])
+            function(*arguments[index % len(arguments)])
         return time.perf_counter_ns() - began
 
     return run
@@ -160,6 +162,27 @@ def wsgi_status(app: WSGIApp, authorization: str | None) -> int:
 
     _wsgi_call(app, wsgi_environ(authorization), start_response)
     return statuses[0]
+
+
+async def asgi_retained(app: ASGIApp, authorizations: Sequence[str | None]) -> float:
+    """Bytes ``app`` still holds after one request per authorization, per request.
+
+    Python allocations traced by ``tracemalloc`` from the first request to the last, after
+    a full collection: what the calls left garbage is gone, what a cache keeps is counted.
+    Each scope (and so the header bytes the token is read from) is built for its call, so
+    whatever the application keeps of the request is new and counted.
+    """
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for authorization in authorizations:
+            await app(asgi_scope(authorization), _receive, _discard)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return (after - before) / len(authorizations)
 
 
 @dataclass(frozen=True)

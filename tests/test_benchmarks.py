@@ -9,6 +9,7 @@ regenerates docs/performance.md cannot rot either.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -27,6 +28,29 @@ SCENARIOS = [
     "forged",
 ]
 FAMILIES = {"starlette", "fastapi", "flask"}
+ALGORITHMS = ("HS256", "RS256", "ES256")
+FRESH = [f"fresh_{alg.lower()}" for alg in ALGORITHMS]
+FRESH_REFUSED = ["fresh_forged_rs256", "fresh_expired_rs256"]
+# The targets of the issue, in its order; memory rows end with the token's size.
+TARGET_CASES = [
+    *(f"fresh valid {alg} token, Starlette" for alg in ALGORITHMS),
+    *(
+        f"fresh valid {alg} token, Starlette, against AuthenticationMiddleware + PyJWT"
+        for alg in ALGORITHMS
+    ),
+    *(f"fresh valid {alg} token, Flask" for alg in ALGORITHMS),
+    *(
+        f"fresh RS256 token {what}, {framework}"
+        for what in ("signed by another key", "expired, signature good")
+        for framework in ("Starlette", "Flask")
+    ),
+    "RS256 verified token, positive cache (",
+    "RS256 refused: signed by another key (",
+    "RS256 refused: signed by another key, about 8 KB (",
+    "RS256 refused: junk of the largest size allowed (",
+    "resent RS256 token, Starlette route reads the claims",
+    "resent RS256 token, Flask route reads the claims",
+]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +91,79 @@ def test_smoke_run_times_every_stack_of_the_scenario(
     assert all(row["median_us"] > 0 and row["samples_us"] for row in rows.values())
     expected = 200 if name.startswith(("valid", "fresh")) else 401
     assert {expected} == {rows[f"ours_{family}"]["status"] for family in FAMILIES}
+
+
+def _rows(results: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    scenario = next(s for s in results["scenarios"] if s["name"] == name)
+    return {row["name"]: row for row in scenario["stacks"]}
+
+
+@pytest.mark.parametrize("name", FRESH + FRESH_REFUSED)
+def test_smoke_run_times_the_raw_signature_check_beside_fresh_tokens(
+    smoke: tuple[dict[str, Any], Path], name: str
+) -> None:
+    """Every fresh scenario also times PyJWT's algorithm ``verify`` alone, the targets' floor."""
+    results, _ = smoke
+    raw = _rows(results, name)["raw_signature"]
+    assert "floor" == raw["family"]
+    assert raw["median_us"] > 0
+    assert raw["samples_us"]
+
+
+@pytest.mark.parametrize("name", FRESH_REFUSED)
+def test_smoke_run_refuses_a_fresh_forged_or_expired_token_on_starlette_and_flask(
+    smoke: tuple[dict[str, Any], Path], name: str
+) -> None:
+    """A new forged or expired token on every request: bare app 200, invalidtoken-mw 401."""
+    results, _ = smoke
+    rows = _rows(results, name)
+    for family in ("starlette", "flask"):
+        assert 200 == rows[family]["status"]
+        assert 401 == rows[f"ours_{family}"]["status"]
+        assert rows[f"ours_{family}"]["median_us"] > 0
+
+
+def test_smoke_run_times_routes_that_read_the_claims(smoke: tuple[dict[str, Any], Path]) -> None:
+    """A resent token whose claims the route reads answers 200, next to the bare route."""
+    results, _ = smoke
+    rows = _rows(results, "claims_rs256")
+    for family in ("starlette", "flask"):
+        assert rows[family]["bare"]
+        assert 200 == rows[f"ours_{family}_claims"]["status"]
+        assert rows[f"ours_{family}_claims"]["overhead_us"] is not None
+
+
+def test_smoke_run_measures_the_memory_kept_per_token(smoke: tuple[dict[str, Any], Path]) -> None:
+    """Bytes kept per verified token and per refused token of each size, as numbers."""
+    results, _ = smoke
+    memory = {entry["name"]: entry for entry in results["memory"]}
+    assert ["verified", "forged", "forged_8k", "junk"] == list(memory)
+    assert 500 < memory["verified"]["token_bytes"] < 800
+    assert 500 < memory["forged"]["token_bytes"] < 800
+    assert 7000 < memory["forged_8k"]["token_bytes"] <= 8192 - len("Bearer ")
+    assert 8192 - len("Bearer ") == memory["junk"]["token_bytes"]
+    for entry in memory.values():
+        assert entry["tokens"] > 0
+        assert math.isfinite(entry["bytes_per_token"])
+
+
+def test_smoke_run_reports_every_target_with_a_number(
+    smoke: tuple[dict[str, Any], Path],
+) -> None:
+    """One row per target, each with its measured value and bound; pass or fail is not
+    asserted: a timing belongs to the benchmark, not to a test on a shared machine."""
+    results, workdir = smoke
+    rows = results["targets"]
+    assert len(TARGET_CASES) == len(rows)
+    for case, row in zip(TARGET_CASES, rows, strict=True):
+        assert row["case"].startswith(case)
+        assert math.isfinite(row["measured"])
+        assert math.isfinite(row["bound"])
+        assert isinstance(row["passed"], bool)
+    page = (workdir / "performance.md").read_text()
+    assert "## Targets" in page
+    assert all(f"| {row['case']} | {row['target']} |" in page for row in rows)
+    assert "targets pass" in page
 
 
 def test_smoke_run_measures_the_redis_store_when_redis_server_exists(

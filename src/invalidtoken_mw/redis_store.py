@@ -1,7 +1,8 @@
 """RedisRevocationStore: revocations shared by every instance, through Redis.
 
 - Keys are ``{prefix}jti:<hash of iss and jti>`` and ``{prefix}sub:<hash of iss and
-  sub>``; token entries expire at the token's ``exp`` plus leeway, subject entries
+  sub>``; token entries expire at the token's ``exp`` plus leeway (the end of the year
+  9999 at the latest, for an ``exp`` beyond it or beyond any float), subject entries
   after the longest token lifetime. No key lives forever. Revoking a subject again
   never shortens an earlier revocation of it.
 - One ``MGET`` answers a check. A short per-process cache (default 1 s) keeps Redis

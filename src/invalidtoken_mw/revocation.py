@@ -78,7 +78,11 @@ _store_error_log = _Throttle(interval=1.0)
 
 
 class RevocationStore(Protocol):
-    """What the verifier needs from a revocation store."""
+    """What the verifier needs from a revocation store.
+
+    The verifier asks through :func:`check_revocation`: an :class:`AuthFailure` a store
+    raises is the answer; any other exception is ``revocation_unavailable`` (503).
+    """
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """Whether the verified ``claims`` belong to a revoked token or subject."""

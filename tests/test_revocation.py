@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from invalidtoken_mw import (
     AuthFailure,
@@ -27,11 +32,18 @@ from invalidtoken_mw import (
     MemoryRevocationStore,
     Reason,
     RedisRevocationStore,
+    revocation,
 )
-from support.tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, mint
+from invalidtoken_mw.revocation import (
+    check_revocation,
+    check_revocation_async,
+    revocation_keys,
+    subject_revoked,
+)
+from support.tokens import AUDIENCE, ISSUER, SECRET, claims, hs256_raw, json_values, mint
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
     from support.redis_server import RedisServer
 
@@ -220,6 +232,114 @@ def test_async_methods_match_the_sync_ones(make_store: MakeStore) -> None:
     assert [True, False, True, False] == asyncio.run(scenario())
 
 
+BEYOND_FLOAT = 10**309  # float(BEYOND_FLOAT) raises OverflowError
+
+
+@pytest.mark.parametrize(
+    ("iat", "expected"),
+    [
+        pytest.param(-BEYOND_FLOAT, "revoked", id="int-below-any-float"),
+        pytest.param(BEYOND_FLOAT, "kept", id="int-above-any-float"),
+        pytest.param(-(10**4000), "revoked", id="int-4000-digits-below"),
+        pytest.param(-1.5e308, "revoked", id="float-far-past"),
+        pytest.param(1.5e308, "kept", id="float-far-future"),
+        pytest.param(-math.inf, "revoked", id="minus-inf"),
+        pytest.param(math.inf, "kept", id="inf"),
+        pytest.param(math.nan, "revoked", id="nan-is-no-iat"),
+        pytest.param("0", "revoked", id="string-is-no-iat"),
+        pytest.param(True, "revoked", id="bool-is-no-iat"),
+        pytest.param(None, "revoked", id="no-iat"),
+    ],
+)
+def test_subject_revocation_judges_any_iat_by_the_rules(
+    make_store: MakeStore, iat: object, expected: str
+) -> None:
+    """Any iat a signed token may carry: no exception, and covered iff issued before (sync/async).
+
+    A number that is no moment (NaN, a string, a boolean) counts as no iat: covered.
+    """
+    store = make_store()
+    store.revoke_subject("user-absurd", issuer=ISSUER)
+    identity = {"iss": ISSUER, "sub": "user-absurd", "iat": iat}
+    other = {"iss": ISSUER, "sub": "user-fine", "iat": iat}
+
+    async def checked_async() -> bool:
+        try:
+            return await store.is_revoked_async(identity)
+        finally:
+            await close_on_loop(store)
+
+    answers = (store.is_revoked(identity), asyncio.run(checked_async()), store.is_revoked(other))
+    covered = expected == "revoked"
+    assert (covered, covered, False) == answers
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "expected"),
+    [
+        pytest.param(BEYOND_FLOAT, "revoked", id="int-above-any-float"),
+        pytest.param(math.inf, "revoked", id="inf"),
+        pytest.param(1.5e308, "revoked", id="float-far-future"),
+        pytest.param(-BEYOND_FLOAT, "already expired", id="int-below-any-float"),
+        pytest.param(-math.inf, "already expired", id="minus-inf"),
+    ],
+)
+def test_a_token_revoked_until_any_exp_is_revoked_or_already_expired(
+    make_store: MakeStore, expires_at: float, expected: str
+) -> None:
+    """revoke() with an exp beyond any float never raises: a future one revokes, a past one not."""
+    store = make_store()
+    stored = store.revoke(jti="absurd-exp", issuer=ISSUER, expires_at=expires_at)
+    revoked = store.is_revoked({"iss": ISSUER, "jti": "absurd-exp"})
+    assert (expected == "revoked",) * 2 == (stored, revoked)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda s: s.revoke(jti="j", issuer=ISSUER, expires_at=math.nan), id="exp-nan"),
+        pytest.param(lambda s: s.revoke(jti="j", issuer=ISSUER, expires_at="1"), id="exp-string"),
+        pytest.param(lambda s: s.revoke_subject("u", issuer=ISSUER, before=math.inf), id="inf"),
+        pytest.param(lambda s: s.revoke_subject("u", issuer=ISSUER, before=math.nan), id="nan"),
+        pytest.param(lambda s: s.revoke_subject("u", issuer=ISSUER, before=BEYOND_FLOAT), id="big"),
+    ],
+)
+def test_revoking_with_a_moment_that_is_no_time_is_refused(
+    make_store: MakeStore, call: Callable[[Store], object]
+) -> None:
+    """NaN, or an endless subject revocation: a ValueError naming the argument, nothing stored."""
+    store = make_store()
+    with pytest.raises(ValueError, match=r"^(expires_at|before) must be"):
+        call(store)
+    assert 0 == len(store)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    iat=st.one_of(
+        st.integers(),
+        st.integers(min_value=-(10**400), max_value=10**400),
+        st.floats(allow_nan=True, allow_infinity=True),
+        json_values,
+    ),
+    before=st.floats(min_value=-1e300, max_value=1e300),
+    leeway=st.floats(min_value=0, max_value=1e6),
+)
+def test_revocation_keys_never_raise_and_order_iat_exactly(
+    iat: object, before: float, leeway: float
+) -> None:
+    """For any claim value the identity is read without an exception, and a numeric iat is
+    compared with the revocation moment exactly (as a fraction), however large."""
+    if isinstance(iat, bool) or not isinstance(iat, (int, float)):
+        exact = True  # no usable iat: covered
+    elif isinstance(iat, int) or math.isfinite(iat):
+        exact = Fraction(iat) < Fraction(before + leeway)
+    else:
+        exact = math.isnan(iat) or iat < 0  # NaN is no usable iat: covered
+    identity = revocation_keys({"iss": ISSUER, "sub": "s", "iat": iat})
+    assert exact == subject_revoked(identity[3], before, leeway)
+
+
 def test_verifier_refuses_a_revoked_token_as_invalid_token(make_store: MakeStore) -> None:
     """Through JWTVerifier a revoked token is reason revoked: 401 with error invalid_token."""
     store = make_store()
@@ -316,3 +436,117 @@ def test_verifier_refuses_a_revocation_object_without_is_revoked() -> None:
     """Passing something that is not a store fails at construction with a how-to message."""
     with pytest.raises(TypeError, match="MemoryRevocationStore"):
         JWTVerifier(key=SECRET, algorithms=["HS256"], revocation=object())  # type: ignore[arg-type]
+
+
+# -- check_revocation: the verifier's way to ask any store ----------------------------------
+
+
+class RaisingStore:
+    """A store of the application's own whose every check raises ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def is_revoked(self, _claims: Mapping[str, Any]) -> bool:
+        """Raise the error."""
+        raise self.error
+
+    async def is_revoked_async(self, _claims: Mapping[str, Any]) -> bool:
+        """Raise the error."""
+        raise self.error
+
+
+@pytest.fixture
+def fresh_store_error_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh throttle for ``revocation_store_error``, so no earlier test's event hides ours."""
+    throttle = revocation._Throttle(interval=1.0)  # noqa: SLF001 - reset between tests
+    monkeypatch.setattr(revocation, "_store_error_log", throttle)
+
+
+def both_checks(store: Any, identity: dict[str, Any]) -> list[object]:
+    """What check_revocation and check_revocation_async give: the answer, or what they raise."""
+
+    async def checked_async() -> bool:
+        return await check_revocation_async(store, identity)
+
+    def answer_of(check: Callable[[], bool]) -> object:
+        try:
+            return check()
+        except AuthFailure as failure:
+            return failure
+
+    return [
+        answer_of(lambda: check_revocation(store, identity)),
+        answer_of(lambda: asyncio.run(checked_async())),
+    ]
+
+
+@pytest.mark.usefixtures("fresh_store_error_log")
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("db down for user-secret"),
+        KeyError("user-secret"),
+        OverflowError(),
+        TypeError(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_exception_from_a_store_is_revocation_unavailable(error: Exception) -> None:
+    """Any exception: 503 revocation_unavailable naming its type; one store-error event (the
+    second within a second is throttled) with type names only, never a claim value."""
+    identity = {"iss": ISSUER, "sub": "user-secret", "jti": "jti-secret"}
+    with capture_logs() as logs:
+        results = both_checks(RaisingStore(error), identity)
+    failures = [r for r in results if isinstance(r, AuthFailure)]
+    assert [
+        (Reason.REVOCATION_UNAVAILABLE, 503, {"error_type": type(error).__name__}, error)
+    ] * 2 == [(f.reason, f.status, dict(f.context), f.__cause__) for f in failures]
+    assert [
+        {
+            "event": "revocation_store_error",
+            "log_level": "error",
+            "error_type": type(error).__name__,
+            "store": "RaisingStore",
+        }
+    ] == logs
+
+
+def test_a_throttled_store_error_is_counted_in_the_next_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Store errors left out of the log within the interval are counted in the next event."""
+    clock = [100.0]
+    throttle = revocation._Throttle(interval=1.0, clock=lambda: clock[0])  # noqa: SLF001
+    monkeypatch.setattr(revocation, "_store_error_log", throttle)
+    store = RaisingStore(RuntimeError())
+    with capture_logs() as logs:
+        for step in (0.0, 0.3, 0.3, 0.5):  # at 100, 100.3, 100.6, then 101.1: a second later
+            clock[0] += step
+            with pytest.raises(AuthFailure):
+                check_revocation(store, {})
+    assert [None, 2] == [e.get("suppressed") for e in logs]
+
+
+@pytest.mark.usefixtures("fresh_store_error_log")
+def test_an_auth_failure_from_a_store_passes_unchanged() -> None:
+    """A store's own AuthFailure (e.g. Redis unreachable) is raised as it is, nothing logged."""
+    failure = AuthFailure(Reason.REVOKED, context={"by": "own-store"})
+    with capture_logs() as logs:
+        results = both_checks(RaisingStore(failure), {})
+    assert ([failure, failure], []) == (results, logs)
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), asyncio.CancelledError()], ids=repr)
+def test_what_is_not_an_exception_is_not_swallowed(error: BaseException) -> None:
+    """KeyboardInterrupt and a cancelled task go on up: they are not the store's answer."""
+    with pytest.raises(type(error)):
+        check_revocation(RaisingStore(error), {})
+
+
+def test_check_revocation_returns_the_stores_answer() -> None:
+    """A working store's answer is returned as a bool, sync and async."""
+    store = MemoryRevocationStore()
+    store.revoke(jti="t", issuer=ISSUER, expires_at=time.time() + 60)
+    revoked, kept = {"iss": ISSUER, "jti": "t"}, {"iss": ISSUER, "jti": "u"}
+    assert [True, True, False, False] == [*both_checks(store, revoked), *both_checks(store, kept)]

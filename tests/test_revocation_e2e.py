@@ -179,6 +179,21 @@ def test_revoke_token_writes_its_issuer_and_jti(
     assert store.is_revoked(payload)
 
 
+def test_revoke_token_that_never_expires_keeps_an_expiry(
+    shared_redis: RedisServer, store: RedisRevocationStore
+) -> None:
+    """``revoke --token`` with ``exp`` 10**309 (beyond any float) revokes it until year 9999."""
+    payload = claims(jti="cli-endless", exp=10**309)
+    done = revoke_command(
+        "--redis-url", shared_redis.url, "--prefix", PREFIX, "--token", mint(payload=payload)
+    )  # fmt: skip
+    with redis.Redis.from_url(shared_redis.url) as admin:
+        expiries = [admin.expiretime(key) for key in admin.keys(f"{PREFIX}jti:*")]
+    assert (0, "") == (done.returncode, done.stderr)
+    assert store.is_revoked(payload)
+    assert 253_402_300_800 in expiries  # 9999-12-31T23:59:59Z, the latest written, plus 1 s
+
+
 def test_revoke_jti_with_expiry(shared_redis: RedisServer, store: RedisRevocationStore) -> None:
     """``revoke --jti --issuer --expires-at`` revokes that token id of that issuer only."""
     expires = int(time.time()) + 600
@@ -223,6 +238,16 @@ def test_revoke_subject_before_a_moment(
             ("--token", "not-a-jwt"),
             "invalidtoken-mw: --token is not a readable JWT\n",
             id="not-a-token",
+        ),
+        pytest.param(
+            ("--subject", "u", "--before", "inf"),
+            "invalidtoken-mw: before must be a finite number of seconds since the epoch.\n",
+            id="before-inf",
+        ),
+        pytest.param(
+            ("--jti", "x", "--expires-at", "nan"),
+            "invalidtoken-mw: expires_at must be a number of seconds since the epoch (the exp).\n",
+            id="expires-at-nan",
         ),
     ],
 )

@@ -1,7 +1,8 @@
 """RedisRevocationStore: revocations shared by every instance, through Redis.
 
 - Keys are ``{prefix}jti:<hash of iss and jti>`` and ``{prefix}sub:<hash of iss and
-  sub>``; token entries expire at the token's ``exp`` plus leeway, subject entries
+  sub>``; token entries expire at the token's ``exp`` plus leeway (the end of the year
+  9999 at the latest, for an ``exp`` beyond it or beyond any float), subject entries
   after the longest token lifetime. No key lives forever. Revoking a subject again
   never shortens an earlier revocation of it.
 - One ``MGET`` answers a check. A short per-process cache (default 1 s) keeps Redis
@@ -40,6 +41,8 @@ from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.revocation import (
     DEFAULT_MAX_TOKEN_LIFETIME,
     _check_lifetime,
+    _expiry,
+    _revocation_moment,
     revocation_keys,
     subject_revoked,
 )
@@ -84,6 +87,10 @@ _EXCHANGE_TIMEOUTS = 3
 # A sync check waits this much beyond its own deadlines for the private loop to answer
 # (a loop starved of the GIL by many request threads), then gives up as back-pressure.
 _BRIDGE_GRACE = 1.0
+# The latest expiry written (9999-12-31T23:59:59Z, well within what Redis accepts): a
+# token whose exp is later, or beyond any float (10**309), never expires, and stays
+# revoked until then.
+_LATEST_EXAT = 253_402_300_799
 # Two revocations of one subject: the later ``before`` and the longer lifetime win,
 # atomically, so a second revocation can never shorten the first.
 _REVOKE_SUBJECT = """
@@ -296,35 +303,53 @@ class RedisRevocationStore:
     def revoke(self, *, jti: str, issuer: str, expires_at: float) -> bool:
         """Revoke one token until its ``exp``.
 
+        A token whose ``exp`` is beyond the year 9999 (``10**309`` included) stays
+        revoked until then: every key keeps an expiry Redis accepts.
+
         Returns:
             ``False`` when the token has already expired (nothing is written).
+
+        Raises:
+            ValueError: ``expires_at`` is NaN or not a number.
         """
-        if float(expires_at) + self.leeway <= time.time():
+        expires = self._token_exat(expires_at)
+        if expires is None:
             return False
-        expires = int(float(expires_at) + self.leeway) + 1
         self._client.set(self._token_key(issuer, jti), "1", exat=expires)
         self.flush_local_cache()  # this instance at once; the others through the channel
         self._client.publish(self.channel, "jti")
         return True
 
     def revoke_subject(self, subject: str, *, issuer: str, before: float | None = None) -> None:
-        """Reject the subject's tokens issued before ``before`` (default: now) plus ``leeway``."""
+        """Reject the subject's tokens issued before ``before`` (default: now) plus ``leeway``.
+
+        Raises:
+            ValueError: ``before`` is not a finite number.
+        """
         moment, ttl = self._subject_entry(before)
         self._client.eval(_REVOKE_SUBJECT, 1, self._subject_key(issuer, subject), moment, ttl)
         self.flush_local_cache()
         self._client.publish(self.channel, "sub")
 
+    def _token_exat(self, expires_at: float) -> int | None:
+        """The Unix time a token entry expires at; ``None`` when the token already has."""
+        expires = _expiry(expires_at) + self.leeway
+        if expires <= time.time():
+            return None
+        return int(min(expires, _LATEST_EXAT)) + 1
+
     def _subject_entry(self, before: float | None) -> tuple[str, int]:
         """The stored ``before`` and the seconds it lasts (past tokens issued up to it)."""
         now = time.time()
-        moment = now if before is None else float(before)
-        return repr(moment), int(max(moment - now, 0) + self.max_token_lifetime + self.leeway) + 1
+        moment = _revocation_moment(before)
+        lasts = max(moment - now, 0) + self.max_token_lifetime + self.leeway
+        return repr(moment), int(min(lasts, _LATEST_EXAT - now)) + 1
 
     async def revoke_async(self, *, jti: str, issuer: str, expires_at: float) -> bool:
         """Async form of :meth:`revoke`."""
-        if float(expires_at) + self.leeway <= time.time():
+        expires = self._token_exat(expires_at)
+        if expires is None:
             return False
-        expires = int(float(expires_at) + self.leeway) + 1
         client = self._loop_state().client
         await client.set(self._token_key(issuer, jti), "1", exat=expires)
         self.flush_local_cache()

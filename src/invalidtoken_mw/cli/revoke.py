@@ -17,6 +17,8 @@ from invalidtoken_mw.cli._term import EXIT_INVALID, EXIT_USAGE, EXIT_VALID, toke
 if TYPE_CHECKING:
     import argparse
 
+    from invalidtoken_mw.redis_store import RedisRevocationStore
+
 __all__ = ["add_parser"]
 
 
@@ -27,39 +29,47 @@ def _run(args: argparse.Namespace) -> int:
 
     store = RedisRevocationStore(args.redis_url, prefix=args.prefix, timeout=3.0)
     try:
-        if args.token:
-            try:
-                claims = jwt.decode(token_arg(args.token), options={"verify_signature": False})
-            except jwt.DecodeError:
-                print("invalidtoken-mw: --token is not a readable JWT", file=sys.stderr)
-                return EXIT_USAGE
-            jti, issuer, exp = claims.get("jti"), claims.get("iss", ""), claims.get("exp")
-            if not isinstance(jti, str) or not isinstance(exp, (int, float)):
-                print("invalidtoken-mw: the token has no jti or exp to revoke by", file=sys.stderr)
-                return EXIT_USAGE
-            if store.revoke(jti=jti, issuer=issuer, expires_at=exp):
-                print(f"revoked jti={jti} issuer={issuer} until exp={exp}")
-            else:
-                print(f"jti={jti} has already expired: nothing to revoke")
-        elif args.subject:
-            store.revoke_subject(args.subject, issuer=args.issuer or "", before=args.before)
-            print(f"revoked subject={args.subject} issuer={args.issuer or ''}")
-        else:
-            if args.jti is None or args.expires_at is None:
-                print(
-                    "invalidtoken-mw: give --token, --subject, or --jti with --expires-at",
-                    file=sys.stderr,
-                )
-                return EXIT_USAGE
-            if store.revoke(jti=args.jti, issuer=args.issuer or "", expires_at=args.expires_at):
-                print(f"revoked jti={args.jti} issuer={args.issuer or ''}")
-            else:
-                print(f"jti={args.jti} has already expired: nothing to revoke")
+        return _revoke(store, args)
     except (redis.RedisError, OSError) as exc:
         print(f"invalidtoken-mw: cannot reach Redis: {type(exc).__name__}", file=sys.stderr)
         return EXIT_INVALID
+    except ValueError as exc:  # --before inf, --expires-at nan: the store refuses them
+        print(f"invalidtoken-mw: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         store.close()
+
+
+def _revoke(store: RedisRevocationStore, args: argparse.Namespace) -> int:
+    """Revoke what ``args`` name; the exit code."""
+    if args.token:
+        try:
+            claims = jwt.decode(token_arg(args.token), options={"verify_signature": False})
+        except jwt.DecodeError:
+            print("invalidtoken-mw: --token is not a readable JWT", file=sys.stderr)
+            return EXIT_USAGE
+        jti, issuer, exp = claims.get("jti"), claims.get("iss", ""), claims.get("exp")
+        if not isinstance(jti, str) or not isinstance(exp, (int, float)):
+            print("invalidtoken-mw: the token has no jti or exp to revoke by", file=sys.stderr)
+            return EXIT_USAGE
+        if store.revoke(jti=jti, issuer=issuer, expires_at=exp):
+            print(f"revoked jti={jti} issuer={issuer} until exp={exp}")
+        else:
+            print(f"jti={jti} has already expired: nothing to revoke")
+    elif args.subject:
+        store.revoke_subject(args.subject, issuer=args.issuer or "", before=args.before)
+        print(f"revoked subject={args.subject} issuer={args.issuer or ''}")
+    else:
+        if args.jti is None or args.expires_at is None:
+            print(
+                "invalidtoken-mw: give --token, --subject, or --jti with --expires-at",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        if store.revoke(jti=args.jti, issuer=args.issuer or "", expires_at=args.expires_at):
+            print(f"revoked jti={args.jti} issuer={args.issuer or ''}")
+        else:
+            print(f"jti={args.jti} has already expired: nothing to revoke")
     return EXIT_VALID
 
 

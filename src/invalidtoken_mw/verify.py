@@ -44,6 +44,7 @@ from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
 from invalidtoken_mw.jwks import JWKSCache
 from invalidtoken_mw.keys import KeySource, StaticKeys, VerifyingKey, check_algorithms
 from invalidtoken_mw.reasons import AuthFailure, Reason
+from invalidtoken_mw.revocation import check_revocation, check_revocation_async
 from invalidtoken_mw.verdicts import VerdictCache, digest
 
 if TYPE_CHECKING:
@@ -244,7 +245,8 @@ class JWTVerifier:
             (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are honoured).
         revocation: A revocation store (e.g. :class:`MemoryRevocationStore` or
             :class:`RedisRevocationStore`), checked after every other check, on
-            cached verdicts too.
+            cached verdicts too. A store that raises (anything but an
+            :class:`AuthFailure`) answers 503 ``revocation_unavailable``, never 500.
 
     Raises:
         ValueError: The configuration is unusable; the message says how to fix it.
@@ -548,7 +550,7 @@ class JWTVerifier:
                 raise
             except Exception as exc:
                 raise self._unexpected(exc, token) from exc
-        if self.revocation is not None and self.revocation.is_revoked(claims):
+        if self.revocation is not None and check_revocation(self.revocation, claims):
             self._revoked(cache_key)
         return claims
 
@@ -573,7 +575,7 @@ class JWTVerifier:
                 raise
             except Exception as exc:
                 raise self._unexpected(exc, token) from exc
-        if self.revocation is not None and await self.revocation.is_revoked_async(claims):
+        if self.revocation is not None and await check_revocation_async(self.revocation, claims):
             self._revoked(cache_key)
         return claims
 

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from jwt.api_jws import PyJWS
 
 from invalidtoken_mw.reasons import AuthFailure, Reason
+from invalidtoken_mw.revocation import MemoryRevocationStore
 from invalidtoken_mw.verify import JWTVerifier
 from support.tokens import AUDIENCE, ISSUER, session_keys
 
@@ -541,3 +542,52 @@ def test_off_domain_values_are_never_accepted_where_pyjwt_refuses(
     second = ours(caching, token)
     _never_looser(second, theirs)
     assert isinstance(first, AuthFailure) == isinstance(second, AuthFailure)
+
+
+_HUGE_IAT_XFAIL = pytest.mark.xfail(
+    strict=True,
+    raises=OverflowError,
+    reason=(
+        "issue 15 item 4: a signed integer iat of -10**309 reaches revocation_keys(),"
+        " whose float(iat) raises OverflowError outside the verifier's error handling"
+    ),
+)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+@pytest.mark.parametrize("claim", TIMES)
+@pytest.mark.parametrize(
+    "number",
+    [
+        pytest.param(str(10**309), id="1e309-int"),
+        pytest.param(str(-(10**309)), id="-1e309-int"),
+        pytest.param("1e308", id="1e308"),
+        pytest.param("-1e308", id="-1e308"),
+    ],
+)
+def test_numbers_past_a_float_with_a_revocation_store_give_only_auth_failures(
+    request: pytest.FixtureRequest, number: str, claim: str, api: str
+) -> None:
+    """A revocation store reads ``iat`` too: a signed number no float holds is no 500."""
+    if claim == "iat" and number == str(-(10**309)):
+        request.applymarker(_HUGE_IAT_XFAIL)
+    config = Config("HS256", ISSUER, AUDIENCE, 60, ())
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "jti": "jti-1", "exp": now + 3600}
+    members = [(name, json.dumps(value)) for name, value in claims.items() if name != claim]
+    payload = "{" + ",".join(f"{json.dumps(n)}:{v}" for n, v in [*members, (claim, number)]) + "}"
+    token = config.sign(payload)
+    verifier = JWTVerifier(
+        key=session_keys().verifying_key("HS256"),
+        algorithms=["HS256"],
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        required_claims=(),
+        revocation=MemoryRevocationStore(),
+    )
+    for _ in range(2):  # the second answer comes from the cache
+        mine = ours(verifier, token, api)
+        if isinstance(mine, AuthFailure):
+            assert "unexpected_error" not in mine.context, mine.context
+        else:
+            assert same_json(config.pyjwt(token), mine)

@@ -64,7 +64,13 @@ class _Request:
 
     def field_lines(self, name: str) -> list[str]:
         key = _NAMES.get(name) or name.encode("latin-1")
-        return [value.decode("latin-1") for field, value in self.scope["headers"] if field == key]
+        # A loop, not a comprehension: called on every request, and a comprehension
+        # costs a function object and a frame of its own (before Python 3.12).
+        lines = []
+        for field, value in self.scope["headers"]:
+            if field == key:
+                lines.append(value.decode("latin-1"))
+        return lines
 
     def query_string(self) -> str:
         return str(self.scope.get("query_string", b"").decode("latin-1"))

@@ -160,7 +160,14 @@ class TokenExtractor:
             AuthFailure: ``missing_token``, ``invalid_request`` or ``malformed_token``.
         """
         if self._header_only and len(authorization) == 1:
-            return self._one_header(authorization[0])
+            # The common case, inline (one call less on every request): one header and
+            # no other method enabled. A client resends the same header, so a
+            # well-formed one is remembered (_known); an oversized one is refused
+            # before the lookup, which would hash the whole value.
+            value = authorization[0]
+            if len(value) > self.max_token_bytes:
+                raise _malformed(Sentence.TOO_LARGE)
+            return self._known(value)
         found: list[ExtractedToken] = []
         if len(authorization) > 1:
             raise AuthFailure(Reason.INVALID_REQUEST, Sentence.SEVERAL_TOKENS)
@@ -178,18 +185,8 @@ class TokenExtractor:
             raise AuthFailure(Reason.INVALID_REQUEST, Sentence.SEVERAL_TOKENS)
         return found[0]
 
-    def _one_header(self, value: str) -> ExtractedToken:
-        """The common case, kept short: one header and no other method enabled.
-
-        A client resends the same header, so a well-formed one is remembered.
-        """
-        if len(value) > self.max_token_bytes:
-            # Refused before the lookup, which would hash the whole oversized value.
-            raise _malformed(Sentence.TOO_LARGE)
-        return self._known(value)
-
     def _parse_one_header(self, value: str) -> ExtractedToken:
-        """:meth:`_one_header` past the cache: failures raise, so are never remembered."""
+        """One header value past the cache: failures raise, so are never remembered."""
         header_token = self._from_header(value)
         if header_token is None:
             raise AuthFailure(Reason.MISSING_TOKEN)

@@ -34,7 +34,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MAX_TOKEN_BYTES", "ExtractedToken", "TokenExtractor", "TokenSource"]
 
 DEFAULT_MAX_TOKEN_BYTES = 8192
-_KNOWN_HEADERS = 4096  # well-formed Authorization values remembered per extractor
+# Well-formed Authorization values remembered per extractor, each at most
+# _KNOWN_HEADER_CHARS long: about 1 MiB at most, whatever clients send.
+_KNOWN_HEADERS = 256
+_KNOWN_HEADER_CHARS = 2048
 
 _JWT_HEADER_START = "eyJ"  # base64url of '{"' - every JWT starts this way
 _JWT_SEGMENTS = 3
@@ -162,11 +165,11 @@ class TokenExtractor:
         if self._header_only and len(authorization) == 1:
             # The common case, inline (one call less on every request): one header and
             # no other method enabled. A client resends the same header, so a
-            # well-formed one is remembered (_known); an oversized one is refused
-            # before the lookup, which would hash the whole value.
+            # well-formed one of usual size is remembered (_known); an oversized one is
+            # refused before the lookup, which would hash the whole value.
             value = authorization[0]
-            if len(value) > self.max_token_bytes:
-                raise _malformed(Sentence.TOO_LARGE)
+            if len(value) > _KNOWN_HEADER_CHARS:
+                return self._parse_long_header(value)
             return self._known(value)
         found: list[ExtractedToken] = []
         if len(authorization) > 1:
@@ -184,6 +187,12 @@ class TokenExtractor:
         if len(found) > 1:
             raise AuthFailure(Reason.INVALID_REQUEST, Sentence.SEVERAL_TOKENS)
         return found[0]
+
+    def _parse_long_header(self, value: str) -> ExtractedToken:
+        """A header too long to remember: refused when oversized, else parsed every time."""
+        if len(value) > self.max_token_bytes:
+            raise _malformed(Sentence.TOO_LARGE)
+        return self._parse_one_header(value)
 
     def _parse_one_header(self, value: str) -> ExtractedToken:
         """One header value past the cache: failures raise, so are never remembered."""

@@ -23,6 +23,7 @@ safe to share between threads and event loops.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import threading
@@ -55,6 +56,10 @@ LASTING_REASONS = frozenset(
     }
 )
 _DIGEST_BYTES = 16  # 128 bits of SHA-256: no collision by chance or by design
+# A resent token's digest is remembered (the extractor hands out the same string, whose
+# hash Python keeps), for tokens of usual size only: at most about 0.5 MiB.
+_DIGESTS_REMEMBERED = 256
+_DIGEST_MEMO_CHARS = 2048
 
 
 class _Accepted(NamedTuple):
@@ -112,7 +117,16 @@ class VerdictCache:
         leeway: Seconds added to ``exp`` before a remembered token counts as expired.
     """
 
-    __slots__ = ("_accepted", "_keys", "_leeway", "_lock", "_negative_ttl", "_refused", "_ttl")
+    __slots__ = (
+        "_accepted",
+        "_digests",
+        "_keys",
+        "_leeway",
+        "_lock",
+        "_negative_ttl",
+        "_refused",
+        "_ttl",
+    )
 
     def __init__(
         self,
@@ -133,6 +147,16 @@ class VerdictCache:
         self._keys = keys
         self._leeway = float(leeway)
         self._lock = threading.Lock()
+        # functools' LRU cache: bounded, thread-safe, and a hit runs no Python code.
+        self._digests = functools.lru_cache(maxsize=_DIGESTS_REMEMBERED)(digest)
+
+    def key(self, token: str) -> bytes:
+        """The cache key of ``token`` (its digest); ``b""`` when nothing is remembered."""
+        if self._accepted is None:
+            return b""
+        if len(token) > _DIGEST_MEMO_CHARS:
+            return digest(token)
+        return self._digests(token)
 
     @property
     def enabled(self) -> bool:

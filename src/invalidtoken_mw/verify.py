@@ -45,7 +45,7 @@ from invalidtoken_mw.jwks import JWKSCache
 from invalidtoken_mw.keys import KeySource, StaticKeys, VerifyingKey, check_algorithms
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.revocation import check_revocation, check_revocation_async
-from invalidtoken_mw.verdicts import VerdictCache, digest
+from invalidtoken_mw.verdicts import VerdictCache
 
 if TYPE_CHECKING:
     import ssl
@@ -538,7 +538,7 @@ class JWTVerifier:
         Raises:
             AuthFailure: The token is refused; ``.reason`` says why.
         """
-        cache_key = digest(token) if self._verdicts.enabled else b""
+        cache_key = self._verdicts.key(token)
         claims = self._verdicts.lookup(cache_key)
         if claims is None:
             try:
@@ -563,7 +563,7 @@ class JWTVerifier:
         Raises:
             AuthFailure: The token is refused; ``.reason`` says why.
         """
-        cache_key = digest(token) if self._verdicts.enabled else b""
+        cache_key = self._verdicts.key(token)
         claims = self._verdicts.lookup(cache_key)
         if claims is None:
             try:

@@ -13,7 +13,6 @@ rejections, and a revocation is effective for every request that starts after it
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import threading
 import time
@@ -127,13 +126,6 @@ def churning_verifier(store: Any) -> JWTVerifier:
     )
 
 
-def shrink_extractor_cache(app: InvalidTokenMiddleware | InvalidTokenWSGIMiddleware) -> None:
-    """Give the extractor's cache of well-formed headers room for four (it has no option)."""
-    extractor = app.guard.extractor
-    # Forcing eviction is the point.
-    extractor._known = functools.lru_cache(maxsize=4)(extractor._parse_one_header)  # noqa: SLF001
-
-
 def echo_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     """Answer the ``sub`` of the claims the middleware put in the environ."""
     start_response("200 OK", [("content-type", "text/plain")])
@@ -185,7 +177,6 @@ def test_threads_through_wsgi_get_exact_answers_and_counts_under_cache_churn() -
     app = InvalidTokenWSGIMiddleware(
         echo_wsgi, verifier=churning_verifier(store), scopes=[SCOPE], log_rate_limit=None
     )
-    shrink_extractor_cache(app)
     plans = [schedule(cases, worker, 300) for worker in range(THREADS)]
 
     def hammer(plan: list[Case]) -> list[Case]:
@@ -214,7 +205,6 @@ def test_tasks_through_asgi_get_exact_answers_and_counts_under_cache_churn() -> 
         scopes=[SCOPE],
         log_rate_limit=None,
     )
-    shrink_extractor_cache(app)
     plans = [schedule(cases, worker, 25) for worker in range(TASKS)]
 
     async def hammer(plan: list[Case]) -> list[Case]:

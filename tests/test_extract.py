@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
@@ -782,3 +783,49 @@ def test_headers_folded_into_one_value_are_invalid_request(value: str) -> None:
     with pytest.raises(AuthFailure) as caught:
         TokenExtractor().extract([value])
     assert Reason.INVALID_REQUEST == caught.value.reason
+
+
+def _outcome(call: Any) -> tuple[str, str]:
+    """``("token", value)`` or ``(reason, description)``."""
+    try:
+        return ("token", call().token)
+    except AuthFailure as failure:
+        return (failure.reason.value, failure.description)
+
+
+_HEADER_PIECES = st.sampled_from(
+    [
+        "Bearer ",
+        "bearer ",
+        "BEARER ",
+        "BeArEr ",
+        "Bearer  ",
+        " ",
+        "\t",
+        "=",
+        ".",
+        "eyJ",
+        "bearer",
+        "Basic ",
+        ",",
+        '"',
+        "a",
+        "Z9",
+        "-_~+/",
+        "é",
+        "\x00",
+    ]
+)
+
+
+@given(pieces=st.lists(_HEADER_PIECES, max_size=8), size=st.integers(8, 64))
+@example(pieces=["Bearer ", "bearer"], size=64)
+@example(pieces=["Bearer ", "eyJ", "a", "."], size=64)
+@example(pieces=["Bearer ", "a", "a", "a", "a"], size=10)
+def test_the_quick_path_answers_as_the_full_parse(pieces: list[str], size: int) -> None:
+    """One header, header-only: the quick "Bearer <b64token>" path changes no answer."""
+    extractor = TokenExtractor(max_token_bytes=size)
+    value = "".join(pieces)
+    quick = _outcome(lambda: extractor.extract([value]))
+    full = _outcome(lambda: extractor._parse_one_header(value))  # noqa: SLF001 - the reference
+    assert full == quick

@@ -89,7 +89,7 @@ def wsgi_app(verifier: JWTVerifier) -> InvalidTokenWSGIMiddleware:
 SERVERS = pytest.mark.parametrize("server", ["uvicorn", "waitress"])
 
 
-def serve(server: str, verifier: JWTVerifier) -> Any:  # noqa: ANN401 - a context manager
+def serve(server: str, verifier: JWTVerifier) -> Any:
     if server == "uvicorn":
         return run_uvicorn(asgi_app(verifier))
     return run_waitress(wsgi_app(verifier), threads=4)
@@ -124,7 +124,7 @@ def test_withdrawn_key_refused_within_one_scheduled_refresh(jwks: JWKSServer, se
     assert ("unknown_key", "unknown_key", "ok") == after
     assert elapsed < 1 + SLACK
     # One refresh of the set sufficed (a second may have started for the unknown kid).
-    assert 1 <= jwks.requests - fetches <= 2  # noqa: PLR2004
+    assert 1 <= jwks.requests - fetches <= 2
 
 
 @SERVERS
@@ -182,9 +182,9 @@ def test_max_age_is_capped_at_an_hour_by_default(jwks: JWKSServer) -> None:
     now[0] += 3600 * 0.8 + 1  # due: a refresh starts in the background
     cache.get_key(KEPT)
     deadline = time.monotonic() + 5
-    while jwks.requests < 2 and time.monotonic() < deadline:  # noqa: PLR2004
+    while jwks.requests < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert 2 == jwks.requests  # noqa: PLR2004
+    assert 2 == jwks.requests
 
 
 @pytest.mark.parametrize("value", [0, -1, float("inf"), float("nan")])

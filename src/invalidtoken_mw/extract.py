@@ -14,7 +14,6 @@ on it see a different ``access_token`` than those splitting on ``&`` only.
 
 from __future__ import annotations
 
-import functools
 from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote_plus
@@ -34,10 +33,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MAX_TOKEN_BYTES", "ExtractedToken", "TokenExtractor", "TokenSource"]
 
 DEFAULT_MAX_TOKEN_BYTES = 8192
-# Well-formed Authorization values remembered per extractor, each at most
-# _KNOWN_HEADER_CHARS long: about 1 MiB at most, whatever clients send.
-_KNOWN_HEADERS = 256
-_KNOWN_HEADER_CHARS = 2048
+# The usual header, "Bearer <b64token>", is recognised without a regular expression:
+# the token's characters are checked by deleting the allowed ones (one C call).
+_BEARER_PREFIXES = frozenset({"Bearer ", "bearer ", "BEARER "})
+_B64TOKEN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 
 _JWT_HEADER_START = "eyJ"  # base64url of '{"' - every JWT starts this way
 _JWT_SEGMENTS = 3
@@ -72,6 +71,22 @@ class ExtractedToken(NamedTuple):
 
 def _malformed(description: str) -> AuthFailure:
     return AuthFailure(Reason.MALFORMED_TOKEN, description)
+
+
+def _plainly_b64token(token: str, max_bytes: int) -> bool:
+    """Whether ``token`` is a b64token that :func:`_check_token` accepts as it is.
+
+    At most ``max_bytes`` long (with its scheme), not ``bearer`` itself (the scheme
+    twice), not a JWT with fewer than three parts.
+    """
+    if len(token) + 7 > max_bytes:
+        return False
+    core = token.rstrip("=")
+    if not core or not core.isascii() or core.encode("ascii").translate(None, _B64TOKEN_BYTES):
+        return False
+    if token.startswith(_JWT_HEADER_START):
+        return token.count(".") + 1 >= _JWT_SEGMENTS
+    return len(token) != 6 or token.lower() != "bearer"  # noqa: PLR2004 - 'Bearer Bearer'
 
 
 def _check_token(token: str) -> str:
@@ -110,7 +125,6 @@ class TokenExtractor:
 
     __slots__ = (
         "_header_only",
-        "_known",
         "allow_body",
         "allow_query",
         "max_token_bytes",
@@ -132,8 +146,6 @@ class TokenExtractor:
         self.allow_body = allow_body
         self.max_token_bytes = max_token_bytes
         self._header_only = not (allow_query or allow_body)
-        # functools' LRU cache: bounded, thread-safe, and a hit costs no Python code.
-        self._known = functools.lru_cache(maxsize=_KNOWN_HEADERS)(self._parse_one_header)
 
     def wants_body(self, method: str, content_type: str | None) -> bool:
         """Whether the adapter should read the body to look for a token.
@@ -163,14 +175,14 @@ class TokenExtractor:
             AuthFailure: ``missing_token``, ``invalid_request`` or ``malformed_token``.
         """
         if self._header_only and len(authorization) == 1:
-            # The common case, inline (one call less on every request): one header and
-            # no other method enabled. A client resends the same header, so a
-            # well-formed one of usual size is remembered (_known); an oversized one is
-            # refused before the lookup, which would hash the whole value.
+            # The common case, inline (one call less on every request): one header,
+            # no other method enabled, "Bearer " and a well-formed token. Anything
+            # else takes the full parse, which names the mistake.
             value = authorization[0]
-            if len(value) > _KNOWN_HEADER_CHARS:
-                return self._parse_long_header(value)
-            return self._known(value)
+            token = value[7:]
+            if value[:7] in _BEARER_PREFIXES and _plainly_b64token(token, self.max_token_bytes):
+                return ExtractedToken(token, TokenSource.HEADER)
+            return self._parse_one_header(value)
         found: list[ExtractedToken] = []
         if len(authorization) > 1:
             raise AuthFailure(Reason.INVALID_REQUEST, Sentence.SEVERAL_TOKENS)
@@ -188,14 +200,8 @@ class TokenExtractor:
             raise AuthFailure(Reason.INVALID_REQUEST, Sentence.SEVERAL_TOKENS)
         return found[0]
 
-    def _parse_long_header(self, value: str) -> ExtractedToken:
-        """A header too long to remember: refused when oversized, else parsed every time."""
-        if len(value) > self.max_token_bytes:
-            raise _malformed(Sentence.TOO_LARGE)
-        return self._parse_one_header(value)
-
     def _parse_one_header(self, value: str) -> ExtractedToken:
-        """One header value past the cache: failures raise, so are never remembered."""
+        """One header value, parsed in full: a failure names the mistake."""
         header_token = self._from_header(value)
         if header_token is None:
             raise AuthFailure(Reason.MISSING_TOKEN)

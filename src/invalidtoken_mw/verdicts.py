@@ -23,7 +23,6 @@ safe to share between threads and event loops.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import threading
@@ -56,8 +55,8 @@ LASTING_REASONS = frozenset(
     }
 )
 _DIGEST_BYTES = 16  # 128 bits of SHA-256: no collision by chance or by design
-# A resent token's digest is remembered (the extractor hands out the same string, whose
-# hash Python keeps), for tokens of usual size only: at most about 0.5 MiB.
+# Digests of recent tokens of usual size are remembered, so a resent token costs a dict
+# lookup rather than a SHA-256; the map is emptied when full (at most about 0.7 MiB).
 _DIGESTS_REMEMBERED = 256
 _DIGEST_MEMO_CHARS = 2048
 
@@ -147,16 +146,21 @@ class VerdictCache:
         self._keys = keys
         self._leeway = float(leeway)
         self._lock = threading.Lock()
-        # functools' LRU cache: bounded, thread-safe, and a hit runs no Python code.
-        self._digests = functools.lru_cache(maxsize=_DIGESTS_REMEMBERED)(digest)
+        self._digests: dict[str, bytes] = {}
 
     def key(self, token: str) -> bytes:
         """The cache key of ``token`` (its digest); ``b""`` when nothing is remembered."""
         if self._accepted is None:
             return b""
-        if len(token) > _DIGEST_MEMO_CHARS:
-            return digest(token)
-        return self._digests(token)
+        known = self._digests.get(token)
+        if known is None:
+            known = digest(token)
+            if len(token) <= _DIGEST_MEMO_CHARS:
+                # Single dict operations are atomic: threads may race here harmlessly.
+                if len(self._digests) >= _DIGESTS_REMEMBERED:
+                    self._digests.clear()
+                self._digests[token] = known
+        return known
 
     @property
     def enabled(self) -> bool:

@@ -188,6 +188,7 @@ def test_smoke_run_writes_the_performance_page_and_chart(
     page = (workdir / "performance.md").read_text()
     assert "## Headline" in page
     assert all(f"(`{name}`)" in page for name in SCENARIOS)
+    assert "## Targets" in page
     assert (workdir / "performance.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -196,3 +197,4 @@ def test_committed_page_was_written_by_the_current_harness() -> None:
     page = (ROOT / "docs" / "performance.md").read_text()
     assert "python benchmarks/run.py --write-docs" in page
     assert all(f"(`{name}`)" in page for name in SCENARIOS)
+    assert "## Targets" in page

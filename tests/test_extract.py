@@ -785,7 +785,7 @@ def test_headers_folded_into_one_value_are_invalid_request(value: str) -> None:
     assert Reason.INVALID_REQUEST == caught.value.reason
 
 
-def _outcome(call: Any) -> tuple[str, str]:
+def _answer(call: Any) -> tuple[str, str]:
     """``("token", value)`` or ``(reason, description)``."""
     try:
         return ("token", call().token)
@@ -826,6 +826,6 @@ def test_the_quick_path_answers_as_the_full_parse(pieces: list[str], size: int) 
     """One header, header-only: the quick "Bearer <b64token>" path changes no answer."""
     extractor = TokenExtractor(max_token_bytes=size)
     value = "".join(pieces)
-    quick = _outcome(lambda: extractor.extract([value]))
-    full = _outcome(lambda: extractor._parse_one_header(value))  # noqa: SLF001 - the reference
+    quick = _answer(lambda: extractor.extract([value]))
+    full = _answer(lambda: extractor._parse_one_header(value))  # noqa: SLF001 - the reference
     assert full == quick

@@ -827,5 +827,5 @@ def test_the_quick_path_answers_as_the_full_parse(pieces: list[str], size: int) 
     extractor = TokenExtractor(max_token_bytes=size)
     value = "".join(pieces)
     quick = _answer(lambda: extractor.extract([value]))
-    full = _answer(lambda: extractor._parse_one_header(value))  # noqa: SLF001 - the reference
+    full = _answer(lambda: extractor._parse_header_in_full(value))  # noqa: SLF001 - the reference
     assert full == quick

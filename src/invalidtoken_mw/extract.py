@@ -14,6 +14,7 @@ on it see a different ``access_token`` than those splitting on ``&`` only.
 
 from __future__ import annotations
 
+import functools
 from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote_plus
@@ -36,6 +37,10 @@ DEFAULT_MAX_TOKEN_BYTES = 8192
 # The usual header, "Bearer <b64token>", is recognised without a regular expression:
 # the token's characters are checked by deleting the allowed ones (one C call).
 _BEARER_PREFIXES = frozenset({"Bearer ", "bearer ", "BEARER "})
+# Well-formed header values of usual size remembered per extractor (a client resends
+# its header until the token expires): at most about 1 MiB, whatever clients send.
+_KNOWN_HEADERS = 256
+_KNOWN_HEADER_CHARS = 2048
 _B64TOKEN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 
 _JWT_HEADER_START = "eyJ"  # base64url of '{"' - every JWT starts this way
@@ -85,7 +90,8 @@ def _plainly_b64token(token: str, max_bytes: int) -> bool:
     if not core or not core.isascii() or core.encode("ascii").translate(None, _B64TOKEN_BYTES):
         return False
     if token.startswith(_JWT_HEADER_START):
-        return token.count(".") + 1 >= _JWT_SEGMENTS
+        # At least two dots (three parts); find stops at the second, count would not.
+        return token.find(".", token.find(".") + 1) > 0
     return len(token) != 6 or token.lower() != "bearer"  # noqa: PLR2004 - 'Bearer Bearer'
 
 
@@ -125,6 +131,7 @@ class TokenExtractor:
 
     __slots__ = (
         "_header_only",
+        "_known",
         "allow_body",
         "allow_query",
         "max_token_bytes",
@@ -146,6 +153,8 @@ class TokenExtractor:
         self.allow_body = allow_body
         self.max_token_bytes = max_token_bytes
         self._header_only = not (allow_query or allow_body)
+        # functools' LRU cache: bounded, thread-safe, and a hit runs no Python code.
+        self._known = functools.lru_cache(maxsize=_KNOWN_HEADERS)(self._parse_one_header)
 
     def wants_body(self, method: str, content_type: str | None) -> bool:
         """Whether the adapter should read the body to look for a token.
@@ -175,13 +184,12 @@ class TokenExtractor:
             AuthFailure: ``missing_token``, ``invalid_request`` or ``malformed_token``.
         """
         if self._header_only and len(authorization) == 1:
-            # The common case, inline (one call less on every request): one header,
-            # no other method enabled, "Bearer " and a well-formed token. Anything
-            # else takes the full parse, which names the mistake.
+            # The common case, inline (one call less on every request): one header and
+            # no other method enabled. A resent header of usual size is remembered; a
+            # longer one is parsed every time.
             value = authorization[0]
-            token = value[7:]
-            if value[:7] in _BEARER_PREFIXES and _plainly_b64token(token, self.max_token_bytes):
-                return ExtractedToken(token, TokenSource.HEADER)
+            if len(value) <= _KNOWN_HEADER_CHARS:
+                return self._known(value)
             return self._parse_one_header(value)
         found: list[ExtractedToken] = []
         if len(authorization) > 1:
@@ -201,7 +209,17 @@ class TokenExtractor:
         return found[0]
 
     def _parse_one_header(self, value: str) -> ExtractedToken:
-        """One header value, parsed in full: a failure names the mistake."""
+        """One header value: "Bearer <b64token>" at once, else the full parse.
+
+        The full parse names the mistake; failures raise, so are never remembered.
+        """
+        token = value[7:]
+        if value[:7] in _BEARER_PREFIXES and _plainly_b64token(token, self.max_token_bytes):
+            return ExtractedToken(token, TokenSource.HEADER)
+        return self._parse_header_in_full(value)
+
+    def _parse_header_in_full(self, value: str) -> ExtractedToken:
+        """One header value, every rule checked, the mistake named."""
         header_token = self._from_header(value)
         if header_token is None:
             raise AuthFailure(Reason.MISSING_TOKEN)

@@ -16,7 +16,7 @@ import jwt
 from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
-__all__ = ["failure_from_pyjwt"]
+__all__ = ["failure_from_pyjwt", "missing_claim"]
 
 _CLAIM_NAME = re.compile(r"[A-Za-z0-9_:.\-]{1,64}")
 
@@ -39,6 +39,13 @@ _MAPPING: tuple[tuple[type[jwt.PyJWTError], Reason], ...] = (
 )
 
 
+def missing_claim(claim: str) -> AuthFailure:
+    """``missing_claim`` naming ``claim`` when it looks like a claim name, else unnamed."""
+    if _CLAIM_NAME.fullmatch(claim):
+        return AuthFailure(Reason.MISSING_CLAIM, Sentence.LACKS_THE_CLAIM.format(claim=claim))
+    return AuthFailure(Reason.MISSING_CLAIM)
+
+
 def failure_from_pyjwt(exc: jwt.PyJWTError) -> AuthFailure:
     """Return the :class:`AuthFailure` that describes a PyJWT exception.
 
@@ -47,9 +54,7 @@ def failure_from_pyjwt(exc: jwt.PyJWTError) -> AuthFailure:
     """
     for exc_type, reason in _MAPPING:
         if isinstance(exc, exc_type):
-            if isinstance(exc, jwt.MissingRequiredClaimError) and _CLAIM_NAME.fullmatch(
-                str(exc.claim)
-            ):
-                return AuthFailure(reason, Sentence.LACKS_THE_CLAIM.format(claim=exc.claim))
+            if isinstance(exc, jwt.MissingRequiredClaimError):
+                return missing_claim(str(exc.claim))
             return AuthFailure(reason)
     return AuthFailure(Reason.MALFORMED_TOKEN)

@@ -40,6 +40,7 @@ import structlog
 
 from invalidtoken_mw._jose import MAX_JSON_DEPTH, too_deep
 from invalidtoken_mw._sentences import Sentence
+from invalidtoken_mw.classify import missing_claim
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
 from invalidtoken_mw.jwks import JWKSCache
 from invalidtoken_mw.keys import KeySource, StaticKeys, VerifyingKey, check_algorithms
@@ -60,7 +61,6 @@ _log = structlog.get_logger("invalidtoken_mw")
 _JWE_PARTS = 5  # parts of a JWE compact serialisation
 _JWS_PARTS = 3
 _HEADERS_REMEMBERED = 64  # distinct JOSE headers decoded once per verifier (an issuer uses few)
-_CLAIM_NAME = re.compile(r"[A-Za-z0-9_:.\-]{1,64}")
 # base64url to base64, with '+', '/' and '=' (not base64url, RFC 7515 §2) made invalid.
 _TO_BASE64 = bytes.maketrans(b"-_+/=", b"+/***")
 # RFC 7797's b64, understood only with its default value (true): a detached or unencoded
@@ -197,13 +197,6 @@ def _as_tuple(value: str | Iterable[str] | None, name: str) -> tuple[str, ...] |
     return values
 
 
-def _lacks(claim: str) -> AuthFailure:
-    """``missing_claim`` naming ``claim`` when it looks like a claim name (from configuration)."""
-    if _CLAIM_NAME.fullmatch(claim):
-        return AuthFailure(Reason.MISSING_CLAIM, Sentence.LACKS_THE_CLAIM.format(claim=claim))
-    return AuthFailure(Reason.MISSING_CLAIM)
-
-
 class JWTVerifier:
     """Verify bearer JWTs against a key, a JWKS endpoint or any key source.
 
@@ -314,7 +307,9 @@ class JWTVerifier:
         self.revocation = _checked_store(revocation)
         self._issuers = None if self.issuer is None else frozenset(self.issuer)
         self._audiences = None if self.audience is None else frozenset(self.audience)
-        self._required = tuple((name, _lacks(name).description) for name in self.required_claims)
+        self._required = tuple(
+            (name, missing_claim(name).description) for name in self.required_claims
+        )
         self._verdicts = VerdictCache(
             size=cache_size,
             ttl=cache_ttl,
@@ -479,7 +474,7 @@ class JWTVerifier:
     @staticmethod
     def _check_issuer(claims: dict[str, Any], issuers: frozenset[str]) -> None:
         if "iss" not in claims:
-            raise _lacks("iss")
+            raise missing_claim("iss")
         iss = claims["iss"]
         if type(iss) is not str or iss not in issuers:
             raise AuthFailure(Reason.WRONG_ISSUER)
@@ -492,7 +487,7 @@ class JWTVerifier:
                 raise AuthFailure(Reason.WRONG_AUDIENCE)
             return
         if "aud" not in claims:
-            raise _lacks("aud")
+            raise missing_claim("aud")
         aud = claims["aud"]
         if type(aud) is str:
             named = aud in audiences

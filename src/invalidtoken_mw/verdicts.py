@@ -66,7 +66,7 @@ class _Accepted(NamedTuple):
     reuse_until: float  # the earlier of ttl and expires_at
     expires_at: float  # exp + leeway
     nested: bool  # any list or object among the claims: copies must be deep
-    key: VerifyingKey | None  # None: accepted without a key source (never withdrawn)
+    key: VerifyingKey  # the key that verified the token
     version: int  # the key source's version when last known to hold ``key``
 
 
@@ -194,7 +194,7 @@ class VerdictCache:
             if now >= hit.expires_at:
                 raise AuthFailure(Reason.EXPIRED)
             return None
-        if hit.version != self._keys.version and hit.key is not None:
+        if hit.version != self._keys.version:
             # The key source changed since: keep the verdict only if its key is still there.
             if not self._keys.holds(hit.key):
                 self.forget(key)
@@ -210,7 +210,7 @@ class VerdictCache:
         key: bytes,
         claims: dict[str, Any],
         nested: bool,  # noqa: FBT001 - internal, positional for speed
-        verified_by: VerifyingKey | None,
+        verified_by: VerifyingKey,
         version: int,
     ) -> dict[str, Any]:
         """Remember freshly decoded ``claims``; return a copy to hand out.
@@ -257,11 +257,3 @@ class VerdictCache:
                 self._accepted.pop(key, None)
             if self._refused is not None:
                 self._refused.pop(key, None)
-
-    def clear(self) -> None:
-        """Forget everything."""
-        with self._lock:
-            if self._accepted is not None:
-                self._accepted.clear()
-            if self._refused is not None:
-                self._refused.clear()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from invalidtoken_mw import AuthFailure, ChallengeSettings, Reason, Renderer, wants_problem_json
-from invalidtoken_mw.render import DEFAULT_PROBLEM_TYPE_BASE, JSON, PROBLEM_JSON
+from invalidtoken_mw.render import DEFAULT_PROBLEM_TYPE_BASE, JSON, PROBLEM_JSON, problem_document
 from support.strategies import check_challenge
 
 RENDERER = Renderer(ChallengeSettings(realm="orders"))
@@ -315,3 +316,91 @@ def test_importing_the_core_imports_no_framework() -> None:
     )
     expected = "[]"
     assert expected == _modules_imported_by(code)
+
+
+# -- error_body: the application's own envelope ------------------------------------------
+
+
+def _envelope(failure: AuthFailure) -> dict[str, object]:
+    return {"error": {"code": failure.reason.value, "message": failure.description}}
+
+
+@pytest.mark.parametrize("reason", list(Reason))
+def test_error_body_replaces_the_document_and_keeps_the_rest(reason: Reason) -> None:
+    """Status, challenge, no-store, Retry-After stay; the body is the app's; JSON type."""
+    plain = Renderer(ChallengeSettings("orders")).render(AuthFailure(reason))
+    custom = Renderer(ChallengeSettings("orders"), error_body=_envelope)
+    for accept in (None, "application/problem+json"):
+        answer = custom.render(AuthFailure(reason), accept=accept)
+        headers = dict(answer.headers)
+        assert answer.status == plain.status
+        assert json.loads(answer.body) == {
+            "error": {"code": reason.value, "message": reason.description}
+        }
+        assert headers["content-type"] == JSON
+        assert headers["content-length"] == str(len(answer.body))
+        assert headers["cache-control"] == "no-store"
+        assert headers.get("www-authenticate") == dict(plain.headers).get("www-authenticate")
+        assert headers.get("retry-after") == dict(plain.headers).get("retry-after")
+
+
+def test_error_body_is_called_once_per_reason_at_start_up() -> None:
+    calls: list[Reason] = []
+
+    def body(failure: AuthFailure) -> dict[str, object]:
+        calls.append(failure.reason)
+        return {"code": failure.reason.value}
+
+    renderer = Renderer(error_body=body)
+    assert sorted(calls) == sorted(Reason)
+    for _ in range(3):
+        renderer.render(AuthFailure(Reason.EXPIRED))
+    assert len(calls) == len(Reason)
+
+
+def test_error_body_sees_a_custom_description_and_scopes() -> None:
+    renderer = Renderer(error_body=lambda f: {"message": f.description, "scopes": list(f.scopes)})
+    failure = AuthFailure(Reason.INSUFFICIENT_SCOPE, "Needs more.", scopes=["a", "b"])
+    answer = renderer.render(failure)
+    assert json.loads(answer.body) == {"message": "Needs more.", "scopes": ["a", "b"]}
+    assert 'scope="a b"' in dict(answer.headers)["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (lambda _f: ["not", "a", "dict"], "returned list, not a dict"),
+        (lambda _f: {"when": object()}, "TypeError"),
+        (lambda _f: {"n": float("nan")}, "ValueError"),
+        (lambda f: {"x": 1 / 0} if f.reason is Reason.REVOKED else {}, "'revoked'"),
+    ],
+)
+def test_a_broken_error_body_fails_at_start_up(body: Any, message: str) -> None:
+    with pytest.raises(ValueError, match="error_body failed") as refused:
+        Renderer(error_body=body)
+    assert message in str(refused.value)
+
+
+def test_error_body_that_is_not_callable_is_refused() -> None:
+    with pytest.raises(TypeError, match="error_body must be a callable"):
+        Renderer(error_body={"code": "x"})  # type: ignore[arg-type]
+
+
+def test_error_body_failing_later_falls_back_to_the_library_document() -> None:
+    """A custom description at request time: a failing envelope never becomes a 500."""
+
+    def body(failure: AuthFailure) -> dict[str, object]:
+        if failure.description == "boom":
+            raise RuntimeError("application bug")
+        return {"code": failure.reason.value}
+
+    answer = Renderer(error_body=body).render(AuthFailure(Reason.REVOKED, "boom"))
+    assert answer.status == 401
+    assert json.loads(answer.body)["reason"] == "revoked"
+    assert dict(answer.headers)["content-length"] == str(len(answer.body))
+
+
+def test_problem_document_is_the_default_body() -> None:
+    failure = AuthFailure(Reason.EXPIRED)
+    answer = Renderer(problem_type_base="https://e.example/errors/").render(failure)
+    assert json.loads(answer.body) == problem_document(failure, "https://e.example/errors/")

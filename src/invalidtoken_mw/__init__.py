@@ -21,7 +21,13 @@ from invalidtoken_mw.metrics import OpenTelemetryMetrics, PrometheusMetrics, Rej
 from invalidtoken_mw.ratelimit import EventRateLimiter
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.redis_store import RedisRevocationStore
-from invalidtoken_mw.render import RenderedFailure, Renderer, wants_problem_json
+from invalidtoken_mw.render import (
+    ErrorBody,
+    RenderedFailure,
+    Renderer,
+    problem_document,
+    wants_problem_json,
+)
 from invalidtoken_mw.revocation import MemoryRevocationStore, RevocationStore
 from invalidtoken_mw.scopes import check_scopes, granted_scopes
 from invalidtoken_mw.settings import GuardSettings
@@ -34,6 +40,7 @@ __all__ = [
     "AuthFailure",
     "ChallengeSettings",
     "Check",
+    "ErrorBody",
     "EventRateLimiter",
     "Explanation",
     "ExtractedToken",
@@ -67,6 +74,7 @@ __all__ = [
     "failure_from_pyjwt",
     "granted_scopes",
     "otel_field_names",
+    "problem_document",
     "verifier_from_env",
     "wants_problem_json",
 ]

@@ -42,6 +42,9 @@ class Sentence:
     MISSING_CLAIM: Final = "The access token lacks a required claim."
     REVOKED: Final = "The access token has been revoked."
     INSUFFICIENT_SCOPE: Final = "The access token does not grant the scope this request requires."
+    INSUFFICIENT_SCOPE_ANY: Final = (
+        "The access token grants none of the scopes this request accepts; any one of them will do."
+    )
     # Both 503 reasons: the client can only wait, whichever dependency is down.
     UNAVAILABLE: Final = "The service cannot check access tokens right now. Retry later."
 

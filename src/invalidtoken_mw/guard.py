@@ -244,6 +244,8 @@ class Guard:
         self._exclude_prefixes = tuple(p if p == "/" else p + "/" for p in self.exclude_paths)
         self.exclude_exact_paths = frozenset(settings.exclude_exact_paths)
         self._has_public_paths = bool(self.exclude_paths or self.exclude_exact_paths)
+        self.optional_paths = tuple(p.rstrip("/") or "/" for p in settings.optional_paths)
+        self._optional_prefixes = tuple(p if p == "/" else p + "/" for p in self.optional_paths)
         self.preflight_passthrough = settings.preflight_passthrough
         self.optional = settings.optional
         self.scopes: tuple[str, ...] = tuple(settings.scopes)
@@ -261,6 +263,7 @@ class Guard:
             problem_json=settings.problem_json,
             problem_type_base=settings.problem_type_base,
             retry_after=settings.retry_after,
+            error_body=settings.error_body,
         )
         self.add_missing_challenge = settings.add_missing_challenge
         #: The challenge of a request without credentials, from the one builder.
@@ -309,6 +312,13 @@ class Guard:
             and (path in self.exclude_paths or path.startswith(self._exclude_prefixes))
         )
 
+    def is_optional(self, path: str) -> bool:
+        """Whether a token is optional on ``path`` (``optional`` or ``optional_paths``)."""
+        return self.optional or (
+            bool(self.optional_paths)
+            and (path in self.optional_paths or path.startswith(self._optional_prefixes))
+        )
+
     def _is_preflight(self, request: RequestHead) -> bool:
         """A CORS preflight (:func:`is_cors_preflight`) goes no further without a token.
 
@@ -322,10 +332,15 @@ class Guard:
         return self.extractor.wants_body(request.method, request.header("content-type"))
 
     def _unextracted(
-        self, failure: AuthFailure, authorization: Sequence[str]
+        self,
+        failure: AuthFailure,
+        request: RequestHead,
+        authorization: Sequence[str],
+        *,
+        optional: bool,
     ) -> AuthFailure | None:
-        """The failure to answer when no token was found; ``None``: anonymous (``optional``)."""
-        if self.optional and failure.reason is Reason.MISSING_TOKEN:
+        """The failure to answer when no token was found; ``None``: anonymous (optional)."""
+        if failure.reason is Reason.MISSING_TOKEN and (optional or self.is_optional(request.path)):
             return None
         if failure.reason is Reason.MALFORMED_TOKEN and authorization:
             # A token was presented, mangled: fingerprint it so the log can still
@@ -343,11 +358,13 @@ class Guard:
         request: RequestHead,
         found: ExtractedToken | None,
         authorization: Sequence[str],
+        *,
+        optional: bool,
     ) -> Accepted | Rejected:
         """Answer a failure of the sequence (or let an anonymous request through)."""
         if found is not None:
             return Rejected(self._answer(failure, request, found.token), failure)
-        answered = self._unextracted(failure, authorization)
+        answered = self._unextracted(failure, request, authorization, optional=optional)
         if answered is None:
             return self._anonymous(request)
         return Rejected(self._answer(answered, request, None), answered)
@@ -369,12 +386,20 @@ class Guard:
             self.events.count_accepted()
         return _PUBLIC
 
-    def authenticate(self, request: RequestView) -> Accepted | Rejected:
+    def authenticate(self, request: RequestView, *, optional: bool = False) -> Accepted | Rejected:
         """Decide a request: let it through (with its claims) or answer it here.
 
         The whole sequence: public path, CORS preflight, the token (reading the form
         body only when a body token is allowed and the request has a form), the
         verifier, the required scopes; then the count, the log event and the metrics.
+
+        Args:
+            request: The adapter's view of the request.
+            optional: The token is optional for this request (an adapter that knows
+                the route, e.g. a view marked optional): without one the request goes
+                through anonymously; a token that is sent is verified all the same.
+                ``optional`` and ``optional_paths`` in the settings do this by
+                configuration.
         """
         if self._has_public_paths and self.is_public(request.path):
             return _PUBLIC
@@ -395,7 +420,7 @@ class Guard:
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes)
         except AuthFailure as failure:
-            return self._refused(failure, request, found, authorization)
+            return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
             self.events.accepted(lambda: self.facts(request), found.token)
         else:
@@ -403,7 +428,9 @@ class Guard:
         # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
         return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
-    async def authenticate_async(self, request: AsyncRequestView) -> Accepted | Rejected:
+    async def authenticate_async(
+        self, request: AsyncRequestView, *, optional: bool = False
+    ) -> Accepted | Rejected:
         """:meth:`authenticate` without blocking the event loop (ASGI)."""
         if self._has_public_paths and self.is_public(request.path):
             return _PUBLIC
@@ -426,13 +453,33 @@ class Guard:
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes)
         except AuthFailure as failure:
-            return self._refused(failure, request, found, authorization)
+            return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
             self.events.accepted(lambda: self.facts(request), found.token)
         else:
             self.events.count_accepted()
         # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
         return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
+
+    def check_scopes(
+        self, claims: Mapping[str, Any], scopes: Iterable[str], *, any_of: bool = False
+    ) -> None:
+        """The scope check of one route: the app-wide ``scopes`` and the route's own.
+
+        Every app-wide scope is needed; of ``scopes``, every one, or with ``any_of``
+        at least one. A failure's challenge names the scopes that were not satisfied
+        (with all of the route's alternatives for ``any_of``). Anonymous requests
+        (``claims`` empty) fail like any token without the scopes.
+
+        Raises:
+            AuthFailure: ``insufficient_scope``.
+        """
+        if any_of:
+            if self.scopes:
+                check_scopes(claims, self.scopes)
+            check_scopes(claims, scopes, any_of=True)
+        else:
+            check_scopes(claims, (*self.scopes, *scopes))
 
     def reject(
         self, exc: BaseException, request: RequestHead, *, token: str | None = None

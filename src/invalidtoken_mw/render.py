@@ -3,28 +3,29 @@
 Every adapter answers through :class:`Renderer`, so ASGI, WSGI, Flask and FastAPI
 send the same bytes for the same failure. The body is one JSON document with the
 RFC 9457 members (``type``, ``title``, ``status``, ``detail``) and the OAuth members
-(``error``, ``error_description``) plus ``reason``. Answers for the default
-descriptions are computed once, at construction.
+(``error``, ``error_description``) plus ``reason`` (:func:`problem_document`), or the
+application's own envelope (``error_body``). Answers for the default descriptions are
+computed once, at construction.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from invalidtoken_mw._grammar import uri_problem
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge, failure_description
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
 __all__ = [
     "DEFAULT_PROBLEM_TYPE_BASE",
     "JSON",
     "PROBLEM_JSON",
+    "ErrorBody",
     "RenderedFailure",
     "Renderer",
+    "problem_document",
     "wants_problem_json",
 ]
 
@@ -39,6 +40,28 @@ DEFAULT_RETRY_AFTER = 5
 _CUSTOM_ANSWERS = 256
 
 Headers = tuple[tuple[str, str], ...]
+#: The ``error_body`` option: the JSON document (a mapping) to send for a failure.
+ErrorBody = Callable[[AuthFailure], Mapping[str, Any]]
+
+
+def problem_document(
+    failure: AuthFailure, problem_type_base: str = DEFAULT_PROBLEM_TYPE_BASE
+) -> dict[str, Any]:
+    """The library's own body for ``failure``: RFC 9457 and OAuth members plus ``reason``.
+
+    An ``error_body`` callable can start from it and add or rename members.
+    """
+    reason = failure.reason
+    description = failure_description(failure)
+    return {
+        "type": f"{problem_type_base}{reason.value}",
+        "title": reason.problem_title,
+        "status": reason.status,
+        "detail": description,
+        "error": reason.error,
+        "error_description": description,
+        "reason": reason.value,
+    }
 
 
 class RenderedFailure(NamedTuple):
@@ -109,16 +132,25 @@ class Renderer:
             ``https://example.com/errors/expired``). It and each ``type`` it gives
             must be a URI reference (RFC 3986 §4.1).
         retry_after: Seconds announced in ``Retry-After`` on 503 answers.
+        error_body: The application's own error envelope: called with the failure, it
+            returns the JSON document to send (a mapping of JSON values) instead of
+            :func:`problem_document`. Status, challenge, ``Cache-Control: no-store``
+            and ``Content-Length`` stay the library's; the content type is
+            ``application/json`` (the document is not RFC 9457's). It is called once
+            per reason here and once per distinct custom description later; should
+            it raise then, that answer falls back to :func:`problem_document`.
 
     Raises:
-        ValueError: A value cannot be sent as it is; the message names the option and
-            how to fix it.
+        ValueError: A value cannot be sent as it is (an ``error_body`` that fails or
+            returns something other than a JSON object included); the message names
+            the option and how to fix it.
     """
 
     __slots__ = (
         "_cache",
         "_custom",
         "challenge",
+        "error_body",
         "problem_json",
         "problem_type_base",
         "retry_after",
@@ -131,17 +163,24 @@ class Renderer:
         problem_json: bool = True,
         problem_type_base: str = DEFAULT_PROBLEM_TYPE_BASE,
         retry_after: int = DEFAULT_RETRY_AFTER,
+        error_body: ErrorBody | None = None,
     ) -> None:
         """Validate the options and precompute the answer for every reason."""
         if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0:
             raise ValueError("retry_after must be a whole number of seconds >= 0, e.g. 5.")
+        if error_body is not None and not callable(error_body):
+            raise TypeError(
+                "error_body must be a callable taking the failure and returning a dict,"
+                " e.g. error_body=lambda failure: {'code': failure.reason.value}; or None."
+            )
         _check_problem_type_base(problem_type_base)
         self.challenge = challenge if challenge is not None else ChallengeSettings()
         self.problem_json = problem_json
         self.problem_type_base = problem_type_base
         self.retry_after = retry_after
+        self.error_body = error_body
         self._cache: Mapping[Reason, tuple[RenderedFailure, RenderedFailure]] = {
-            reason: self._compute(AuthFailure(reason)) for reason in Reason
+            reason: self._compute(AuthFailure(reason), at_start=True) for reason in Reason
         }
         self._custom: dict[
             tuple[Reason, str, tuple[str, ...]], tuple[RenderedFailure, RenderedFailure]
@@ -177,19 +216,41 @@ class Renderer:
             return RenderedFailure(answer.status, answer.headers, b"")
         return answer
 
-    def _compute(self, failure: AuthFailure) -> tuple[RenderedFailure, RenderedFailure]:
+    def _body(self, failure: AuthFailure, *, at_start: bool) -> bytes | None:
+        """The application's body for ``failure``; ``None``: use the library's own.
+
+        At start-up a failing ``error_body`` is a configuration error; later (a custom
+        description) the answer falls back to the library's body rather than a 500.
+        """
+        if self.error_body is None:
+            return None
+        problem: str | None = None
+        try:
+            document: object = self.error_body(failure)
+            if isinstance(document, Mapping):
+                return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("ascii")
+            problem = f"it returned {type(document).__name__}, not a dict"
+        except Exception as exc:  # noqa: BLE001 - the application's code: any failure
+            problem = f"{type(exc).__name__}: {exc}"
+        if not at_start:
+            return None
+        raise ValueError(
+            f"error_body failed for reason {failure.reason.value!r}: {problem}. It must"
+            " return a dict of JSON values (str, int, float, bool, None, list, dict) for"
+            " every failure."
+        )
+
+    def _compute(
+        self, failure: AuthFailure, *, at_start: bool = False
+    ) -> tuple[RenderedFailure, RenderedFailure]:
         reason = failure.reason
-        description = failure_description(failure)
-        document = {
-            "type": f"{self.problem_type_base}{reason.value}",
-            "title": reason.problem_title,
-            "status": reason.status,
-            "detail": description,
-            "error": reason.error,
-            "error_description": description,
-            "reason": reason.value,
-        }
-        body = json.dumps(document, separators=(",", ":")).encode("ascii")
+        body = self._body(failure, at_start=at_start)
+        problem_type = PROBLEM_JSON
+        if body is None:
+            document = problem_document(failure, self.problem_type_base)
+            body = json.dumps(document, separators=(",", ":")).encode("ascii")
+        else:
+            problem_type = JSON  # the application's envelope is not an RFC 9457 document
         common: list[tuple[str, str]] = [
             ("cache-control", "no-store"),
             ("content-length", str(len(body))),
@@ -201,5 +262,5 @@ class Renderer:
             common.append(("retry-after", str(self.retry_after)))
         return (
             RenderedFailure(reason.status, (("content-type", JSON), *common), body),
-            RenderedFailure(reason.status, (("content-type", PROBLEM_JSON), *common), body),
+            RenderedFailure(reason.status, (("content-type", problem_type), *common), body),
         )

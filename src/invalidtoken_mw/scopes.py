@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from invalidtoken_mw._grammar import SCOPE_TOKEN_RE
+from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
@@ -58,20 +59,39 @@ def granted_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(granted)
 
 
-def check_scopes(claims: Mapping[str, Any], required: Iterable[str]) -> None:
-    """Raise ``insufficient_scope`` unless the token grants every ``required`` scope.
+def check_scopes(
+    claims: Mapping[str, Any], required: Iterable[str], *, any_of: bool = False
+) -> None:
+    """Raise ``insufficient_scope`` unless the token grants the ``required`` scopes.
+
+    Args:
+        claims: The verified claims.
+        required: The scopes the request needs.
+        any_of: Any one of ``required`` is enough (by default every one is needed).
+            An empty ``required`` is always satisfied.
 
     Raises:
         AuthFailure: With ``scopes`` set to every required scope (RFC 6750 §3: the
             challenge's ``scope`` is the scope the request requires, so a client that
             asks for exactly it keeps the scopes it had) and the ones the token lacks
-            in ``context["missing_scopes"]`` (logged as ``missing_scopes``).
+            in ``context["missing_scopes"]`` (logged as ``missing_scopes``). With
+            ``any_of``, the description says that one of them is enough.
     """
+    wanted = tuple(required)
     granted = granted_scopes(claims)
-    missing = [scope for scope in required if scope not in granted]
+    if any_of:
+        if not wanted or not granted.isdisjoint(wanted):
+            return
+        raise AuthFailure(
+            Reason.INSUFFICIENT_SCOPE,
+            Sentence.INSUFFICIENT_SCOPE_ANY,
+            scopes=dict.fromkeys(wanted),
+            context={"missing_scopes": list(dict.fromkeys(wanted)), "scopes_rule": "any"},
+        )
+    missing = [scope for scope in wanted if scope not in granted]
     if missing:
         raise AuthFailure(
             Reason.INSUFFICIENT_SCOPE,
-            scopes=dict.fromkeys(required),
+            scopes=dict.fromkeys(wanted),
             context={"missing_scopes": missing},
         )

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from invalidtoken_mw.challenge import ChallengeSettings
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
-from invalidtoken_mw.render import DEFAULT_PROBLEM_TYPE_BASE, DEFAULT_RETRY_AFTER, Renderer
+from invalidtoken_mw.render import (
+    DEFAULT_PROBLEM_TYPE_BASE,
+    DEFAULT_RETRY_AFTER,
+    ErrorBody,
+    Renderer,
+)
 from invalidtoken_mw.scopes import validate_scopes
 
 if TYPE_CHECKING:
@@ -209,6 +214,14 @@ class GuardSettings:
             " or `/docs/123`."
         ),
     )
+    optional_paths: Sequence[str] = field(
+        default=(),
+        metadata=_doc(
+            "Paths where a token is optional, matched like `exclude_paths`: a request"
+            " without one goes through anonymously (claims `None`), a token that is sent"
+            " is verified and a bad one refused."
+        ),
+    )
     preflight_passthrough: bool = field(
         default=False,
         metadata=_doc(
@@ -250,6 +263,16 @@ class GuardSettings:
         metadata=_doc(
             "Prefix of the body's RFC 9457 `type`; the reason is appended"
             " (`https://example.com/errors/` gives `https://example.com/errors/expired`)."
+        ),
+    )
+    error_body: ErrorBody | None = field(
+        default=None,
+        metadata=_doc(
+            "Your own error envelope: a callable taking the `AuthFailure` and returning"
+            " the JSON object to send (`problem_document(failure)` is the default one)."
+            " Status, challenge, `Cache-Control` and `Content-Length` stay the"
+            " library's; the content type is `application/json`. Called once per reason"
+            " at start-up."
         ),
     )
     allow_query_token: bool = field(
@@ -335,11 +358,17 @@ class GuardSettings:
         # The challenge and the body check their own values (realm, URIs): build them
         # once here, so settings that exist are settings that work.
         challenge = ChallengeSettings(self.realm, error_uri, resource_metadata)
-        Renderer(challenge, problem_type_base=self.problem_type_base, retry_after=retry_after)
+        Renderer(
+            challenge,
+            problem_type_base=self.problem_type_base,
+            retry_after=retry_after,
+            error_body=self.error_body,
+        )
         normal: dict[str, object] = {name: as_bool(name, getattr(self, name)) for name in _SWITCHES}
         normal.update(
             exclude_paths=_paths("exclude_paths", self.exclude_paths),
             exclude_exact_paths=_paths("exclude_exact_paths", self.exclude_exact_paths),
+            optional_paths=_paths("optional_paths", self.optional_paths),
             scopes=validate_scopes(as_list("scopes", self.scopes, _SCOPE_SEPARATORS)),
             error_uri=error_uri,
             resource_metadata=resource_metadata,

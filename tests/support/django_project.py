@@ -86,6 +86,16 @@ class _ASGI(ASGIHandler):
         self.urlconf = urlconf
         super().__init__()
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            # Django has no lifespan; uvicorn runs with lifespan="on" in the tests
+            # (in production its default "auto" carries on without one).
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await super().__call__(scope, receive, send)
+
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         request.urlconf = self.urlconf  # type: ignore[assignment]  # Django takes a module too
         return await super().get_response_async(request)

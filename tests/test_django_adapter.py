@@ -144,7 +144,7 @@ async def async_bare_401(_request: HttpRequest) -> HttpResponse:
 
 class DRFWhoAmI(APIView):
     def get(self, request: Request) -> Response:
-        user = request.user
+        user: object = request.user
         assert isinstance(user, TokenUser)
         return Response({"user": str(user), "sub": current_claims(request)["sub"]})
 

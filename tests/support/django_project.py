@@ -118,7 +118,7 @@ def asgi_app(
     invalidtoken: dict[str, Any],
     *,
     middleware: Sequence[str] = tuple(MIDDLEWARE),
-) -> ASGIHandler:
+) -> Any:  # Django's ASGI types differ from the servers'
     """An ASGI application (Django's own handler) for ``patterns`` with these settings."""
     configure()
     with override_settings(MIDDLEWARE=list(middleware), INVALIDTOKEN=invalidtoken):

@@ -39,7 +39,7 @@ from invalidtoken_mw.scopes import validate_scopes
 from invalidtoken_mw.settings import FIELDS, GuardSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from django.http import HttpRequest
     from django.http.response import HttpResponseBase
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SETTING",
     "InvalidTokenMiddleware",
+    "check_scopes",
     "current_claims",
     "exempt",
     "failure_response",
@@ -95,6 +96,10 @@ def _options(config: Mapping[Any, Any], example: str) -> dict[str, Any]:
                 raise ImproperlyConfigured(
                     f"settings.{SETTING}[{name!r}]: cannot import {value!r}: {exc}"
                 ) from exc
+    verifier = options["verifier"]
+    if not hasattr(verifier, "verify") and callable(verifier):
+        # A factory (e.g. one reading the environment), called when the middleware starts.
+        options["verifier"] = verifier()
     return options
 
 
@@ -102,7 +107,9 @@ def guard_from_settings() -> Guard:
     """A :class:`~invalidtoken_mw.guard.Guard` built from ``settings.INVALIDTOKEN``.
 
     Keys are :class:`~invalidtoken_mw.GuardSettings` field names (upper-case accepted);
-    ``verifier`` and ``error_body`` may be dotted paths to the object.
+    ``verifier`` and ``error_body`` may be dotted paths to the object, and ``verifier``
+    a function (or the dotted path to one) that returns the verifier: it is called
+    when the middleware starts, so ``settings.py`` needs no keys or network.
 
     Raises:
         ImproperlyConfigured: The setting is missing, not a dict, has no verifier, an
@@ -297,14 +304,26 @@ def current_claims(request: object) -> dict[str, Any]:
     return claims
 
 
-def request_guard(request: HttpRequest) -> Guard:
-    """The guard of the middleware that decided ``request`` (for DRF and helpers).
+def check_scopes(request: object, scopes: Iterable[str], *, any_of: bool = False) -> None:
+    """Check scopes inside a view, e.g. different ones per HTTP method.
+
+    Like :func:`require_scopes` (or :func:`require_any_scope` with ``any_of``); the
+    failure is raised and answered by the middleware.
+
+    Raises:
+        AuthFailure: ``insufficient_scope``, or ``missing_token`` without a token.
+    """
+    request_guard(request).check_scopes(current_claims(request), scopes, any_of=any_of)
+
+
+def request_guard(request: object) -> Guard:
+    """The guard of the middleware that decided ``request`` (Django's or DRF's request).
 
     Raises:
         ImproperlyConfigured: The middleware did not see the request: it is not in
             ``settings.MIDDLEWARE``.
     """
-    state: _State | None = getattr(request, _STATE_ATTR, None)
+    state: _State | None = getattr(getattr(request, "_request", request), _STATE_ATTR, None)
     if state is None:
         raise ImproperlyConfigured(
             "this request was not seen by invalidtoken_mw.django.InvalidTokenMiddleware:"

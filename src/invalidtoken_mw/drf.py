@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
-from invalidtoken_mw.django import current_claims, failure_response, request_guard
+from invalidtoken_mw.django import check_scopes, failure_response, request_guard
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -129,9 +129,8 @@ class _ScopePermission(BasePermission):
                 f"{name} needs a list of scopes in the view's required_scopes,"
                 f" e.g. required_scopes = ['orders:read'] on {type(view).__name__}."
             )
-        inner = _django_request(request)
         # Raised, not False: the middleware answers it with the challenge naming the scopes.
-        request_guard(inner).check_scopes(current_claims(inner), scopes, any_of=self.any_of)
+        check_scopes(_django_request(request), scopes, any_of=self.any_of)
         return True
 
 

@@ -386,12 +386,14 @@ def test_error_body_and_exclude_paths_from_the_settings_dict() -> None:
     with run_waitress(app) as base, client(base) as http:
         refused = http.get("/protected")
         raised = http.get("/raise", headers=bearer(token()))
+        drf_raised = http.get("/drf/raise", headers=bearer(token()))
+        drf_handled = http.get("/drf/raise-handled", headers=bearer(token()))
         health = http.get("/health/", headers=bearer("garbage"))
     assert (b'{"error":"missing_token"}', "application/json") == (
         refused.content,
         refused.headers["content-type"],
     )
-    assert b'{"error":"revoked"}' == raised.content
+    assert [b'{"error":"revoked"}'] * 3 == [raised.content, drf_raised.content, drf_handled.content]
     assert 200 == health.status_code
 
 

@@ -416,7 +416,9 @@ def _mark(
 ) -> None:
     components = schema.setdefault("components", {})
     schemes = components.setdefault("securitySchemes", {})
-    schemes.setdefault(_BEARER, bearer_scheme.model.model_dump(by_alias=True, exclude_none=True))
+    schemes.setdefault(
+        _BEARER, bearer_scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    )
     custom = guard.settings.error_body is not None
     body: dict[str, Any] = (
         {"type": "object", "description": "The application's error envelope (error_body)."}

@@ -37,14 +37,16 @@ __all__ = ["TokenClaims", "bearer_scheme", "install", "require_scopes", "token_c
 # Where install() leaves its Guard on app.state, for the route-level scope check.
 _GUARD_STATE = "invalidtoken_guard"
 
-#: The OpenAPI security scheme: documents bearer auth and gives /docs an Authorize button.
-#: ``auto_error=False``: the middleware, not FastAPI, answers missing credentials.
 bearer_scheme = HTTPBearer(
     scheme_name="bearerAuth",
     bearerFormat="JWT",
     description="A bearer access token (RFC 6750).",
     auto_error=False,
 )
+"""The OpenAPI security scheme: documents bearer auth and gives /docs an Authorize button.
+
+``auto_error=False``: the middleware, not FastAPI, answers missing credentials.
+"""
 
 
 async def token_claims(
@@ -69,8 +71,8 @@ async def token_claims(
     return claims
 
 
-#: ``claims: TokenClaims`` in an endpoint's signature gives the verified claims.
 TokenClaims = Annotated[dict[str, Any], Security(token_claims)]
+"""``claims: TokenClaims`` in an endpoint's signature gives the verified claims."""
 
 
 def require_scopes(*scopes: str) -> Callable[..., dict[str, Any]]:

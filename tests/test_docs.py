@@ -18,6 +18,9 @@ How samples are run (a convention for everyone writing docs):
   ``module`` can be imported (samples of third-party libraries outside the dev group,
   such as the "before" half of a migration guide); skipped otherwise.
 - Global state a sample changes (structlog's configuration) is restored after each page.
+- A page whose samples use Django runs with Django configured (``support.django_project``,
+  as a Django project's tests would be), and its namespace is a module registered as
+  ``docs_sample``, so a sample can name its own URLs with ``ROOT_URLCONF=__name__``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import re
 import subprocess
 import sys
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,6 +176,14 @@ def test_every_python_sample_of_the_page_runs(page: Path, request: pytest.Fixtur
     namespace = fixture_namespace()
     if any("redis_url" in sample.code for sample in samples(page)):
         namespace["redis_url"] = request.getfixturevalue("redis_server").url
+    if any("from django" in sample.code for sample in samples(page)):
+        from support.django_project import configure  # noqa: PLC0415 - Django pages only
+
+        configure()
+        module = types.ModuleType(namespace["__name__"])
+        module.__dict__.update(namespace)
+        namespace = module.__dict__
+        request.getfixturevalue("monkeypatch").setitem(sys.modules, module.__name__, module)
     skipped = run_page(page, namespace)
     if skipped:
         pytest.skip("; ".join(skipped))

@@ -9,6 +9,9 @@ which MkDocs checks (a target that does not exist is a warning, so ``--strict`` 
 anything else (the standard library, a name outside the package) becomes inline code.
 ``~`` shows only the last part of the name, as in Sphinx. A paragraph ending in ``::``
 (an rST literal block follows) ends in ``:``; the indented block is Markdown code.
+
+A module attribute documented the Sphinx way, by ``#:`` comment lines right above it,
+gets those lines as its docstring (griffe reads only a string literal below it).
 """
 
 from __future__ import annotations
@@ -80,6 +83,19 @@ def _canonical(package: griffe.Module, path: str) -> str:
     return str(found.path)
 
 
+def _comment_docstring(obj: griffe.Object) -> str | None:
+    """The ``#:`` comment lines right above an attribute, joined; ``None`` without any."""
+    if not obj.is_attribute or obj.lineno is None or obj.parent is None:
+        return None
+    lines = obj.parent.module.lines
+    found: list[str] = []
+    index = obj.lineno - 2  # the line above, 0-based
+    while index >= 0 and lines[index].strip().startswith("#:"):
+        found.insert(0, lines[index].strip()[2:].strip())
+        index -= 1
+    return "\n".join(found) or None
+
+
 class SphinxRoles(griffe.Extension):
     """Rewrite ``:role:`target``` in every docstring of the package (see the module)."""
 
@@ -89,7 +105,10 @@ class SphinxRoles(griffe.Extension):
             return
         for obj in _objects(pkg):
             if obj.docstring is None:
-                continue
+                comment = _comment_docstring(obj)
+                if comment is None:
+                    continue
+                obj.docstring = griffe.Docstring(comment, parent=obj)
 
             def replace(match: re.Match[str], scope: griffe.Object = obj) -> str:
                 short, name = match.group(1) == "~", match.group(2)

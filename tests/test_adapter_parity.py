@@ -147,7 +147,10 @@ def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) 
 def flask_app(claims_of: Callable[[], dict[str, Any] | None]) -> Flask:
     """The same application in Flask; ``claims_of`` reads the claims where they are."""
     app = Flask("parity")
-    app.config["PROPAGATE_EXCEPTIONS"] = True  # the WSGI middleware sees view exceptions
+    # The parity of the WSGI middleware's handling of raised failures is tested here, so
+    # Flask must let a view's exception reach it; in production (no propagation) Flask
+    # answers 500 itself instead, see tests/test_flask_servers.py and docs/flask.md.
+    app.config["PROPAGATE_EXCEPTIONS"] = True
 
     @app.route("/orders", methods=["GET", "OPTIONS"])
     def orders() -> FlaskResponse:

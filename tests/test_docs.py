@@ -26,8 +26,10 @@ How samples are run (a convention for everyone writing docs):
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
 import inspect
+import pkgutil
 import re
 import subprocess
 import sys
@@ -41,6 +43,7 @@ import jwt
 import pytest
 import structlog
 
+import invalidtoken_mw
 from invalidtoken_mw import (
     GuardSettings,
     JWTVerifier,
@@ -51,7 +54,7 @@ from invalidtoken_mw import (
 from invalidtoken_mw.fastapi import install
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -314,18 +317,159 @@ def test_configuration_lists_exactly_the_guard_settings() -> None:
     assert defaults == {row[0]: row[1] for row in table}
 
 
-def test_mkdocs_build_strict_succeeds(tmp_path: Path) -> None:
-    """``mkdocs build --strict`` builds the site without a warning, diagram included."""
-    site = tmp_path / "site"
-    result = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+def mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    """``mkdocs build --strict`` of ``config`` into ``site``."""
+    return subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(config),
+            "--site-dir",
+            str(site),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documentation site, built once with ``mkdocs build --strict``."""
+    built = tmp_path_factory.mktemp("docs") / "site"
+    result = mkdocs_build(ROOT / "mkdocs.yml", built)
     assert 0 == result.returncode, result.stderr
+    return built
+
+
+def test_mkdocs_build_strict_succeeds(site: Path) -> None:
+    """``mkdocs build --strict`` builds the site without a warning, diagram included."""
     architecture = (site / "architecture" / "index.html").read_text(encoding="utf-8")
     assert (site / "index.html").is_file()
     assert 'class="mermaid"' in architecture
+
+
+def public_modules() -> list[str]:
+    """The package's public modules: every module not named ``_*``, but the command line."""
+    return sorted(
+        module.name
+        for module in pkgutil.iter_modules(invalidtoken_mw.__path__)
+        if not module.name.startswith("_") and module.name != "cli"
+    )
+
+
+def _anchors(page: Path) -> set[str]:
+    return set(re.findall(r'id="(invalidtoken_mw[\w.]*)"', page.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("module", public_modules())
+def test_the_reference_documents_every_public_name_of_the_module(site: Path, module: str) -> None:
+    """Each public module has a reference page with a heading for every name of its __all__.
+
+    A name without a docstring gets no heading (mkdocstrings leaves it out), so this
+    also makes every public name carry a docstring. A module missing from the page list
+    of ``scripts/mkdocs_reference.py`` has no page and fails here.
+    """
+    page = site / "reference" / module / "index.html"
+    assert page.is_file(), f"add {module!r} to MODULES in scripts/mkdocs_reference.py"
+    imported = importlib.import_module(f"invalidtoken_mw.{module}")
+    anchors = _anchors(page)
+    names = getattr(imported, "__all__", ())
+    assert names, f"invalidtoken_mw.{module} declares no __all__"
+    assert [] == [name for name in names if f"invalidtoken_mw.{module}.{name}" not in anchors]
+
+
+def test_the_reference_overview_links_every_name_of_the_package(site: Path) -> None:
+    """reference/index.md lists invalidtoken_mw.__all__, each linked to its documentation."""
+    overview = (site / "reference" / "index.html").read_text(encoding="utf-8")
+    documented = set().union(*(_anchors(page) for page in (site / "reference").rglob("*.html")))
+    missing, unlinked = [], []
+    for name in invalidtoken_mw.__all__:
+        home = getattr(getattr(invalidtoken_mw, name), "__module__", "invalidtoken_mw")
+        if not home.startswith("invalidtoken_mw."):
+            continue  # __version__: documented on the overview itself
+        if f"{home}.{name}" not in documented:
+            missing.append(name)
+        if f'href="{home.rsplit(".", 1)[1]}/#{home}.{name}"' not in overview:
+            unlinked.append(name)
+    assert ([], []) == (missing, unlinked)
+
+
+_BROKEN_SITE = """\
+site_name: broken
+docs_dir: docs
+nav:
+  - Home: index.md
+  - Gone: gone.md
+"""
+
+
+def test_the_strict_build_fails_on_broken_references_missing_pages_and_docstrings(
+    tmp_path: Path,
+) -> None:
+    """The project's MkDocs settings turn each kind of documentation breakage into a failure.
+
+    A small site with the project's ``validation`` and ``plugins`` settings (the
+    reference hook aside) gets a broken cross-reference, a page in the navigation that
+    does not exist and a docstring naming a parameter the function does not have.
+    """
+    config = yaml_sections(ROOT / "mkdocs.yml", ("validation", "plugins"))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "brokenmod.py").write_text(
+        'def f(x: int) -> int:\n    """Return x.\n\n    Args:\n        y: Not a parameter.\n'
+        '    """\n    return x\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text(
+        "# Broken\n\nSee [`Nope`][invalidtoken_mw.nope.Nope].\n\n::: brokenmod\n",
+        encoding="utf-8",
+    )
+    site_config = tmp_path / "mkdocs.yml"
+    site_config.write_text(
+        _BROKEN_SITE
+        + config.replace("paths: [src]", f"paths: [{tmp_path / 'src'}]").replace(
+            "scripts/", f"{ROOT / 'scripts'}/"
+        ),
+        encoding="utf-8",
+    )
+    result = mkdocs_build(site_config, tmp_path / "site")
+    assert 0 != result.returncode
+    expected = ["invalidtoken_mw.nope.Nope", "gone.md", "'y' does not appear in the function"]
+    assert [] == [warning for warning in expected if warning not in result.stderr], result.stderr
+
+
+def yaml_sections(config: Path, names: Sequence[str]) -> str:
+    """The top-level sections ``names`` of a YAML file, as text (no tags to load)."""
+    kept: list[str] = []
+    keep = False
+    for line in config.read_text(encoding="utf-8").splitlines():
+        if line and not line[0].isspace():
+            keep = line.split(":", 1)[0] in names
+        if keep:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+# -- the quick starts, on their own ----------------------------------------------------
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", DOCS / "index.md"], ids=lambda p: p.name)
+def test_quick_start_samples_run_on_their_own(page: Path) -> None:
+    """Each quick-start block runs in a fresh namespace, without the pages' ready-made names.
+
+    The page runner above lends every page ``verifier`` and friends; a quick start is
+    copied on its own, so it must define everything it uses (a README snippet once used
+    an undefined ``verifier``).
+    """
+    blocks = [sample for sample in samples(page) if not sample.no_run and not sample.requires]
+    assert blocks
+    for sample in blocks:
+        source = "\n" * (sample.line - 1) + sample.code
+        exec(compile(source, str(page), "exec"), {"__name__": "quick_start"})  # noqa: S102

@@ -17,7 +17,13 @@ from flask import Blueprint, Flask, abort
 from structlog.testing import capture_logs
 
 from invalidtoken_mw import AuthFailure, Reason
-from invalidtoken_mw.flask import InvalidToken, current_claims, require_scopes
+from invalidtoken_mw.flask import (
+    InvalidToken,
+    current_claims,
+    optional_claims,
+    require_any_scope,
+    require_scopes,
+)
 from support.expected import (
     CHARACTERS_DETAIL,
     EMPTY_DETAIL,
@@ -48,6 +54,11 @@ NO_SCOPE = mint()
 EXPIRED = mint(payload=claims(scope="orders:read", iat=NOW - 7200, exp=NOW - 3600))
 BAD_SIGNATURE = tamper_signature(READ)
 
+ANY_CHALLENGE = (
+    'Bearer realm="orders", error="insufficient_scope", error_description="The access token'
+    ' grants none of the scopes this request accepts; any one of them will do.",'
+    ' scope="orders:read orders:admin"'
+)
 MISSING_DETAIL = "This resource requires a bearer token in the Authorization header."
 
 
@@ -69,6 +80,7 @@ def rejected(logs: list[MutableMapping[str, Any]]) -> list[str]:
 
 
 public = Blueprint("public", __name__, url_prefix="/pub")
+maybe = Blueprint("maybe", __name__, url_prefix="/maybe")
 inner = Blueprint("inner", __name__, url_prefix="/inner")
 private = Blueprint("private", __name__, url_prefix="/priv")
 
@@ -89,6 +101,13 @@ def inner_ping() -> dict[str, str]:
 def private_ping() -> dict[str, Any]:
     """A view of an ordinary blueprint: protected."""
     return {"sub": current_claims()["sub"]}
+
+
+@maybe.get("/ping")
+def maybe_ping() -> dict[str, Any]:
+    """A view of an optional blueprint."""
+    claims_ = optional_claims()
+    return {"sub": None if claims_ is None else claims_["sub"]}
 
 
 public.register_blueprint(inner)
@@ -121,9 +140,44 @@ def add_routes(app: Flask, auth: InvalidToken) -> None:
     def public_claims() -> dict[str, Any]:
         return current_claims()
 
+    @app.get("/public-optional-claims")
+    @auth.exempt
+    def public_optional_claims() -> dict[str, Any]:
+        return {"claims": optional_claims()}
+
+    add_optional_routes(app, auth)
     auth.exempt(public)
     app.register_blueprint(public)
     app.register_blueprint(private)
+
+
+def add_optional_routes(app: Flask, auth: InvalidToken) -> None:
+    """Views with optional authentication (one blueprint too) and an any-of scope view."""
+
+    @app.get("/optional")
+    @auth.optional
+    def optional_view() -> dict[str, Any]:
+        claims_ = optional_claims()
+        return {"sub": None if claims_ is None else claims_["sub"]}
+
+    @app.get("/optional/needs-claims")
+    @auth.optional
+    def optional_needs_claims() -> dict[str, Any]:
+        return {"sub": current_claims()["sub"]}
+
+    @app.get("/optional/scoped")
+    @auth.optional
+    @require_scopes("orders:read")
+    def optional_scoped() -> dict[str, Any]:
+        return {"sub": current_claims()["sub"]}
+
+    @app.get("/any")
+    @require_any_scope("orders:read", "orders:admin")
+    def any_scope() -> dict[str, bool]:
+        return {"ok": True}
+
+    auth.optional(maybe)
+    app.register_blueprint(maybe)
 
 
 def add_failing_routes(app: Flask) -> None:
@@ -325,9 +379,124 @@ def test_current_claims_gives_the_verified_claims(http: FlaskClient) -> None:
     assert expected == http.get("/me", headers=bearer(READ)).get_json()
 
 
-def test_current_claims_without_a_token_is_missing_token(http: FlaskClient) -> None:
-    """current_claims() in an exempt view without a token answers a bare 401."""
-    assert (401, BARE, "missing_token") == outcome(http.get("/public-claims"))
+@pytest.mark.parametrize("path", ["/public-claims", "/public-optional-claims"])
+@pytest.mark.parametrize("token", [None, READ], ids=["no-token", "valid-token"])
+def test_claims_in_an_exempt_view_are_a_programming_error(path: str, token: str | None) -> None:
+    """Reading the claims in an exempt view raises a RuntimeError that names @auth.optional.
+
+    The token of an exempt view is never read, so answering missing_token (as before)
+    was false when a valid token had been sent.
+    """
+    app = create_app()
+    app.testing = True  # the view's exception reaches the test instead of a 500 page
+    headers = {} if token is None else bearer(token)
+    with pytest.raises(RuntimeError, match=r"exempt from authentication.*@auth\.optional"):
+        app.test_client().get(path, headers=headers)
+
+
+def test_claims_on_an_excluded_path_are_a_programming_error() -> None:
+    """A path in exclude_paths is exempt too: asking for its claims raises RuntimeError."""
+    app = Flask("excluded_claims")
+    app.testing = True
+    InvalidToken(app, verifier=make_verifier(), exclude_paths=["/public"])
+    app.add_url_rule("/public/me", "me", current_claims)
+    with pytest.raises(RuntimeError, match=r"exclude_paths"):
+        app.test_client().get("/public/me", headers=bearer(READ))
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "expected"),
+    [
+        pytest.param("/optional", {}, (200, {"sub": None}), id="anonymous"),
+        pytest.param("/optional", bearer(READ), (200, {"sub": "user-1"}), id="valid-token"),
+        pytest.param("/maybe/ping", {}, (200, {"sub": None}), id="blueprint-anonymous"),
+        pytest.param("/maybe/ping", bearer(READ), (200, {"sub": "user-1"}), id="blueprint-valid"),
+    ],
+)
+def test_optional_view_lets_anonymous_requests_through_and_hands_over_claims(
+    http: FlaskClient, path: str, headers: dict[str, str], expected: tuple[int, Any]
+) -> None:
+    """@auth.optional (view or blueprint): no token gives None, a valid token its claims."""
+    response = http.get(path, headers=headers)
+    assert expected == (response.status_code, response.get_json())
+
+
+@pytest.mark.parametrize("path", ["/optional", "/maybe/ping"])
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        pytest.param(EXPIRED, (401, EXPIRED_CHALLENGE, "expired"), id="expired"),
+        pytest.param(BAD_SIGNATURE, (401, None, "bad_signature"), id="bad-signature"),
+    ],
+)
+def test_optional_view_still_refuses_a_bad_token(
+    http: FlaskClient, path: str, token: str, expected: tuple[int, str | None, str]
+) -> None:
+    """A token sent to an optional view is verified: a bad one is refused like anywhere else."""
+    status, challenge, reason = outcome(http.get(path, headers=bearer(token)))
+    assert expected[::2] == (status, reason)
+    assert challenge is not None
+    if expected[1] is not None:
+        assert expected[1] == challenge
+
+
+def test_optional_view_refusal_is_logged_once(http: FlaskClient) -> None:
+    """The refusal of a bad token on an optional view is one auth_rejected event."""
+    with capture_logs() as logs:
+        http.get("/optional", headers=bearer(EXPIRED))
+    assert ["expired"] == rejected(logs)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "expected"),
+    [
+        pytest.param("/optional/needs-claims", {}, (401, BARE, "missing_token"), id="claims"),
+        pytest.param("/optional/scoped", {}, (401, BARE, "missing_token"), id="scoped"),
+        pytest.param(
+            "/optional/scoped",
+            bearer(NO_SCOPE),
+            (403, scope_challenge("orders:read"), "insufficient_scope"),
+            id="scoped-no-scope",
+        ),
+        pytest.param("/optional/scoped", bearer(READ), (200, None, None), id="scoped-granted"),
+    ],
+)
+def test_optional_view_that_needs_claims_or_scopes(
+    http: FlaskClient, path: str, headers: dict[str, str], expected: tuple[int, Any, Any]
+) -> None:
+    """current_claims() or a scope decorator in an optional view: anonymous gets a bare 401."""
+    assert expected == outcome(http.get(path, headers=headers))
+
+
+def test_a_view_cannot_be_both_exempt_and_optional() -> None:
+    """Marking one view (or blueprint) both ways fails at decoration, in either order."""
+    auth = InvalidToken(verifier=make_verifier())
+
+    def view() -> str:
+        return "ok"
+
+    auth.exempt(view)
+    with pytest.raises(ValueError, match=r"both exempt and optional"):
+        auth.optional(view)
+    blueprint = Blueprint("both", __name__)
+    auth.optional(blueprint)
+    with pytest.raises(ValueError, match=r"both exempt and optional"):
+        auth.exempt(blueprint)
+
+
+def test_optional_paths_setting_works_in_the_extension() -> None:
+    """INVALIDTOKEN_OPTIONAL_PATHS makes a path optional without a decorator."""
+    app = Flask("optional_paths")
+    app.config["INVALIDTOKEN_OPTIONAL_PATHS"] = ["/feed"]
+    InvalidToken(app, verifier=make_verifier(), realm="orders")
+
+    @app.get("/feed")
+    def feed() -> dict[str, Any]:
+        return {"claims": optional_claims()}
+
+    test_client = app.test_client()
+    assert {"claims": None} == test_client.get("/feed").get_json()
+    assert "expired" == outcome(test_client.get("/feed", headers=bearer(EXPIRED)))[2]
 
 
 @pytest.mark.parametrize(
@@ -355,6 +524,52 @@ def test_require_scopes(
 ) -> None:
     """require_scopes passes a token granting the scope (scope or scp), 403s one lacking it."""
     assert expected == outcome(http.open("/orders", method=method, headers=bearer(token)))
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        pytest.param(READ, (200, None, None), id="first-alternative"),
+        pytest.param(
+            mint(payload=claims(scope="orders:admin")), (200, None, None), id="second-alternative"
+        ),
+        pytest.param(
+            NO_SCOPE,
+            (403, ANY_CHALLENGE, "insufficient_scope"),
+            id="neither",
+        ),
+    ],
+)
+def test_require_any_scope(
+    http: FlaskClient, token: str, expected: tuple[int, str | None, str | None]
+) -> None:
+    """require_any_scope passes a token with any one scope; the refusal names every alternative."""
+    assert expected == outcome(http.get("/any", headers=bearer(token)))
+
+
+def test_require_any_scope_keeps_the_app_wide_scopes() -> None:
+    """An app-wide scope is still needed on an any-of view, and the challenge names it."""
+    app = Flask("any_app_wide")
+    InvalidToken(app, verifier=make_verifier(), realm="orders", scopes=["orders:read"])
+
+    @app.get("/any")
+    @require_any_scope("orders:write", "orders:admin")
+    def any_scope() -> str:
+        return "ok"
+
+    test_client = app.test_client()
+    both = mint(payload=claims(scope="orders:read orders:admin"))
+    no_app_scope = mint(payload=claims(scope="orders:admin"))
+    assert 200 == test_client.get("/any", headers=bearer(both)).status_code
+    assert (403, scope_challenge("orders:read"), "insufficient_scope") == outcome(
+        test_client.get("/any", headers=bearer(no_app_scope))
+    )
+
+
+def test_require_any_scope_needs_a_scope() -> None:
+    """require_any_scope() with no scope (never satisfiable) fails at decoration."""
+    with pytest.raises(ValueError, match=r"at least one scope"):
+        require_any_scope()
 
 
 def test_require_scopes_refuses_an_invalid_scope_at_decoration() -> None:

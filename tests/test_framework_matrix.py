@@ -248,8 +248,14 @@ def test_scopes_any_and_all(
     all_status: int,
 ) -> None:
     module, http = framework
-    supported(module, "scopes")
     headers = bearer(token(scope=granted))
+    if _unsupported(module, "scopes"):
+        # What happens instead is documented; a token without the scopes never succeeds.
+        if any_status == 403:
+            assert http.get("/scopes-any", headers=headers).status_code >= 400
+        if all_status == 403:
+            assert http.get("/scopes-all", headers=headers).status_code >= 400
+        return
     any_answer = http.get("/scopes-any", headers=headers)
     all_answer = http.get("/scopes-all", headers=headers)
     assert (any_answer.status_code, all_answer.status_code) == (any_status, all_status)
@@ -272,7 +278,10 @@ def test_custom_body(framework: tuple[ModuleType, httpx.Client], reference: http
     expired = bearer(token(iat=1, exp=2))
     library = Sent.of(reference.get("/protected", headers=expired))
     with _serve(module, error_body=envelope) as base, client(base) as http:
-        for path, headers in (("/protected", expired), ("/raise", bearer(token()))):
+        paths = [("/protected", expired), ("/raise", bearer(token()))]
+        if _unsupported(module, "raise"):
+            paths = paths[:1]  # a raised failure never reaches the library there
+        for path, headers in paths:
             # problem+json asked for first: a custom envelope is application/json all the
             # same (and DRF answers 406 to an Accept that offers nothing else).
             accept = "application/problem+json, application/json;q=0.5"

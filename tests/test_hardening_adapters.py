@@ -158,7 +158,6 @@ def flask_app(
     Flask-CORS inside the application.
     """
     app = Flask("hardening")
-    app.config["PROPAGATE_EXCEPTIONS"] = True
 
     @app.route("/orders", methods=["GET", "DELETE", "OPTIONS"])
     def orders() -> FlaskResponse:

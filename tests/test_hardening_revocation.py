@@ -101,7 +101,6 @@ async def asgi_orders(request: Request) -> PlainTextResponse:
 def flask_app(adapter: str, store: RevocationStore) -> Flask:
     """Flask answering the verified subject, protected by ``adapter``."""
     app = Flask("revocation-hardening")
-    app.config["PROPAGATE_EXCEPTIONS"] = True
 
     @app.route("/orders")
     def orders() -> FlaskResponse:

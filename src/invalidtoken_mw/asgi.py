@@ -24,10 +24,15 @@ __all__ = ["ASGIApp", "InvalidTokenMiddleware", "Message", "Receive", "Scope", "
 
 # The ASGI 3 callable types (the same shapes as starlette.types, without importing it).
 Scope = MutableMapping[str, Any]
+"""An ASGI connection scope."""
 Message = MutableMapping[str, Any]
+"""An ASGI event message, received or sent."""
 Receive = Callable[[], Awaitable[Message]]
+"""The ASGI ``receive`` callable."""
 Send = Callable[[Message], Awaitable[None]]
+"""The ASGI ``send`` callable."""
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+"""An ASGI 3 application."""
 
 _WS_DENIAL = "websocket.http.response"
 _POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1

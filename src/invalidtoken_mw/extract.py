@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MAX_TOKEN_BYTES", "ExtractedToken", "TokenExtractor", "TokenSource"]
 
 DEFAULT_MAX_TOKEN_BYTES = 8192
+"""The default ``max_token_bytes``: longer ``Authorization`` values are refused unparsed."""
 # The usual header, "Bearer <b64token>", is recognised without a regular expression:
 # the token's characters are checked by deleting the allowed ones (one C call).
 _BEARER_PREFIXES = frozenset({"Bearer ", "bearer ", "BEARER "})

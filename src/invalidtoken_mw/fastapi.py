@@ -65,14 +65,16 @@ _BEARER = "bearerAuth"
 _OAUTH2 = "oauth2"
 _AUTH_ERROR = "AuthError"
 
-#: The OpenAPI security scheme: documents bearer auth and gives /docs an Authorize button.
-#: ``auto_error=False``: the middleware, not FastAPI, answers missing credentials.
 bearer_scheme = HTTPBearer(
     scheme_name=_BEARER,
     bearerFormat="JWT",
     description="A bearer access token (RFC 6750).",
     auto_error=False,
 )
+"""The OpenAPI security scheme: documents bearer auth and gives /docs an Authorize button.
+
+``auto_error=False``: the middleware, not FastAPI, answers missing credentials.
+"""
 
 #: The JSON Schema of the body the library sends with a refusal (``AuthError`` in the
 #: OpenAPI components): RFC 9457 members, the OAuth ``error`` members and ``reason``.
@@ -127,8 +129,8 @@ async def token_claims(
     return claims
 
 
-#: ``claims: TokenClaims`` in an endpoint's signature gives the verified claims.
 TokenClaims = Annotated[dict[str, Any], Security(token_claims)]
+"""``claims: TokenClaims`` in an endpoint's signature gives the verified claims."""
 
 
 async def optional_token_claims(

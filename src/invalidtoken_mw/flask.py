@@ -1,4 +1,4 @@
-"""Flask extension: ``InvalidToken``, ``require_scopes`` and ``current_claims``.
+"""Flask extension: ``InvalidToken``, ``current_claims``, ``optional_claims`` and scope decorators.
 
 Follows the Flask extension pattern: ``InvalidToken(app)`` or ``InvalidToken()`` then
 ``init_app(app)`` (app factories); setup happens only in :meth:`InvalidToken.init_app`;
@@ -13,6 +13,17 @@ even when the application has its own ``errorhandler(401)``; a 401 produced by a
 without a challenge gets one. A CORS preflight is answered with a bare 204 before any
 view runs (``after_request`` hooks such as Flask-CORS's still add their headers),
 unless ``preflight_passthrough`` is on.
+
+Per view: ``@auth.exempt`` makes a view (or a blueprint) public: its token is never
+read. ``@auth.optional`` makes authentication optional: a request without a token runs
+the view anonymously (``optional_claims()`` is ``None``), a bad token is still refused.
+``@require_scopes(...)`` needs every scope, ``@require_any_scope(...)`` at least one.
+
+Prefer this extension to wrapping ``app.wsgi_app`` in
+:class:`~invalidtoken_mw.wsgi.InvalidTokenWSGIMiddleware`: Flask turns an exception a
+view raises into its own 500 page before a WSGI middleware can see it (unless
+``PROPAGATE_EXCEPTIONS`` is on, as in debug and testing mode only), so an
+``AuthFailure`` raised by a view only gets its proper answer from the extension.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
 from invalidtoken_mw.reasons import AuthFailure, Reason
-from invalidtoken_mw.scopes import check_scopes, validate_scopes
+from invalidtoken_mw.scopes import validate_scopes
 from invalidtoken_mw.settings import DEFAULTS, FIELDS, GuardSettings
 
 if TYPE_CHECKING:
@@ -33,11 +44,19 @@ if TYPE_CHECKING:
 
     from flask import Request
 
-__all__ = ["InvalidToken", "current_claims", "require_scopes"]
+__all__ = [
+    "InvalidToken",
+    "current_claims",
+    "optional_claims",
+    "require_any_scope",
+    "require_scopes",
+]
 
 F = TypeVar("F", bound="Callable[..., Any]")
 _EXTENSION = "invalidtoken"
 _EXEMPT_ATTR = "_invalidtoken_exempt"
+_OPTIONAL_ATTR = "_invalidtoken_optional"
+_BOTH_MARKS = "a view cannot be both exempt and optional: an exempt view never reads the token."
 _PREFIX = "INVALIDTOKEN_"
 
 
@@ -58,6 +77,7 @@ class InvalidToken:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         self.options = options
         self._exempt_blueprints: set[str] = set()
+        self._optional_blueprints: set[str] = set()
         if app is not None:
             self.init_app(app)
 
@@ -90,11 +110,59 @@ class InvalidToken:
     def exempt(self, view: F) -> F: ...
 
     def exempt(self, view: F | Blueprint) -> F | Blueprint:
-        """Make a view function or a whole blueprint public (no token needed)."""
+        """Make a view function or a whole blueprint public (no token needed).
+
+        The token of a request to an exempt view is never read, so such a view has no
+        claims: :func:`current_claims` and :func:`optional_claims` raise
+        ``RuntimeError`` there. A public view that uses the claims when a token is sent
+        wants :meth:`optional` instead. Paths in ``exclude_paths`` behave the same way.
+
+        Raises:
+            ValueError: ``view`` is already optional (:meth:`optional`).
+        """
+        return self._mark(
+            view,
+            (_EXEMPT_ATTR, self._exempt_blueprints),
+            (_OPTIONAL_ATTR, self._optional_blueprints),
+        )
+
+    @overload
+    def optional(self, view: Blueprint) -> Blueprint: ...
+
+    @overload
+    def optional(self, view: F) -> F: ...
+
+    def optional(self, view: F | Blueprint) -> F | Blueprint:
+        """Make authentication optional for a view function or a whole blueprint.
+
+        A request without a token reaches the view anonymously
+        (:func:`optional_claims` returns ``None``); a request with a token is verified
+        as usual, so a bad token is still refused and a good one's claims reach the
+        view. Scope decorators on the view still need a token.
+
+        Raises:
+            ValueError: ``view`` is already exempt (:meth:`exempt`).
+        """
+        return self._mark(
+            view,
+            (_OPTIONAL_ATTR, self._optional_blueprints),
+            (_EXEMPT_ATTR, self._exempt_blueprints),
+        )
+
+    @staticmethod
+    def _mark(
+        view: F | Blueprint, mark: tuple[str, set[str]], other: tuple[str, set[str]]
+    ) -> F | Blueprint:
+        """Mark a view (an attribute) or a blueprint (by name); never with both marks."""
+        (attribute, blueprints), (other_attribute, other_blueprints) = mark, other
         if isinstance(view, Blueprint):
-            self._exempt_blueprints.add(view.name)
+            if view.name in other_blueprints:
+                raise ValueError(_BOTH_MARKS)
+            blueprints.add(view.name)
             return view
-        setattr(view, _EXEMPT_ATTR, True)
+        if getattr(view, other_attribute, False):
+            raise ValueError(_BOTH_MARKS)
+        setattr(view, attribute, True)
         return view
 
     def stats(self) -> dict[str, int]:
@@ -148,14 +216,16 @@ def _state() -> _State:
     return state
 
 
-def _is_exempt(state: _State, current: Request) -> bool:
-    if current.blueprint and any(
-        name in state.extension._exempt_blueprints  # noqa: SLF001 - the extension's own state
-        for name in current.blueprint.split(".")
+def _is_marked(current: Request, attribute: str, blueprints: set[str]) -> bool:
+    """Whether the request's view, or a blueprint it belongs to, carries the mark."""
+    if (
+        blueprints
+        and current.blueprint
+        and any(name in blueprints for name in current.blueprint.split("."))
     ):
         return True
     view = current_app.view_functions.get(current.endpoint or "")
-    return bool(view is not None and getattr(view, _EXEMPT_ATTR, False))
+    return bool(view is not None and getattr(view, attribute, False))
 
 
 def _response(refused: Rejected) -> Response:
@@ -168,16 +238,30 @@ def _response(refused: Rejected) -> Response:
 
 def _authenticate() -> Response | None:
     state = _state()
+    extension = state.extension
     current: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001 - one proxy lookup
     context = g._get_current_object()  # noqa: SLF001 - one proxy lookup
     context.token_claims = None
     context.invalidtoken_token = None
     context.invalidtoken_private = False
-    if _is_exempt(state, current):
+    # Exempt views and excluded paths never read the token: remember it, so that asking
+    # for the claims there is a clear programming error instead of a false missing_token.
+    public = _is_marked(
+        current,
+        _EXEMPT_ATTR,
+        extension._exempt_blueprints,  # noqa: SLF001 - the extension's own state
+    ) or state.guard.is_public(current.path)
+    context.invalidtoken_public = public
+    if public:
         return None
     view = _Request(current)
     context.invalidtoken_request = view
-    outcome = state.guard.authenticate(view)
+    optional = _is_marked(
+        current,
+        _OPTIONAL_ATTR,
+        extension._optional_blueprints,  # noqa: SLF001 - the extension's own state
+    )
+    outcome = state.guard.authenticate(view, optional=optional)
     if isinstance(outcome, Rejected):
         # Returned, not raised: the view never runs; after_request hooks (Flask-CORS) do.
         return _response(outcome)
@@ -211,32 +295,82 @@ def _finish(response: Response) -> Response:
     return response
 
 
+_PUBLIC_VIEW = (
+    "{name}() in a view exempt from authentication (@auth.exempt, an exempt blueprint or"
+    " a path in exclude_paths): the token is never read there, so there are no claims."
+    " Mark the view @auth.optional instead to use the claims when a token is sent."
+)
+
+
+def _claims(name: str) -> dict[str, Any] | None:
+    if g.get("invalidtoken_public"):
+        raise RuntimeError(_PUBLIC_VIEW.format(name=name))
+    claims: dict[str, Any] | None = g.get("token_claims")
+    return claims
+
+
 def current_claims() -> dict[str, Any]:
     """The verified claims of the current request.
 
     Raises:
-        AuthFailure: ``missing_token`` when the request carried no token (a public
-            view, or optional authentication).
+        AuthFailure: ``missing_token`` when the request carried no token (an anonymous
+            request to an :meth:`~InvalidToken.optional` view, or with the ``optional``
+            setting): the client gets the bare 401 challenge.
+        RuntimeError: In an exempt view (:meth:`InvalidToken.exempt`, or a path in
+            ``exclude_paths``), whose token is never read: a programming error.
     """
-    claims: dict[str, Any] | None = g.get("token_claims")
+    claims = _claims("current_claims")
     if claims is None:
         raise AuthFailure(Reason.MISSING_TOKEN)
     return claims
 
 
+def optional_claims() -> dict[str, Any] | None:
+    """The verified claims of the current request, or ``None`` when it is anonymous.
+
+    For :meth:`~InvalidToken.optional` views (or the ``optional`` setting): ``None``
+    means the request carried no token; a bad token never reaches the view.
+
+    Raises:
+        RuntimeError: In an exempt view (:meth:`InvalidToken.exempt`, or a path in
+            ``exclude_paths``), whose token is never read: a programming error.
+    """
+    return _claims("optional_claims")
+
+
 def require_scopes(*scopes: str) -> Callable[[F], F]:
     """Decorate a view so it needs every one of ``scopes`` (403 ``insufficient_scope``).
+
+    The app-wide ``scopes`` setting still applies; the challenge names every scope the
+    request needs. An anonymous request (optional authentication) gets the bare 401.
 
     Raises:
         ValueError: A scope is not a valid RFC 6749 scope token (at import time).
     """
-    required = validate_scopes(scopes)
+    return _scope_decorator(validate_scopes(scopes), any_of=False)
 
+
+def require_any_scope(*scopes: str) -> Callable[[F], F]:
+    """Decorate a view so it needs at least one of ``scopes`` (403 ``insufficient_scope``).
+
+    The app-wide ``scopes`` setting still applies (all of them); the challenge names
+    the scopes the request may present. An anonymous request (optional
+    authentication) gets the bare 401.
+
+    Raises:
+        ValueError: No scope, or a scope that is not a valid RFC 6749 scope token
+            (at import time).
+    """
+    if not scopes:
+        raise ValueError("require_any_scope() needs at least one scope.")
+    return _scope_decorator(validate_scopes(scopes), any_of=True)
+
+
+def _scope_decorator(required: tuple[str, ...], *, any_of: bool) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any view
-            # The challenge names every scope the request needs: the app's and the view's.
-            check_scopes(current_claims(), (*_state().guard.scopes, *required))
+            _state().guard.check_scopes(current_claims(), required, any_of=any_of)
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -63,10 +63,10 @@ __all__ = [
 
 _EXPOSE = "access-control-expose-headers"
 _CHALLENGE = "www-authenticate"
-#: The status of the guard's own answer to a CORS preflight (no headers, no body).
 PREFLIGHT_STATUS = 204
-#: A form body larger than this is not searched for a token (adapters stop reading).
+"""The status of the guard's own answer to a CORS preflight (no headers, no body)."""
 MAX_FORM_BYTES = 1 << 20
+"""A form body larger than this is not searched for a token (adapters stop reading)."""
 # Headers and query parameters with which common frameworks let a request choose the
 # method the application sees (Flask's HTTPMethodOverrideMiddleware, Rails, Laravel,
 # Symfony, Express's method-override): an OPTIONS carrying one may become a DELETE.

@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 EVENT = "auth_rejected"
+"""The name of the one event logged per refused request."""
 _MAX_STRING = 200
 _MAX_SAFE_INT = 2**53  # beyond this JSON consumers (and orjson) lose precision or fail
 # Removed from every logged string, one character class compiled once:
@@ -297,6 +298,7 @@ OTEL_FIELD_NAMES: dict[str, str] = {
     "reason": "error.type",
     "request_id": "http.request.id",
 }
+"""The OpenTelemetry semantic-convention / ECS name of each renamed event field."""
 
 
 def otel_field_names(_logger: object, _method: str, event_dict: EventDict) -> EventDict:

@@ -30,9 +30,12 @@ __all__ = [
 ]
 
 JSON = "application/json"
+"""The content type of the default body (and of every ``error_body``)."""
 PROBLEM_JSON = "application/problem+json"
+"""The RFC 9457 content type, sent when the client's ``Accept`` asks for it."""
 # RFC 9457 §3.1.1 suggests tag URIs (RFC 4151) for problem types that need not resolve.
 DEFAULT_PROBLEM_TYPE_BASE = "tag:invalidtoken-mw,2026:reason:"
+"""The default ``problem_type_base``: the body's ``type`` is this plus the reason."""
 DEFAULT_RETRY_AFTER = 5
 # Answers for a custom description or scopes, remembered per renderer. The verifier's and
 # the extractor's descriptions are a fixed set; past this bound (application code can
@@ -40,8 +43,8 @@ DEFAULT_RETRY_AFTER = 5
 _CUSTOM_ANSWERS = 256
 
 Headers = tuple[tuple[str, str], ...]
-#: The ``error_body`` option: the JSON document (a mapping) to send for a failure.
 ErrorBody = Callable[[AuthFailure], Mapping[str, Any]]
+"""The ``error_body`` option: the JSON document (a mapping) to send for a failure."""
 
 
 def problem_document(

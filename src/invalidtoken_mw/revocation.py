@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_TOKEN_LIFETIME = 86400.0
+"""The stores' default ``max_token_lifetime``: a subject revocation lasts a day."""
 STORE_ERROR_EVENT = "revocation_store_error"
 """The event logged (at ``error``) when a revocation store raises something unexpected."""
 

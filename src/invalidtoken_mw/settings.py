@@ -420,14 +420,14 @@ class GuardSettings:
 
 
 _SWITCHES = tuple(f.name for f in dataclasses.fields(GuardSettings) if f.type in {"bool", bool})
-#: The option names, in documentation order.
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(GuardSettings))
-#: Each option's default (``verifier`` has none).
+"""The option names, in documentation order."""
 DEFAULTS: dict[str, object] = {
     f.name: f.default
     for f in dataclasses.fields(GuardSettings)
     if f.default is not dataclasses.MISSING
 }
+"""Each option's default (``verifier`` has none)."""
 GuardSettings.__doc__ = (
     (GuardSettings.__doc__ or "")
     + "\n    Attributes:\n"

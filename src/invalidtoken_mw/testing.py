@@ -50,6 +50,7 @@ DEFECTS = (
     "truncated",
     "quoted",
 )
+"""The defects :func:`mint_token` can build into a token, one per way a token goes wrong."""
 
 
 # Defects that change the claims or the header before signing.

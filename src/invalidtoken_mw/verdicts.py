@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LASTING_REASONS", "VerdictCache"]
 
-# Verdicts that stay true for a given token, key and configuration; safe to remember.
 LASTING_REASONS = frozenset(
     {
         Reason.MALFORMED_TOKEN,
@@ -54,6 +53,7 @@ LASTING_REASONS = frozenset(
         Reason.REVOKED,
     }
 )
+"""Verdicts that stay true for a given token, key and configuration; safe to remember."""
 _DIGEST_BYTES = 16  # 128 bits of SHA-256: no collision by chance or by design
 # Digests of recent tokens of usual size are remembered, so a resent token costs a dict
 # lookup rather than a SHA-256; the map is emptied when full (at most about 0.7 MiB).

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["CLAIMS_KEY", "InvalidTokenWSGIMiddleware"]
 
 CLAIMS_KEY = "invalidtoken_mw.claims"
+"""The WSGI environ key holding a verified request's claims (``None`` when anonymous)."""
 # PEP 3333's application signature; _typeshed's is not importable at run time.
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

@@ -202,8 +202,12 @@ def make_fastapi_app(**options: Any) -> FastAPI:
 def make_flask_app(**options: Any) -> Flask:
     """The Flask twin of :func:`make_starlette_app` (no websocket, no lifespan).
 
-    ``PROPAGATE_EXCEPTIONS`` is on: otherwise Flask turns every exception a view
-    raises into its own 500 page before the middleware can see it.
+    ``PROPAGATE_EXCEPTIONS`` is on because these tests check the WSGI middleware's own
+    handling of failures raised below it, with a Flask app as the thing below: without
+    the setting Flask turns every exception a view raises into its own 500 page before
+    the middleware can see it. That is the real behaviour of the plain recipe in
+    production, which ``tests/test_flask_servers.py`` shows and the docs steer Flask
+    users away from (to the ``InvalidToken`` extension).
     """
     app = Flask("orders")
     app.config["PROPAGATE_EXCEPTIONS"] = True

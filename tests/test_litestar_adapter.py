@@ -271,6 +271,14 @@ def test_refusal_is_the_plain_middlewares_bytes(
     assert [json.loads(answer.content)["reason"]] == reasons(logs)
 
 
+def test_cors_preflight_is_the_bare_204(http: httpx.Client, reference: httpx.Client) -> None:
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+    expected = reference.options("/orders", headers=preflight)
+    answer = http.options("/orders", headers=preflight)
+    assert (204, None, b"") == (expected.status_code, expected.headers.get("content-type"), b"")
+    assert sent(expected) == sent(answer)
+
+
 def test_valid_token_reaches_the_handler_with_its_claims(http: httpx.Client) -> None:
     good = bearer(token(sub="alice"))
     answers = [http.get(path, headers=good) for path in ("/orders", "/state")]

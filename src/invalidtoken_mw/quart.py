@@ -237,9 +237,10 @@ def _is_marked(current: BaseRequestWebsocket, attribute: str, blueprints: set[st
 
 def _response(refused: Rejected) -> Response:
     answer = refused.answer
-    response = Response(answer.body, status=answer.status, headers=Headers(list(answer.headers)))
-    if all(name != "content-type" for name, _ in answer.headers):
-        response.headers.remove("Content-Type")  # the same bare 204 as the middlewares
+    response = Response(answer.body, status=answer.status)
+    # Exactly the guard's headers: Quart would otherwise add its default content type
+    # (the bare 204) and count the empty body of a HEAD answer as its Content-Length.
+    response.headers = Headers(list(answer.headers))
     return response
 
 

@@ -29,6 +29,7 @@ import re
 import subprocess
 import sys
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,9 +165,16 @@ PAGES_WITH_SAMPLES = [page for page in PAGES if samples(page)]
 
 @pytest.mark.parametrize("page", PAGES_WITH_SAMPLES, ids=lambda page: page.name)
 @pytest.mark.usefixtures("restored_structlog")
-def test_every_python_sample_of_the_page_runs(page: Path, request: pytest.FixtureRequest) -> None:
+def test_every_python_sample_of_the_page_runs(
+    page: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each ```python block of the page executes without an exception, in page order."""
-    namespace = fixture_namespace()
+    # A real module: frameworks that resolve annotations at run time (Litestar) look the
+    # samples' module up in sys.modules by name.
+    module = types.ModuleType("docs_sample")
+    module.__dict__.update(fixture_namespace())
+    monkeypatch.setitem(sys.modules, "docs_sample", module)
+    namespace = module.__dict__
     if any("redis_url" in sample.code for sample in samples(page)):
         namespace["redis_url"] = request.getfixturevalue("redis_server").url
     skipped = run_page(page, namespace)

@@ -154,6 +154,10 @@ def quart_app(**options: Any) -> Any:  # noqa: C901 - one nested view per route
         await websocket.accept()
         await websocket.send(json.dumps({"sub": current_claims()["sub"]}))
 
+    @app.errorhandler(401)
+    async def own_401(_error: Exception) -> tuple[dict[str, bool], int]:
+        return {"own": True}, 401
+
     auth.exempt(public)
     auth.optional(maybe)
     app.register_blueprint(public)
@@ -287,6 +291,14 @@ def test_other_exceptions_stay_quarts(http: httpx.Client) -> None:
 def test_bare_401_gets_the_challenge(http: httpx.Client, path: str) -> None:
     answer = http.get(path, headers=bearer(token()))
     assert (401, [BARE]) == (answer.status_code, answer.headers.get_list("www-authenticate"))
+
+
+def test_raised_failure_wins_over_the_apps_own_401_handler(http: httpx.Client) -> None:
+    """The app's errorhandler(401) shapes abort(401), never an AuthFailure."""
+    aborted = http.get("/app-401/abort", headers=bearer(token()))
+    raised = http.get("/raise/revoked", headers=bearer(token()))
+    assert {"own": True} == aborted.json()
+    assert rendered(AuthFailure(Reason.REVOKED)) == sent(raised)
 
 
 def test_own_challenge_is_kept(http: httpx.Client) -> None:

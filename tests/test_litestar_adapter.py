@@ -410,6 +410,13 @@ def test_app_wide_scopes_join_the_routes_in_the_challenge() -> None:
     assert rendered(expected, scopes=["orders"]) == sent(answer)
 
 
+def test_query_token_response_is_private() -> None:
+    """RFC 6750 §2.3: a response to a query-string token must not be cached publicly."""
+    with run_uvicorn(litestar_app(allow_query_token=True)) as base, client(base) as http:
+        answer = http.get(f"/orders?access_token={token(sub='alice')}")
+    assert (200, "private") == (answer.status_code, answer.headers.get("cache-control"))
+
+
 # -- the app's own body, websockets ----------------------------------------------------
 
 

@@ -399,6 +399,14 @@ def test_app_wide_scopes_from_config_join_the_views_in_the_challenge() -> None:
 # -- configuration, the app's own body, websockets -------------------------------------
 
 
+def test_query_token_response_is_private() -> None:
+    """RFC 6750 §2.3: a response to a query-string token must not be cached publicly."""
+    app = quart_app(realm=REALM, allow_query_token=True)
+    with run_uvicorn(app) as base, client(base) as http:
+        answer = http.get(f"/orders?access_token={token(sub='alice')}")
+    assert (200, "private") == (answer.status_code, answer.headers.get("cache-control"))
+
+
 def test_settings_come_from_config() -> None:
     app = Quart(__name__)
     app.config["INVALIDTOKEN_VERIFIER"] = make_verifier()

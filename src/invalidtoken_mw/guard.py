@@ -26,6 +26,7 @@ as a preflight only when it is one by the Fetch standard and nothing more: see
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import unquote_plus
 
@@ -202,6 +203,7 @@ class Rejected(NamedTuple):
 
 
 _PUBLIC = Accepted(None)
+_ANONYMOUS: Mapping[str, Any] = MappingProxyType({})
 _QUERY = TokenSource.QUERY
 
 _PREFLIGHT = Rejected(RenderedFailure(PREFLIGHT_STATUS, (), b""))
@@ -462,24 +464,25 @@ class Guard:
         return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
     def check_scopes(
-        self, claims: Mapping[str, Any], scopes: Iterable[str], *, any_of: bool = False
+        self, claims: Mapping[str, Any] | None, scopes: Iterable[str], *, any_of: bool = False
     ) -> None:
         """The scope check of one route: the app-wide ``scopes`` and the route's own.
 
         Every app-wide scope is needed; of ``scopes``, every one, or with ``any_of``
         at least one. A failure's challenge names the scopes that were not satisfied
-        (with all of the route's alternatives for ``any_of``). Anonymous requests
-        (``claims`` empty) fail like any token without the scopes.
+        (with all of the route's alternatives for ``any_of``). An anonymous request
+        (``claims`` is ``None``) fails like a token without the scopes.
 
         Raises:
             AuthFailure: ``insufficient_scope``.
         """
+        granted = _ANONYMOUS if claims is None else claims
         if any_of:
             if self.scopes:
-                check_scopes(claims, self.scopes)
-            check_scopes(claims, scopes, any_of=True)
+                check_scopes(granted, self.scopes)
+            check_scopes(granted, scopes, any_of=True)
         else:
-            check_scopes(claims, (*self.scopes, *scopes))
+            check_scopes(granted, (*self.scopes, *scopes))
 
     def reject(
         self, exc: BaseException, request: RequestHead, *, token: str | None = None

@@ -5,11 +5,11 @@ shell function) and every request as a ``console`` block followed by an ``http``
 with the status line, the ``www-authenticate`` header and the body a person sees. These
 tests read those blocks, configure the example through the same environment variables
 (the module is loaded by path and ``create_app()`` called under them), serve it for real
-(FastAPI, Litestar and Quart under uvicorn, Flask under waitress), mint each token with
-the ``invalidtoken-mw mint`` parser, send each documented request and compare the answer
-with the README, for both the HMAC and the RS256 set-up. The FastAPI example's websocket script and
-OpenAPI claims are checked the same way, and each example is started once with its
-README's own command in a subprocess.
+(FastAPI, Litestar and Quart under uvicorn, Flask and Django under waitress), mint
+each token with the ``invalidtoken-mw mint`` parser, send each documented request and
+compare the answer with the README, for both the HMAC and the RS256 set-up. The FastAPI
+example's websocket script and OpenAPI claims are checked the same way, and each example
+is started once with its README's own command in a subprocess.
 """
 
 from __future__ import annotations
@@ -71,8 +71,11 @@ class Example:
 
     @property
     def readme(self) -> str:
-        """The README's text."""
-        return (self.source.parent / "README.md").read_text(encoding="utf-8")
+        """The README's text (beside the source, or beside its package for Django)."""
+        folder = self.source.parent
+        if not (folder / "README.md").exists():
+            folder = folder.parent
+        return (folder / "README.md").read_text(encoding="utf-8")
 
 
 FASTAPI = Example(
@@ -88,6 +91,12 @@ FLASK = Example(
     "127.0.0.1:5000",
     "flask --app examples/flask/app.py:create_app run",
 )
+DJANGO = Example(
+    "django",
+    REPO / "examples" / "django" / "orders" / "settings.py",
+    "127.0.0.1:8000",
+    "uvicorn orders.asgi:application --app-dir examples/django",
+)
 LITESTAR = Example(
     "litestar",
     REPO / "examples" / "litestar" / "litestar_app.py",
@@ -102,7 +111,7 @@ QUART = Example(
     "uvicorn --factory quart_app:create_app --app-dir examples/quart",
     asgi=True,
 )
-EXAMPLES = (FASTAPI, FLASK, LITESTAR, QUART)
+EXAMPLES = (FASTAPI, FLASK, DJANGO, LITESTAR, QUART)
 
 
 # -- reading the README ----------------------------------------------------------------
@@ -261,12 +270,24 @@ def load_example(example: Example, monkeypatch: pytest.MonkeyPatch) -> ModuleTyp
 
 
 def create_app(example: Example, env: Mapping[str, str]) -> Any:
-    """``create_app()`` of the example with exactly ``env`` as its INVALIDTOKEN_* variables."""
+    """``create_app()`` of the example with exactly ``env`` as its INVALIDTOKEN_* variables.
+
+    Django's settings are configured once per process (support.django_project), so the
+    Django example's application is Django's WSGI handler for its own ``urlpatterns``,
+    ``MIDDLEWARE`` and ``INVALIDTOKEN`` settings.
+    """
     with pytest.MonkeyPatch.context() as patch:
         for name in [n for n in os.environ if n.startswith("INVALIDTOKEN_")]:
             patch.delenv(name)
         for name, value in env.items():
             patch.setenv(name, value)
+        if example is DJANGO:
+            from support.django_project import wsgi_app  # noqa: PLC0415 - Django tests only
+
+            patch.syspath_prepend(str(example.source.parents[1]))
+            project = importlib.import_module("orders.settings")
+            urls = importlib.import_module("orders.urls")
+            return wsgi_app(urls.urlpatterns, project.INVALIDTOKEN, middleware=project.MIDDLEWARE)
         return load_example(example, patch).create_app()
 
 

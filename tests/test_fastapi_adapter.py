@@ -228,7 +228,7 @@ def test_openapi_declares_the_bearer_scheme(http: httpx.Client) -> None:
         pytest.param("get", "/orders", [{"bearerAuth": ["orders:read"]}], id="read"),
         pytest.param("post", "/orders", [{"bearerAuth": ["orders:write"]}], id="write"),
         pytest.param("get", "/me", [{"bearerAuth": []}], id="claims-only"),
-        pytest.param("get", "/http-401", None, id="unauthenticated-route"),
+        pytest.param("get", "/http-401", [{"bearerAuth": []}], id="middleware-only"),
     ],
 )
 def test_openapi_lists_each_routes_scopes(

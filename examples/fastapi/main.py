@@ -23,9 +23,10 @@ from fastapi import Depends, FastAPI, Response, WebSocket
 
 from invalidtoken_mw import JWTVerifier, MemoryRevocationStore, PrometheusMetrics, check_scopes
 from invalidtoken_mw import verifier_from_env as from_env
-from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
+from invalidtoken_mw.fastapi import OptionalTokenClaims, TokenClaims, install, require_scopes
 
 ORDERS = [{"id": 1, "item": "coffee beans", "quantity": 2}]
+MENU = ["coffee beans", "tea"]
 
 
 def verifier_from_env() -> JWTVerifier:
@@ -67,6 +68,12 @@ def create_app(verifier: JWTVerifier | None = None) -> FastAPI:
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/menu")
+    def menu(claims: OptionalTokenClaims) -> dict[str, Any]:
+        # Optional authentication: anyone may read the menu; a token, when sent, is
+        # verified (a bad one is refused) and personalises the answer.
+        return {"items": MENU, "for": claims.get("sub") if claims else None}
 
     @app.get("/orders", dependencies=[Depends(require_scopes("orders:read"))])
     def list_orders(claims: TokenClaims) -> dict[str, Any]:

@@ -127,6 +127,10 @@ class InvalidTokenMiddleware:
         """Hold ``app`` and the guard that decides its requests."""
         self.app = app
         self.guard = Guard.for_adapter(guard, settings, options)
+        #: Whether a request's route makes its token optional (``None``: no such routes).
+        #: Set by a framework helper that knows the routes (FastAPI's ``install``); the
+        #: plain middleware leaves it ``None`` and pays one test for it.
+        self.optional_route: Callable[[Scope], bool] | None = None
 
     def stats(self) -> dict[str, int]:
         """Rejections by reason, and ``accepted``, since start-up (see :meth:`Guard.stats`)."""
@@ -139,7 +143,11 @@ class InvalidTokenMiddleware:
             await self.app(scope, receive, send)
             return
         request = _Request(scope, receive)
-        outcome = await self.guard.authenticate_async(request)
+        optional_route = self.optional_route
+        if optional_route is None:
+            outcome = await self.guard.authenticate_async(request)
+        else:
+            outcome = await self.guard.authenticate_async(request, optional=optional_route(scope))
         if isinstance(outcome, Rejected):
             await _deny(scope, send, outcome)
             return

@@ -1,0 +1,1 @@
+"""An orders API protected by invalidtoken-mw (Django); see ../README.md."""

@@ -1,0 +1,167 @@
+"""Django REST framework: an authentication class, scope permissions, an exception handler.
+
+Works together with :class:`invalidtoken_mw.django.InvalidTokenMiddleware`, which
+decides every request before DRF sees it (one verification, one log event per
+request); the classes here read its outcome::
+
+    REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": ["invalidtoken_mw.drf.InvalidTokenAuthentication"],
+    }
+
+* :class:`InvalidTokenAuthentication` gives DRF a :class:`TokenUser` and the claims
+  (``request.user``, ``request.auth``), and our challenge for DRF's own 401s
+  (``NotAuthenticated``).
+* :class:`HasScopes` and :class:`HasAnyScope` check the view's ``required_scopes``.
+* An ``AuthFailure`` or PyJWT error raised in an ``APIView`` is re-raised by DRF's
+  default exception handler and answered by the middleware; a project with its own
+  ``EXCEPTION_HANDLER`` that answers every exception calls :func:`exception_handler`
+  first (or uses it as the handler).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+
+from invalidtoken_mw.django import check_scopes, failure_response, request_guard
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from django.http import HttpRequest
+    from django.http.response import HttpResponseBase
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+__all__ = [
+    "HasAnyScope",
+    "HasScopes",
+    "InvalidTokenAuthentication",
+    "TokenUser",
+    "exception_handler",
+]
+
+
+class TokenUser:
+    """The user of a request authenticated by a token, with no database behind it.
+
+    Attributes:
+        claims: The verified claims.
+        id: The ``sub`` claim (also ``pk`` and ``username``).
+    """
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, claims: Mapping[str, Any]) -> None:
+        """Hold the claims; the identity is the ``sub`` claim."""
+        self.claims = claims
+        subject = claims.get("sub")
+        self.id = self.pk = self.username = None if subject is None else str(subject)
+
+    def __str__(self) -> str:
+        """The subject."""
+        return self.username or ""
+
+    def __eq__(self, other: object) -> bool:
+        """Two token users are equal when their subjects are."""
+        return isinstance(other, TokenUser) and other.id == self.id
+
+    def __hash__(self) -> int:
+        """Hashed by subject, like a Django user by primary key."""
+        return hash(self.id)
+
+    def get_username(self) -> str:
+        """The subject, as Django's ``AbstractBaseUser.get_username``."""
+        return str(self)
+
+
+def _django_request(request: Request | HttpRequest) -> HttpRequest:
+    # DRF's Request wraps Django's; the middleware's outcome is on Django's.
+    inner: HttpRequest = getattr(request, "_request", request)
+    return inner
+
+
+class InvalidTokenAuthentication(BaseAuthentication):
+    """DRF authentication from :class:`~invalidtoken_mw.django.InvalidTokenMiddleware`.
+
+    ``authenticate`` returns ``(user, claims)`` for a request with a verified token and
+    ``None`` for an anonymous one (a public or optional view), so DRF's permissions
+    decide; it never verifies again. ``authenticate_header`` returns the middleware's
+    challenge, so DRF's ``NotAuthenticated`` 401 carries ``WWW-Authenticate: Bearer
+    realm=...``. Override :meth:`get_user` to map claims to your own user model.
+
+    Raises:
+        ImproperlyConfigured: The middleware is not in ``settings.MIDDLEWARE``.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Any, dict[str, Any]] | None:
+        """``(user, claims)`` from the middleware's outcome, or ``None`` (anonymous)."""
+        inner = _django_request(request)
+        request_guard(inner)  # the middleware must have decided this request
+        claims: dict[str, Any] | None = getattr(inner, "token_claims", None)
+        if claims is None:
+            return None
+        return self.get_user(claims), claims
+
+    def get_user(self, claims: dict[str, Any]) -> Any:  # noqa: ANN401 - any user model
+        """The user for verified ``claims``: a :class:`TokenUser` unless overridden."""
+        return TokenUser(claims)
+
+    def authenticate_header(self, request: Request) -> str:
+        """The bare challenge, for DRF's own 401 answers."""
+        return request_guard(_django_request(request)).bare_challenge
+
+
+class _ScopePermission(BasePermission):
+    any_of = False
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        scopes: object = getattr(view, "required_scopes", None)
+        if not scopes or isinstance(scopes, str) or not isinstance(scopes, (list, tuple)):
+            name = type(self).__name__
+            raise TypeError(
+                f"{name} needs a list of scopes in the view's required_scopes,"
+                f" e.g. required_scopes = ['orders:read'] on {type(view).__name__}."
+            )
+        # Raised, not False: the middleware answers it with the challenge naming the scopes.
+        check_scopes(_django_request(request), scopes, any_of=self.any_of)
+        return True
+
+
+class HasScopes(_ScopePermission):
+    """Needs every scope of the view's ``required_scopes`` (403 ``insufficient_scope``).
+
+    An anonymous request gets ``missing_token`` (401). The answer is the middleware's,
+    like every refusal.
+    """
+
+
+class HasAnyScope(_ScopePermission):
+    """Needs at least one scope of the view's ``required_scopes``."""
+
+    any_of = True
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponseBase | None:
+    """DRF's ``EXCEPTION_HANDLER`` answering token failures like the middleware.
+
+    An ``AuthFailure`` or PyJWT ``InvalidTokenError`` gets the middleware's answer
+    (same bytes, one log event); anything else goes to DRF's default handler. Call it
+    first from a handler of your own.
+    """
+    # Imported here: DRF imports this module (DEFAULT_AUTHENTICATION_CLASSES) while it
+    # initialises rest_framework.views, so a module-level import would be circular.
+    from rest_framework.views import exception_handler as drf_exception_handler  # noqa: PLC0415
+
+    request = context.get("request")
+    if request is not None:
+        answer = failure_response(_django_request(request), exc)
+        if answer is not None:
+            return answer
+    return drf_exception_handler(exc, context)

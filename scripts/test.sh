@@ -15,7 +15,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # `--group` (PEP 735 dependency groups) needs pip 25.1 or newer.
 "$venv/bin/python" -m pip install --quiet --upgrade 'pip>=25.1'
-"$venv/bin/python" -m pip install --quiet -e '.[fastapi,flask,django,drf,redis,prometheus,otel,demo]' --group dev
+"$venv/bin/python" -m pip install --quiet -e '.[fastapi,flask,django,drf,litestar,quart,redis,prometheus,otel,demo]' --group dev
 "$venv/bin/python" --version
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .

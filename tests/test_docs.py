@@ -18,9 +18,10 @@ How samples are run (a convention for everyone writing docs):
   ``module`` can be imported (samples of third-party libraries outside the dev group,
   such as the "before" half of a migration guide); skipped otherwise.
 - Global state a sample changes (structlog's configuration) is restored after each page.
-- A page whose samples use Django runs with Django configured (``support.django_project``,
-  as a Django project's tests would be), and its namespace is a module registered as
-  ``docs_sample``, so a sample can name its own URLs with ``ROOT_URLCONF=__name__``.
+- A page's namespace is a module registered as ``docs_sample``: frameworks that resolve
+  annotations at run time (Litestar) find it, and a Django sample can name its own URLs
+  with ``ROOT_URLCONF=__name__``. A page whose samples use Django runs with Django
+  configured (``support.django_project``, as a Django project's tests would be).
 """
 
 from __future__ import annotations
@@ -171,19 +172,21 @@ PAGES_WITH_SAMPLES = [page for page in PAGES if samples(page)]
 
 @pytest.mark.parametrize("page", PAGES_WITH_SAMPLES, ids=lambda page: page.name)
 @pytest.mark.usefixtures("restored_structlog")
-def test_every_python_sample_of_the_page_runs(page: Path, request: pytest.FixtureRequest) -> None:
+def test_every_python_sample_of_the_page_runs(
+    page: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each ```python block of the page executes without an exception, in page order."""
-    namespace = fixture_namespace()
+    # A real module: Litestar resolves annotations through sys.modules, Django URLconfs too.
+    module = types.ModuleType("docs_sample")
+    module.__dict__.update(fixture_namespace())
+    monkeypatch.setitem(sys.modules, "docs_sample", module)
+    namespace = module.__dict__
     if any("redis_url" in sample.code for sample in samples(page)):
         namespace["redis_url"] = request.getfixturevalue("redis_server").url
     if any("from django" in sample.code for sample in samples(page)):
         from support.django_project import configure  # noqa: PLC0415 - Django pages only
 
         configure()
-        module = types.ModuleType(namespace["__name__"])
-        module.__dict__.update(namespace)
-        namespace = module.__dict__
-        request.getfixturevalue("monkeypatch").setitem(sys.modules, module.__name__, module)
     skipped = run_page(page, namespace)
     if skipped:
         pytest.skip("; ".join(skipped))

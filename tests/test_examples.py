@@ -5,11 +5,11 @@ shell function) and every request as a ``console`` block followed by an ``http``
 with the status line, the ``www-authenticate`` header and the body a person sees. These
 tests read those blocks, configure the example through the same environment variables
 (the module is loaded by path and ``create_app()`` called under them), serve it for real
-(FastAPI under uvicorn, Flask and Django under waitress), mint each token with the ``invalidtoken-mw
-mint`` parser, send each documented request and compare the answer with the README,
-for both the HMAC and the RS256 set-up. The FastAPI example's websocket script and
-OpenAPI claims are checked the same way, and each example is started once with its
-README's own command in a subprocess.
+(FastAPI, Litestar and Quart under uvicorn, Flask and Django under waitress), mint
+each token with the ``invalidtoken-mw mint`` parser, send each documented request and
+compare the answer with the README, for both the HMAC and the RS256 set-up. The FastAPI
+example's websocket script and OpenAPI claims are checked the same way, and each example
+is started once with its README's own command in a subprocess.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class Example:
     source: Path
     address: str
     start_command: str
+    asgi: bool = False  # served by uvicorn; otherwise by waitress
 
     @property
     def readme(self) -> str:
@@ -82,6 +83,7 @@ FASTAPI = Example(
     REPO / "examples" / "fastapi" / "main.py",
     "127.0.0.1:8000",
     "uvicorn --factory main:create_app --app-dir examples/fastapi",
+    asgi=True,
 )
 FLASK = Example(
     "flask",
@@ -95,7 +97,21 @@ DJANGO = Example(
     "127.0.0.1:8000",
     "uvicorn orders.asgi:application --app-dir examples/django",
 )
-EXAMPLES = (FASTAPI, FLASK, DJANGO)
+LITESTAR = Example(
+    "litestar",
+    REPO / "examples" / "litestar" / "litestar_app.py",
+    "127.0.0.1:8000",
+    "uvicorn --factory litestar_app:create_app --app-dir examples/litestar",
+    asgi=True,
+)
+QUART = Example(
+    "quart",
+    REPO / "examples" / "quart" / "quart_app.py",
+    "127.0.0.1:8000",
+    "uvicorn --factory quart_app:create_app --app-dir examples/quart",
+    asgi=True,
+)
+EXAMPLES = (FASTAPI, FLASK, DJANGO, LITESTAR, QUART)
 
 
 # -- reading the README ----------------------------------------------------------------
@@ -307,7 +323,7 @@ def serve(example: Example, kind: str, workdir: Path) -> Iterator[Served]:
     write_key_pair(workdir)
     env = environment(setup, workdir)
     app = create_app(example, env)
-    runner = run_uvicorn if example is FASTAPI else run_waitress
+    runner = run_uvicorn if example.asgi else run_waitress
     with runner(app) as url:
         yield Served(url, setup, env, workdir)
 
@@ -424,7 +440,7 @@ def test_example_configured_from_a_jwks_url(example: Example, tmp_path: Path) ->
     common = "--iss https://id.example.test/ --aud api://orders --sub alice --scope orders:read"
     good = mint(setup, f"{common} --kid orders-1", env, tmp_path)
     unknown = mint(setup, f"{common} --kid orders-2", env, tmp_path)
-    runner = run_uvicorn if example is FASTAPI else run_waitress
+    runner = run_uvicorn if example.asgi else run_waitress
     try:
         with runner(create_app(example, env)) as url, client(url) as http:
             answers = [

@@ -1,0 +1,400 @@
+"""Quart extension: ``InvalidToken``, ``current_claims``, ``optional_claims``, scope decorators.
+
+The asynchronous twin of :mod:`invalidtoken_mw.flask`, with the same names: the
+extension pattern (``InvalidToken(app)``, or ``InvalidToken()`` then ``init_app(app)``;
+the instance is registered as ``app.extensions["invalidtoken"]``), settings from keyword
+arguments, then ``INVALIDTOKEN_*`` config keys, then defaults.
+
+Authentication runs in ``before_request`` and ``before_websocket`` hooks through the
+same :class:`~invalidtoken_mw.guard.Guard` as the middlewares
+(:meth:`~invalidtoken_mw.guard.Guard.authenticate_async`: nothing blocks the event
+loop), so answers and log events are identical. ``AuthFailure`` and PyJWT errors raised
+in views are rendered by the library; a 401 produced by a view without a challenge gets
+one. A refused websocket handshake gets the HTTP answer when the server supports the
+``websocket.http.response`` extension; otherwise Quart closes the connection.
+
+Per view: ``@auth.exempt`` makes a view (or a blueprint) public: its token is never
+read. ``@auth.optional`` makes authentication optional: a request without a token runs
+the view anonymously (``optional_claims()`` is ``None``), a bad token is still refused.
+``@require_scopes(...)`` needs every scope, ``@require_any_scope(...)`` at least one.
+
+Prefer this extension to wrapping ``app.asgi_app`` in
+:class:`~invalidtoken_mw.asgi.InvalidTokenMiddleware`: Quart turns an exception a view
+raises into its own 500 page before an ASGI middleware can see it, so an
+``AuthFailure`` raised by a view only gets its proper answer from the extension.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import jwt
+from quart import Blueprint, Quart, Response, current_app, g, has_request_context, request
+from quart import websocket as current_websocket
+from quart.wrappers import Request as QuartRequest
+from werkzeug.datastructures import Headers
+
+from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
+from invalidtoken_mw.reasons import AuthFailure, Reason
+from invalidtoken_mw.scopes import validate_scopes
+from invalidtoken_mw.settings import DEFAULTS, FIELDS, GuardSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from quart.wrappers import BaseRequestWebsocket
+
+__all__ = [
+    "InvalidToken",
+    "current_claims",
+    "optional_claims",
+    "require_any_scope",
+    "require_scopes",
+]
+
+F = TypeVar("F", bound="Callable[..., Any]")
+_EXTENSION = "invalidtoken"
+_EXEMPT_ATTR = "_invalidtoken_exempt"
+_OPTIONAL_ATTR = "_invalidtoken_optional"
+_BOTH_MARKS = "a view cannot be both exempt and optional: an exempt view never reads the token."
+_PREFIX = "INVALIDTOKEN_"
+
+
+class InvalidToken:
+    """Protect a Quart application's views and websockets with bearer tokens.
+
+    Args:
+        app: The application; or call :meth:`init_app` later.
+        **options: Any :class:`~invalidtoken_mw.GuardSettings` field (``verifier``,
+            ``realm``, ``exclude_paths``, ...). Each can also be set as
+            ``INVALIDTOKEN_<NAME>`` in ``app.config``; keyword arguments win.
+
+    Raises:
+        TypeError: An unknown option.
+    """
+
+    def __init__(self, app: Quart | None = None, **options: Any) -> None:  # noqa: ANN401
+        """Remember the options; set up ``app`` now if given."""
+        unknown = set(options) - set(FIELDS)
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        self.options = options
+        self._exempt_blueprints: set[str] = set()
+        self._optional_blueprints: set[str] = set()
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Quart) -> None:
+        """Register the hooks and handlers on ``app`` (app-factory friendly).
+
+        Raises:
+            ValueError: No verifier in the options or ``INVALIDTOKEN_VERIFIER``, or
+                a setting is unusable (strings from config are read as
+                :class:`~invalidtoken_mw.GuardSettings` explains).
+        """
+        for name, default in DEFAULTS.items():
+            app.config.setdefault(_PREFIX + name.upper(), default)
+        if self.options.get("verifier", app.config.get(_PREFIX + "VERIFIER")) is None:
+            raise ValueError(
+                "InvalidToken needs a verifier: InvalidToken(app, verifier=JWTVerifier(...))"
+                " or app.config['INVALIDTOKEN_VERIFIER']."
+            )
+        settings = GuardSettings.from_mapping(app.config, prefix=_PREFIX, **self.options)
+        app.extensions[_EXTENSION] = _State(self, Guard(settings))
+        app.before_request(_authenticate_request)
+        app.before_websocket(_authenticate_websocket)
+        app.after_request(_finish)
+        app.register_error_handler(AuthFailure, _render_failure)
+        app.register_error_handler(jwt.InvalidTokenError, _render_failure)
+
+    @overload
+    def exempt(self, view: Blueprint) -> Blueprint: ...
+
+    @overload
+    def exempt(self, view: F) -> F: ...
+
+    def exempt(self, view: F | Blueprint) -> F | Blueprint:
+        """Make a view function or a whole blueprint public (no token needed).
+
+        The token of a request to an exempt view is never read, so such a view has no
+        claims: :func:`current_claims` and :func:`optional_claims` raise
+        ``RuntimeError`` there. A public view that uses the claims when a token is sent
+        wants :meth:`optional` instead. Paths in ``exclude_paths`` behave the same way.
+
+        Raises:
+            ValueError: ``view`` is already optional (:meth:`optional`).
+        """
+        return self._mark(
+            view,
+            (_EXEMPT_ATTR, self._exempt_blueprints),
+            (_OPTIONAL_ATTR, self._optional_blueprints),
+        )
+
+    @overload
+    def optional(self, view: Blueprint) -> Blueprint: ...
+
+    @overload
+    def optional(self, view: F) -> F: ...
+
+    def optional(self, view: F | Blueprint) -> F | Blueprint:
+        """Make authentication optional for a view function or a whole blueprint.
+
+        A request without a token reaches the view anonymously
+        (:func:`optional_claims` returns ``None``); a request with a token is verified
+        as usual, so a bad token is still refused and a good one's claims reach the
+        view. Scope decorators on the view still need a token.
+
+        Raises:
+            ValueError: ``view`` is already exempt (:meth:`exempt`).
+        """
+        return self._mark(
+            view,
+            (_OPTIONAL_ATTR, self._optional_blueprints),
+            (_EXEMPT_ATTR, self._exempt_blueprints),
+        )
+
+    @staticmethod
+    def _mark(
+        view: F | Blueprint, mark: tuple[str, set[str]], other: tuple[str, set[str]]
+    ) -> F | Blueprint:
+        """Mark a view (an attribute) or a blueprint (by name); never with both marks."""
+        (attribute, blueprints), (other_attribute, other_blueprints) = mark, other
+        if isinstance(view, Blueprint):
+            if view.name in other_blueprints:
+                raise ValueError(_BOTH_MARKS)
+            blueprints.add(view.name)
+            return view
+        if getattr(view, other_attribute, False):
+            raise ValueError(_BOTH_MARKS)
+        setattr(view, attribute, True)
+        return view
+
+    def stats(self) -> dict[str, int]:
+        """The current application's counters (see :meth:`Guard.stats`)."""
+        return _state().guard.stats()
+
+
+class _State:
+    """What the hooks need, stored in ``app.extensions``."""
+
+    def __init__(self, extension: InvalidToken, guard: Guard) -> None:
+        self.extension = extension
+        self.guard = guard
+
+
+class _Request:
+    """The guard's view of a Quart request or websocket (an ``AsyncRequestView``)."""
+
+    __slots__ = ("method", "path", "request")
+
+    def __init__(self, current: BaseRequestWebsocket) -> None:
+        self.request = current
+        self.method: str = current.method
+        self.path: str = current.path
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    def field_lines(self, name: str) -> list[str]:
+        return self.request.headers.getlist(name)
+
+    def query_string(self) -> str:
+        return self.request.query_string.decode("latin-1")
+
+    def full_path(self) -> str:
+        return self.request.root_path + self.path
+
+    def peer(self) -> str | None:
+        return self.request.remote_addr
+
+    async def read_form(self) -> str | None:
+        # Cached by Quart, so the view can still read the form or the data.
+        current = self.request
+        length = current.content_length
+        if not isinstance(current, QuartRequest) or length is None or length > MAX_FORM_BYTES:
+            return None
+        data: bytes = await current.get_data(cache=True, as_text=False, parse_form_data=False)
+        return data.decode("latin-1")
+
+
+def _state() -> _State:
+    state: _State = current_app.extensions[_EXTENSION]
+    return state
+
+
+def _is_marked(current: BaseRequestWebsocket, attribute: str, blueprints: set[str]) -> bool:
+    """Whether the request's view, or a blueprint it belongs to, carries the mark."""
+    if (
+        blueprints
+        and current.blueprint
+        and any(name in blueprints for name in current.blueprint.split("."))
+    ):
+        return True
+    view = current_app.view_functions.get(current.endpoint or "")
+    return bool(view is not None and getattr(view, attribute, False))
+
+
+def _response(refused: Rejected) -> Response:
+    answer = refused.answer
+    response = Response(answer.body, status=answer.status)
+    # Exactly the guard's headers: Quart would otherwise add its default content type
+    # (the bare 204) and count the empty body of a HEAD answer as its Content-Length.
+    response.headers = Headers(list(answer.headers))
+    return response
+
+
+async def _authenticate(current: BaseRequestWebsocket) -> Response | None:
+    state = _state()
+    extension = state.extension
+    context = g._get_current_object()  # noqa: SLF001 - one proxy lookup
+    context.token_claims = None
+    context.invalidtoken_token = None
+    context.invalidtoken_private = False
+    # Exempt views and excluded paths never read the token: remember it, so that asking
+    # for the claims there is a clear programming error instead of a false missing_token.
+    public = _is_marked(
+        current,
+        _EXEMPT_ATTR,
+        extension._exempt_blueprints,  # noqa: SLF001 - the extension's own state
+    ) or state.guard.is_public(current.path)
+    context.invalidtoken_public = public
+    if public:
+        return None
+    view = _Request(current)
+    context.invalidtoken_request = view
+    optional = _is_marked(
+        current,
+        _OPTIONAL_ATTR,
+        extension._optional_blueprints,  # noqa: SLF001 - the extension's own state
+    )
+    outcome = await state.guard.authenticate_async(view, optional=optional)
+    if isinstance(outcome, Rejected):
+        # Returned, not raised: the view never runs; after_request hooks do.
+        return _response(outcome)
+    context.token_claims = outcome.claims
+    context.invalidtoken_token = outcome.token
+    context.invalidtoken_private = outcome.private
+    return None
+
+
+# Coroutine functions: Quart runs a plain function hook in a thread.
+async def _authenticate_request() -> Response | None:
+    return await _authenticate(request._get_current_object())  # type: ignore[attr-defined]  # noqa: SLF001 - one proxy lookup
+
+
+async def _authenticate_websocket() -> Response | None:
+    return await _authenticate(current_websocket._get_current_object())  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+def _view() -> _Request:
+    view: _Request | None = g.get("invalidtoken_request")
+    if view is not None:
+        return view
+    if has_request_context():
+        return _Request(request._get_current_object())  # type: ignore[attr-defined]  # noqa: SLF001
+    return _Request(current_websocket._get_current_object())  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+async def _render_failure(exc: Exception) -> Response:
+    refused = _state().guard.reject(exc, _view(), token=g.get("invalidtoken_token"))
+    if refused is None:  # pragma: no cover - registered for authentication failures only
+        raise exc
+    return _response(refused)
+
+
+async def _finish(response: Response) -> Response:
+    # A response to a query-token request must not be cached publicly (RFC 6750 §2.3).
+    private = bool(g.get("invalidtoken_private"))
+    if private or response.status_code == 401:  # noqa: PLR2004
+        finished = _state().guard.finish_headers(
+            response.status_code, list(response.headers.items()), _view(), private=private
+        )
+        response.headers.clear()
+        response.headers.extend(finished)
+    return response
+
+
+_PUBLIC_VIEW = (
+    "{name}() in a view exempt from authentication (@auth.exempt, an exempt blueprint or"
+    " a path in exclude_paths): the token is never read there, so there are no claims."
+    " Mark the view @auth.optional instead to use the claims when a token is sent."
+)
+
+
+def _claims(name: str) -> dict[str, Any] | None:
+    if g.get("invalidtoken_public"):
+        raise RuntimeError(_PUBLIC_VIEW.format(name=name))
+    claims: dict[str, Any] | None = g.get("token_claims")
+    return claims
+
+
+def current_claims() -> dict[str, Any]:
+    """The verified claims of the current request or websocket.
+
+    Raises:
+        AuthFailure: ``missing_token`` when the request carried no token (an anonymous
+            request to an :meth:`~InvalidToken.optional` view, or with the ``optional``
+            setting): the client gets the bare 401 challenge.
+        RuntimeError: In an exempt view (:meth:`InvalidToken.exempt`, or a path in
+            ``exclude_paths``), whose token is never read: a programming error.
+    """
+    claims = _claims("current_claims")
+    if claims is None:
+        raise AuthFailure(Reason.MISSING_TOKEN)
+    return claims
+
+
+def optional_claims() -> dict[str, Any] | None:
+    """The verified claims of the current request, or ``None`` when it is anonymous.
+
+    For :meth:`~InvalidToken.optional` views (or the ``optional`` setting): ``None``
+    means the request carried no token; a bad token never reaches the view.
+
+    Raises:
+        RuntimeError: In an exempt view (:meth:`InvalidToken.exempt`, or a path in
+            ``exclude_paths``), whose token is never read: a programming error.
+    """
+    return _claims("optional_claims")
+
+
+def require_scopes(*scopes: str) -> Callable[[F], F]:
+    """Decorate a view so it needs every one of ``scopes`` (403 ``insufficient_scope``).
+
+    The app-wide ``scopes`` setting still applies; the challenge names every scope the
+    request needs. An anonymous request (optional authentication) gets the bare 401.
+    The view may be a coroutine function or a plain function (run as Quart runs it).
+
+    Raises:
+        ValueError: A scope is not a valid RFC 6749 scope token (at import time).
+    """
+    return _scope_decorator(validate_scopes(scopes), any_of=False)
+
+
+def require_any_scope(*scopes: str) -> Callable[[F], F]:
+    """Decorate a view so it needs at least one of ``scopes`` (403 ``insufficient_scope``).
+
+    The app-wide ``scopes`` setting still applies (all of them); the challenge names
+    the scopes the request may present. An anonymous request (optional
+    authentication) gets the bare 401.
+
+    Raises:
+        ValueError: No scope, or a scope that is not a valid RFC 6749 scope token
+            (at import time).
+    """
+    if not scopes:
+        raise ValueError("require_any_scope() needs at least one scope.")
+    return _scope_decorator(validate_scopes(scopes), any_of=True)
+
+
+def _scope_decorator(required: tuple[str, ...], *, any_of: bool) -> Callable[[F], F]:
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any view
+            _state().guard.check_scopes(current_claims(), required, any_of=any_of)
+            # ensure_async: a plain view runs in Quart's thread pool, as it would undecorated.
+            return await current_app.ensure_async(view)(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

@@ -214,3 +214,22 @@ def test_plain_wsgi_recipe_works_only_when_flask_propagates_exceptions(
     app.config["PROPAGATE_EXCEPTIONS"] = True
     with run_waitress(app) as url, client(url) as http:
         assert answer(expected, "/raise", VALID) == answer(http, "/raise", VALID)
+
+
+@pytest.mark.parametrize("module", [flask_extension, flask_wsgi], ids=["extension", "wsgi"])
+def test_head_refusal_keeps_the_get_answers_length(module: ModuleType) -> None:
+    """HEAD gets the headers of the GET answer, Content-Length included (RFC 9110 §9.3.2)."""
+    with (
+        run_waitress(reference()) as reference_base,
+        client(reference_base) as reference_http,
+        run_waitress(module.build(make_verifier())) as base,
+        client(base) as http,
+    ):
+        for headers in ({}, {"Authorization": f"Bearer {EXPIRED}"}):
+            expected = reference_http.head("/protected", headers=headers)
+            got = http.head("/protected", headers=headers)
+            assert got.status_code == expected.status_code == 401
+            assert got.content == b""
+            for name in (*COMPARED, "content-length"):
+                assert got.headers.get(name) == expected.headers.get(name), name
+            assert int(got.headers["content-length"]) > 0

@@ -230,9 +230,12 @@ def _is_marked(current: Request, attribute: str, blueprints: set[str]) -> bool:
 
 def _response(refused: Rejected) -> Response:
     answer = refused.answer
-    response = Response(answer.body, status=answer.status, headers=list(answer.headers))
-    if all(name != "content-type" for name, _ in answer.headers):
-        response.headers.remove("Content-Type")  # the same bare 204 as the middlewares
+    response = Response(answer.body, status=answer.status)
+    # Exactly the guard's headers: Werkzeug would set Content-Length from the body (0 for
+    # HEAD, where the guard keeps the GET answer's length) and add a text/html type to
+    # the bare 204 of a preflight.
+    response.headers.clear()
+    response.headers.extend(answer.headers)
     return response
 
 

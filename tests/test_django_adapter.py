@@ -92,6 +92,20 @@ def public(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"claims": request.token_claims})  # type: ignore[attr-defined]
 
 
+@exempt
+def public_reads_claims(request: HttpRequest) -> HttpResponse:
+    try:
+        current_claims(request)
+    except RuntimeError as mistake:
+        return JsonResponse({"mistake": str(mistake)})
+    return JsonResponse({"mistake": None})  # pragma: no cover - the test fails here
+
+
+@optional
+def maybe_reads_claims(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"sub": current_claims(request)["sub"]})
+
+
 @optional
 def maybe(request: HttpRequest) -> HttpResponse:
     claims = request.token_claims  # type: ignore[attr-defined]
@@ -189,6 +203,8 @@ urlpatterns = [
     path("own-challenge", own_challenge),
     path("public", public),
     path("maybe", maybe),
+    path("public-reads-claims", public_reads_claims),
+    path("maybe-reads-claims", maybe_reads_claims),
     path("maybe-scoped", maybe_scoped),
     path("stacked", stacked),
     path("class-public", PublicView.as_view()),
@@ -319,6 +335,26 @@ def test_exempt_views_are_public_and_ignore_the_token(django_http: httpx.Client)
     ]
     assert [200, 200, 200] == [a.status_code for a in answers]
     assert {"claims": None} == answers[1].json()
+
+
+def test_current_claims_in_an_exempt_view_is_a_mistake_that_names_optional(
+    django_http: httpx.Client,
+) -> None:
+    """The token is never read in an exempt view: no claims there, even with a valid token."""
+    answer = django_http.get("/public-reads-claims", headers=bearer(token()))
+    assert answer.status_code == 200
+    assert "Mark the view @optional" in answer.json()["mistake"]
+
+
+def test_current_claims_on_an_anonymous_optional_request_is_missing_token(
+    django_http: httpx.Client,
+) -> None:
+    assert django_http.get("/maybe-reads-claims", headers=bearer(token(sub="al"))).json() == {
+        "sub": "al"
+    }
+    anonymous = django_http.get("/maybe-reads-claims")
+    assert anonymous.status_code == 401
+    assert anonymous.json()["reason"] == "missing_token"
 
 
 def test_optional_view(django_http: httpx.Client, plain_http: httpx.Client) -> None:

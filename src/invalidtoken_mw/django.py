@@ -65,6 +65,14 @@ V = TypeVar("V")
 _IMPORTABLE = ("verifier", "error_body")
 _ROUTE_ATTR = "_invalidtoken_route"
 _STATE_ATTR = "_invalidtoken_state"
+# Set on a request the middleware let through unauthenticated: an @exempt view or a path
+# in exclude_paths, where the token is never read.
+_PUBLIC_ATTR = "_invalidtoken_public"
+_PUBLIC_VIEW = (
+    "current_claims() in a view exempt from authentication (@exempt or a path in"
+    " exclude_paths): the token is never read there, so there are no claims. Mark the view"
+    " @optional instead to use the claims when a token is sent."
+)
 _CHALLENGE = "www-authenticate"
 
 
@@ -295,11 +303,17 @@ def current_claims(request: object) -> dict[str, Any]:
     """The verified claims of ``request`` (Django's ``HttpRequest`` or DRF's ``Request``).
 
     Raises:
-        AuthFailure: ``missing_token`` when the request carried no token (a public
-            view, or optional authentication); answered by the middleware.
+        AuthFailure: ``missing_token`` when the request carried no token on an
+            :func:`optional` view; answered by the middleware.
+        RuntimeError: In an :func:`exempt` view or a path in ``exclude_paths``, where
+            the token is never read: mark the view :func:`optional` to use the claims
+            when a token is sent.
     """
     claims: dict[str, Any] | None = getattr(request, "token_claims", None)
     if claims is None:
+        inner = getattr(request, "_request", request)  # DRF's Request wraps Django's
+        if getattr(inner, _PUBLIC_ATTR, False):
+            raise RuntimeError(_PUBLIC_VIEW)
         raise AuthFailure(Reason.MISSING_TOKEN)
     return claims
 
@@ -426,6 +440,7 @@ class InvalidTokenMiddleware:
         route = _route(view_func)
         if route.exempt:
             setattr(request, _STATE_ATTR, _State(self.guard, _Request(request)))
+            setattr(request, _PUBLIC_ATTR, True)
             return route, False
         return route, True
 
@@ -437,6 +452,8 @@ class InvalidTokenMiddleware:
             return _response(outcome)
         setattr(request, _STATE_ATTR, _State(self.guard, view, outcome.token, outcome.private))
         request.token_claims = outcome.claims  # type: ignore[attr-defined]
+        if outcome.claims is None and self.guard.is_public(view.path):
+            setattr(request, _PUBLIC_ATTR, True)
         return self._check_scopes(request, view, route, outcome)
 
     def _check_scopes(

@@ -250,11 +250,24 @@ def test_token_claims_gives_the_verified_claims(http: httpx.Client) -> None:
     )
 
 
-def test_token_claims_on_public_route_without_token(http: httpx.Client) -> None:
-    """TokenClaims on a public route without a token answers the library's bare 401."""
-    with capture_logs() as logs:
-        response = http.get("/public/claims")
-    assert (401, BARE, "missing_token", ["missing_token"]) == (*outcome(response), rejected(logs))
+@pytest.mark.parametrize("credentials", [None, READ], ids=["no-token", "valid-token"])
+def test_token_claims_on_an_excluded_path_is_a_mistake_that_names_optional(
+    credentials: str | None,
+) -> None:
+    """TokenClaims on an excluded path: the token is never read there, with or without one.
+
+    Answering missing_token was false when a valid token was sent; the dependency now
+    says what to use instead (a configuration mistake, seen on the first request).
+    """
+    headers = {} if credentials is None else bearer(credentials)
+
+    async def call() -> None:
+        transport = httpx.ASGITransport(app=create_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            await c.get("/public/claims", headers=headers)
+
+    with pytest.raises(RuntimeError, match="Use OptionalTokenClaims"):
+        asyncio.run(call())
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,20 @@ AUTH_ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+_PUBLIC_ROUTE = (
+    "TokenClaims on a path in exclude_paths: the token is never read there, so there are"
+    " no claims. Use OptionalTokenClaims (and drop the path from exclude_paths) to use the"
+    " claims when a token is sent."
+)
+
+
+def _path(request: Request) -> str:
+    """The path below the mount point, as the middleware matched it."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    return path[len(root) :] or "/" if root and path.startswith(root) else path
+
+
 def _route_guard(request: Request) -> Guard | None:
     guard: Guard | None = getattr(request.app.state, _GUARD_STATE, None)
     return guard
@@ -113,11 +127,17 @@ async def token_claims(
     """The verified claims of the request, checked against the route's scopes.
 
     Raises:
-        AuthFailure: ``missing_token`` on a public or optional route without a token;
-            ``insufficient_scope`` when a required scope is not granted.
+        AuthFailure: ``missing_token`` without a token (``optional`` or an optional
+            route); ``insufficient_scope`` when a required scope is not granted.
+        RuntimeError: On a path in ``exclude_paths`` (or a docs page), where the token
+            is never read: use :data:`OptionalTokenClaims` to use the claims when a
+            token is sent.
     """
     claims: dict[str, Any] | None = getattr(request.state, "token_claims", None)
     if claims is None:
+        guard = _route_guard(request)
+        if guard is not None and guard.is_public(_path(request)):
+            raise RuntimeError(_PUBLIC_ROUTE)
         raise AuthFailure(Reason.MISSING_TOKEN)
     if security_scopes.scopes:
         # The challenge names every scope the request needs: the app's and the route's.

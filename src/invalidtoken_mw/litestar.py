@@ -77,14 +77,18 @@ EXCLUDE_OPT_KEY = "exclude_from_auth"
 #: runs with ``token_claims`` ``None``; a token that is sent is verified all the same.
 OPTIONAL_OPT_KEY = "auth_optional"
 
-# ``token_claims: TokenClaims`` in a handler's signature gives the verified claims; on an
-# optional route without a token it answers missing_token (read request.state there).
 try:
     from litestar.di import NamedDependency
 except ImportError:  # pragma: no cover - Litestar before 2.23 injects by name alone
     TokenClaims = dict[str, Any]
 else:
     TokenClaims = NamedDependency[dict[str, Any]]  # type: ignore[misc]
+    """``token_claims: TokenClaims`` in a handler's signature gives the verified claims.
+
+    On an optional route without a token it answers ``missing_token`` (read
+    ``request.state.token_claims`` there instead). Litestar injects it by the parameter
+    name ``token_claims``.
+    """
 
 # Where the middleware leaves what the exception handlers and guards need: in the
 # scope, not in request.state, so the token is not handed to the application as state.

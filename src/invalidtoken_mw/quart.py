@@ -280,11 +280,11 @@ async def _authenticate(current: BaseRequestWebsocket) -> Response | None:
 
 # Coroutine functions: Quart runs a plain function hook in a thread.
 async def _authenticate_request() -> Response | None:
-    return await _authenticate(request._get_current_object())  # type: ignore[attr-defined]  # noqa: SLF001 - one proxy lookup
+    return await _authenticate(request._get_current_object())  # type: ignore[attr-defined,unused-ignore]  # noqa: SLF001 - one proxy lookup
 
 
 async def _authenticate_websocket() -> Response | None:
-    return await _authenticate(current_websocket._get_current_object())  # type: ignore[attr-defined]  # noqa: SLF001
+    return await _authenticate(current_websocket._get_current_object())  # type: ignore[attr-defined,unused-ignore]  # noqa: SLF001
 
 
 def _view() -> _Request:
@@ -292,8 +292,8 @@ def _view() -> _Request:
     if view is not None:
         return view
     if has_request_context():
-        return _Request(request._get_current_object())  # type: ignore[attr-defined]  # noqa: SLF001
-    return _Request(current_websocket._get_current_object())  # type: ignore[attr-defined]  # noqa: SLF001
+        return _Request(request._get_current_object())  # type: ignore[attr-defined,unused-ignore]  # noqa: SLF001
+    return _Request(current_websocket._get_current_object())  # type: ignore[attr-defined,unused-ignore]  # noqa: SLF001
 
 
 async def _render_failure(exc: Exception) -> Response:

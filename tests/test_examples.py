@@ -5,7 +5,7 @@ shell function) and every request as a ``console`` block followed by an ``http``
 with the status line, the ``www-authenticate`` header and the body a person sees. These
 tests read those blocks, configure the example through the same environment variables
 (the module is loaded by path and ``create_app()`` called under them), serve it for real
-(FastAPI, Litestar and Quart under uvicorn, Flask and Django under waitress), mint
+(FastAPI, Litestar, Quart and Starlette under uvicorn, Flask and Django under waitress), mint
 each token with the ``invalidtoken-mw mint`` parser, send each documented request and
 compare the answer with the README, for both the HMAC and the RS256 set-up. The FastAPI
 example's websocket script and OpenAPI claims are checked the same way, and each example
@@ -111,7 +111,14 @@ QUART = Example(
     "uvicorn --factory quart_app:create_app --app-dir examples/quart",
     asgi=True,
 )
-EXAMPLES = (FASTAPI, FLASK, DJANGO, LITESTAR, QUART)
+STARLETTE = Example(
+    "starlette",
+    REPO / "examples" / "starlette" / "starlette_app.py",
+    "127.0.0.1:8000",
+    "uvicorn --factory starlette_app:create_app --app-dir examples/starlette",
+    asgi=True,
+)
+EXAMPLES = (FASTAPI, FLASK, DJANGO, LITESTAR, QUART, STARLETTE)
 
 
 # -- reading the README ----------------------------------------------------------------

@@ -15,7 +15,9 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(32)
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 ROOT_URLCONF = "orders.urls"
-INSTALLED_APPS: list[str] = []
+# Django REST framework (orders/api.py) and the anonymous user DRF gives a request
+# without a token; no database is needed for either.
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "rest_framework"]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -27,4 +29,8 @@ USE_TZ = True
 INVALIDTOKEN = {
     "verifier": "orders.auth.verifier_from_env",
     "realm": "orders",
+}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["invalidtoken_mw.drf.InvalidTokenAuthentication"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }

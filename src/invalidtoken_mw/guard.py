@@ -209,6 +209,17 @@ _QUERY = TokenSource.QUERY
 _PREFLIGHT = Rejected(RenderedFailure(PREFLIGHT_STATUS, (), b""))
 
 
+def _path_prefixes(paths: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Configured paths without a trailing slash, and the prefixes of what lies below them."""
+    normal = tuple(p.rstrip("/") or "/" for p in paths)
+    return normal, tuple(p if p == "/" else p + "/" for p in normal)
+
+
+def _under(path: str, paths: tuple[str, ...], prefixes: tuple[str, ...]) -> bool:
+    """Whether ``path`` is one of ``paths`` or below one (at a segment boundary)."""
+    return bool(paths) and (path in paths or path.startswith(prefixes))
+
+
 def failure_from_exception(exc: BaseException) -> AuthFailure | None:
     """The failure an exception from the application stands for, or ``None``.
 
@@ -242,12 +253,10 @@ class Guard:
             raise TypeError("pass either a GuardSettings or keyword options, not both.")
         self.settings = settings
         self.verifier: TokenVerifier = settings.verifier
-        self.exclude_paths = tuple(p.rstrip("/") or "/" for p in settings.exclude_paths)
-        self._exclude_prefixes = tuple(p if p == "/" else p + "/" for p in self.exclude_paths)
+        self.exclude_paths, self._exclude_prefixes = _path_prefixes(settings.exclude_paths)
         self.exclude_exact_paths = frozenset(settings.exclude_exact_paths)
         self._has_public_paths = bool(self.exclude_paths or self.exclude_exact_paths)
-        self.optional_paths = tuple(p.rstrip("/") or "/" for p in settings.optional_paths)
-        self._optional_prefixes = tuple(p if p == "/" else p + "/" for p in self.optional_paths)
+        self.optional_paths, self._optional_prefixes = _path_prefixes(settings.optional_paths)
         self.preflight_passthrough = settings.preflight_passthrough
         self.optional = settings.optional
         self.scopes: tuple[str, ...] = tuple(settings.scopes)
@@ -309,17 +318,13 @@ class Guard:
 
     def is_public(self, path: str) -> bool:
         """Whether ``path`` is excluded from authentication."""
-        return path in self.exclude_exact_paths or (
-            bool(self.exclude_paths)
-            and (path in self.exclude_paths or path.startswith(self._exclude_prefixes))
+        return path in self.exclude_exact_paths or _under(
+            path, self.exclude_paths, self._exclude_prefixes
         )
 
     def is_optional(self, path: str) -> bool:
         """Whether a token is optional on ``path`` (``optional`` or ``optional_paths``)."""
-        return self.optional or (
-            bool(self.optional_paths)
-            and (path in self.optional_paths or path.startswith(self._optional_prefixes))
-        )
+        return self.optional or _under(path, self.optional_paths, self._optional_prefixes)
 
     def _is_preflight(self, request: RequestHead) -> bool:
         """A CORS preflight (:func:`is_cors_preflight`) goes no further without a token.

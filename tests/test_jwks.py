@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from support.tokens import Keys
 
 COOLDOWN = 5.0
+MIN_INTERVAL = 1.0  # JWKSCache's default
 
 
 class FakeClock:
@@ -156,17 +157,122 @@ def test_unknown_kid_refreshes_once_then_is_unknown(
 
 
 @APIS
-def test_rotated_key_is_accepted_within_one_cooldown(
+def test_rotated_key_is_accepted_on_first_use_inside_the_cooldown(
     server: JWKSServer, clock: FakeClock, keys: Keys, api: str
 ) -> None:
-    """A key added at the server is refused during the cool-down and accepted right after it."""
+    """A key added at the server is fetched for its first token once MIN_INTERVAL has passed."""
     cache = make_cache(server, clock)
     get(cache, "rsa-1", api)
     server.add_key(rsa_jwk(keys.rsa, "rsa-2"))
-    clock.advance(COOLDOWN - 0.1)
-    assert reason_of(cache, "rsa-2", api) == Reason.UNKNOWN_KEY
-    clock.advance(0.1)
+    clock.advance(MIN_INTERVAL)
     assert get(cache, "rsa-2", api).key_id == "rsa-2"
+    assert (cache.fetch_count, server.requests) == (2, 2)
+
+
+@APIS
+def test_key_published_right_after_an_unknown_kid_probe_is_accepted_on_first_use(
+    server: JWKSServer, clock: FakeClock, keys: Keys, api: str
+) -> None:
+    """A probe starts the cool-down; the issuer then rotates; its first token is accepted."""
+    cache = make_cache(server, clock)
+    get(cache, "rsa-1", api)
+    clock.advance(COOLDOWN)
+    assert reason_of(cache, "probe", api) == Reason.UNKNOWN_KEY
+    # The probe retried in a loop is not a new kid: it spends nothing.
+    clock.advance(MIN_INTERVAL)
+    assert reason_of(cache, "probe", api) == Reason.UNKNOWN_KEY
+    assert cache.fetch_count == 2
+    server.add_key(rsa_jwk(keys.rsa, "rsa-2"))
+    clock.advance(0.5)
+    assert get(cache, "rsa-2", api).key_id == "rsa-2"
+    assert (cache.fetch_count, server.requests) == (3, 3)
+
+
+def test_new_kid_within_min_interval_is_refused_then_accepted_a_second_later(
+    server: JWKSServer, clock: FakeClock, keys: Keys
+) -> None:
+    """Right after a fetch a new kid waits for MIN_INTERVAL: the retry one second later wins."""
+    cache = make_cache(server, clock)
+    cache.get_key("rsa-1")
+    server.add_key(rsa_jwk(keys.rsa, "rsa-2"))
+    clock.advance(MIN_INTERVAL / 2)
+    assert reason_of(cache, "rsa-2") == Reason.UNKNOWN_KEY
+    assert cache.fetch_count == 1
+    clock.advance(MIN_INTERVAL / 2)
+    assert cache.get_key("rsa-2").key_id == "rsa-2"
+    assert cache.fetch_count == 2
+
+
+def test_early_fetch_goes_to_the_first_new_kid_only(
+    server: JWKSServer, clock: FakeClock, keys: Keys
+) -> None:
+    """After one random kid, a just-published key waits for the cool-down (flood shape)."""
+    cache = make_cache(server, clock)
+    cache.get_key("rsa-1")
+    clock.advance(0.1)
+    assert reason_of(cache, "random-1") == Reason.UNKNOWN_KEY
+    server.add_key(rsa_jwk(keys.rsa, "rsa-2"))
+    clock.advance(MIN_INTERVAL)
+    assert reason_of(cache, "rsa-2") == Reason.UNKNOWN_KEY
+    assert cache.fetch_count == 1
+    clock.advance(COOLDOWN - MIN_INTERVAL - 0.1)
+    assert cache.get_key("rsa-2").key_id == "rsa-2"
+    assert cache.fetch_count == 2
+
+
+def test_repeating_one_kid_costs_at_most_two_fetches_per_cooldown(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    """An attacker resending the first new kid gets one early fetch per window, no more."""
+    cache = make_cache(server, clock)
+    cache.refresh()
+    started = []
+    for step in range(400):
+        kid = f"attacker-{step // 10}"  # each kid sent ten times, 0.1 s apart
+        before = cache.fetch_count
+        assert reason_of(cache, kid) == Reason.UNKNOWN_KEY
+        if cache.fetch_count > before:
+            started.append(clock.now)
+        clock.advance(0.1)
+    assert all(b - a >= MIN_INTERVAL for a, b in zip(started, started[1:], strict=False))
+    for start in started:
+        assert sum(start <= t < start + COOLDOWN for t in started) <= 2
+    # 40 s: at most two fetches per 5 s window (and in fact one per (COOLDOWN + MIN_INTERVAL)).
+    assert len(started) <= 2 * 40 / COOLDOWN
+    assert server.requests == cache.fetch_count == 1 + len(started)
+
+
+def test_no_early_fetch_while_the_issuer_is_down(
+    server: JWKSServer, clock: FakeClock, keys: Keys
+) -> None:
+    """After a failed fetch only the cool-down applies: an outage is not hammered."""
+    cache = make_cache(server, clock)
+    cache.get_key("rsa-1")
+    clock.advance(COOLDOWN)
+    server.mode = "status_500"
+    with structlog.testing.capture_logs():
+        assert reason_of(cache, "rsa-2") == Reason.UNKNOWN_KEY
+        server.mode = "ok"
+        server.add_key(rsa_jwk(keys.rsa, "rsa-2"))
+        clock.advance(COOLDOWN - 0.1)
+        assert reason_of(cache, "rsa-3") == Reason.UNKNOWN_KEY
+        assert reason_of(cache, "rsa-2") == Reason.UNKNOWN_KEY
+    assert cache.fetch_count == 2
+    clock.advance(0.1)
+    assert cache.get_key("rsa-2").key_id == "rsa-2"
+
+
+def test_min_interval_at_the_cooldown_turns_early_fetches_off(
+    server: JWKSServer, clock: FakeClock, keys: Keys
+) -> None:
+    """With min_interval >= cooldown the cool-down alone rules, as before."""
+    cache = make_cache(server, clock, min_interval=COOLDOWN)
+    cache.get_key("rsa-1")
+    server.add_key(rsa_jwk(keys.rsa, "rsa-2"))
+    clock.advance(COOLDOWN - 0.1)
+    assert reason_of(cache, "rsa-2") == Reason.UNKNOWN_KEY
+    clock.advance(0.1)
+    assert cache.get_key("rsa-2").key_id == "rsa-2"
     assert cache.fetch_count == 2
 
 
@@ -252,6 +358,20 @@ def test_100_concurrent_callers_all_get_a_rotated_key_from_one_fetch(
     server.mode, server.delay = "slow", 0.2
     assert run(cache, ["ed-2"] * 100) == ["ed-2"] * 100
     assert cache.fetch_count == 2
+
+
+@RUNNERS
+def test_100_concurrent_callers_of_a_new_key_share_one_early_fetch(
+    server: JWKSServer, clock: FakeClock, keys: Keys, run: Any
+) -> None:
+    """Inside the cool-down, callers of a just-published key share one early fetch."""
+    cache = make_cache(server, clock)
+    cache.refresh()
+    clock.advance(MIN_INTERVAL)
+    server.add_key(ed_jwk(keys.ed, "ed-2"))
+    server.mode, server.delay = "slow", 0.2
+    assert run(cache, ["ed-2"] * 100) == ["ed-2"] * 100
+    assert (cache.fetch_count, server.requests) == (2, 2)
 
 
 class CountingExecutor(ThreadPoolExecutor):
@@ -594,6 +714,8 @@ def test_redirect_from_https_to_http_is_refused() -> None:
         ({"timeout": math.nan}, "timeout must be a positive"),
         ({"cooldown": 0}, "cooldown must be a positive"),
         ({"cooldown": 10.5}, "cooldown must be at most 10"),
+        ({"min_interval": 0}, "min_interval must be a positive"),
+        ({"min_interval": math.nan}, "min_interval must be a positive"),
         ({"min_ttl": 100, "max_ttl": 50}, "min_ttl <= max_ttl"),
         ({"min_ttl": -1}, "min_ttl <= max_ttl"),
         ({"default_ttl": 10}, "default_ttl must lie in"),

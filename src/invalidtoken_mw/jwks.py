@@ -8,8 +8,20 @@
   default, so a key the issuer withdraws stops verifying within the hour);
   ``default_ttl`` without one.
 - **Cool-down.** No fetch starts sooner than ``cooldown`` seconds after the previous
-  attempt ended, whatever triggers it (a stale set or an unknown ``kid``), so a flood of
-  random ``kid`` values costs at most one fetch per cool-down window.
+  attempt ended, whatever triggers it (a stale set or an unknown ``kid``), with one
+  exception for key rotation below; a flood of random ``kid`` values costs at most one
+  fetch per cool-down window.
+- **Rotation inside the cool-down.** An issuer that rotates publishes the new key and
+  signs with it, perhaps seconds after some unknown ``kid`` started the cool-down. So
+  one early fetch per cool-down window is allowed, at least ``min_interval`` seconds
+  after the last successful one ended, for the first ``kid`` refused since that fetch
+  other than the one it looked for: the shape of a rotation (one new ``kid``), not of
+  a flood (whose second random ``kid`` takes the allowance, and whose later ones are
+  not that ``kid``). A token signed with a just-published key is thus accepted on its
+  first request, unless it comes within ``min_interval`` of the last fetch (a retry a
+  second later is) or another unknown ``kid`` came first (one cool-down later is).
+  Whatever the traffic, fetches stay at least ``min_interval`` apart and at most two
+  start per cool-down window; after a failed fetch only the cool-down applies.
 - **One deadline per fetch.** A fetch has ``timeout`` seconds of wall-clock time for the
   whole exchange: connecting, the TLS handshake, the status line, the headers, the body
   and any redirect. Every socket operation may wait only for the time left, so a server
@@ -63,7 +75,7 @@ import urllib.request
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from http.client import HTTPException
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt
@@ -114,6 +126,8 @@ _REFRESH_AHEAD = 0.8
 # Waiters give a fetch this much longer than its own deadline, for parsing the keys and
 # for the fetch thread to be scheduled; the network exchange itself ends at the deadline.
 _WAIT_GRACE = 0.1
+# Stands for "no kid" where ``None`` (a token without ``kid``) is a kid like any other.
+_NO_KID: Final = object()
 
 
 class _InvalidJWKSError(ValueError):
@@ -346,7 +360,11 @@ class JWKSCache:
         url: The JWKS endpoint, ``http`` or ``https`` with a host and no credentials.
         timeout: Seconds one fetch may take in all: connecting, the TLS handshake, the
             status line, headers and body, and redirects. No caller waits longer.
-        cooldown: Minimum seconds between two fetch attempts, in ``(0, 10]``.
+        cooldown: Minimum seconds between two fetch attempts, in ``(0, 10]``, but for
+            the one early fetch per window that a newly published key may cause.
+        min_interval: Minimum seconds between the end of a successful fetch and an
+            early fetch inside the cool-down for a new ``kid`` (key rotation); at or
+            above ``cooldown`` there are no early fetches.
         min_ttl: Lower bound for a response's ``max-age``.
         max_ttl: Upper bound for a response's ``max-age``: a key the issuer withdraws
             verifies no new token after at most this long.
@@ -369,6 +387,7 @@ class JWKSCache:
         *,
         timeout: float = 3.0,
         cooldown: float = 5.0,
+        min_interval: float = 1.0,
         min_ttl: float = 60.0,
         max_ttl: float = 3600.0,
         default_ttl: float = 300.0,
@@ -381,7 +400,11 @@ class JWKSCache:
             raise ValueError(f"url must be an http:// or https:// URL with a host, got {url!r}")
         if parts.username is not None or parts.password is not None:
             raise ValueError("url must not carry credentials (user:password@); remove them")
-        for name, value in (("timeout", timeout), ("cooldown", cooldown)):
+        for name, value in (
+            ("timeout", timeout),
+            ("cooldown", cooldown),
+            ("min_interval", min_interval),
+        ):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if cooldown > _MAX_COOLDOWN:
@@ -406,6 +429,7 @@ class JWKSCache:
         self._log_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         self._timeout = float(timeout)
         self._cooldown = float(cooldown)
+        self._min_interval = float(min_interval)
         self._min_ttl = float(min_ttl)
         self._max_ttl = float(max_ttl)
         self._default_ttl = float(default_ttl)
@@ -415,6 +439,12 @@ class JWKSCache:
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
         self._fetch_count = 0
+        # The early fetch's bookkeeping, under _lock: the kid the latest fetch looked
+        # for, the first other kid refused since it started, and when the next early
+        # fetch may start (one per cool-down window).
+        self._looked_for: object = _NO_KID
+        self._newcomer: object = _NO_KID
+        self._next_early = -math.inf
         self._snapshot = _Snapshot(
             {},
             None,
@@ -471,7 +501,8 @@ class JWKSCache:
         keys sharing a ``kid``, the first that fits ``alg`` is chosen (its declared
         ``alg``, or else its key type), or the first of them when none fits. A ``kid``
         of the loaded set is answered at once (a due refresh runs in the background);
-        otherwise this waits for the fetch in flight, or one the cool-down allows, for
+        otherwise this waits for the fetch in flight, or one the cool-down (or, for a
+        newly published key, the early fetch of a rotation) allows, for
         at most ``timeout`` seconds. Do not call this from an event loop; use
         :meth:`get_key_async` there.
 
@@ -548,37 +579,53 @@ class JWKSCache:
         A ``kid`` the loaded set holds is served from memory even once the set is due
         (past 80% of its lifetime) or past due (expired) for a refresh, which then starts
         in the background; no request waits for it. ``(None, None)``: nothing to wait
-        for (the cool-down forbids a fetch, or a fetch just finished); select at once.
+        for (the cool-down forbids a fetch and no early one is due, or a fetch just
+        finished); select at once.
         """
         seen = self._snapshot
         key = _lookup(seen, kid, alg)
         if key is None:
-            return None, self._flight_for(seen)
+            return None, self._flight_for(seen, kid)
         if self._clock() >= seen.refresh_at:
             self._flight_for(seen)
         return key, None
 
-    def _flight_for(self, seen: _Snapshot) -> _Flight | None:
-        """Join the fetch in flight, or start one if the cool-down allows and none finished."""
+    def _flight_for(self, seen: _Snapshot, missing: object = _NO_KID) -> _Flight | None:
+        """Join the fetch in flight, or start one if none finished and the rules allow.
+
+        ``missing`` is the ``kid`` a caller did not find in ``seen`` (``_NO_KID`` for a
+        refresh that is merely due): it may start the early fetch of a key rotation.
+        """
         with self._lock:
             flight = self._in_flight()
             if flight is not None:
                 return flight
-            if self._snapshot is not seen or not self._may_fetch(seen):
+            if self._snapshot is not seen:
                 return None
-            return self._launch()
+            if self._may_fetch(seen):
+                return self._launch(missing)
+            if missing is not _NO_KID and self._may_fetch_early(seen, missing):
+                self._next_early = self._clock() + self._cooldown
+                return self._launch(missing)
+            return None
 
     def _join_or_launch(self) -> _Flight:
         with self._lock:
-            return self._in_flight() or self._launch()
+            return self._in_flight() or self._launch(_NO_KID)
 
     def _in_flight(self) -> _Flight | None:
         """The fetch in progress, if any; the caller holds ``_lock``."""
         flight = self._flight
         return flight if flight is not None and not flight.done.done() else None
 
-    def _launch(self) -> _Flight:
-        """Start the one fetch, in a thread of its own; the caller holds ``_lock``."""
+    def _launch(self, missing: object) -> _Flight:
+        """Start the one fetch, in a thread of its own; the caller holds ``_lock``.
+
+        ``missing`` is the ``kid`` the fetch looks for, if any: asking for it again
+        does not count as a new ``kid`` (a client retrying the same unknown key).
+        """
+        self._looked_for = missing
+        self._newcomer = _NO_KID
         done: Future[_Snapshot] = Future()
         # A running future cannot be cancelled by one waiter that gives up on it.
         done.set_running_or_notify_cancel()
@@ -601,6 +648,25 @@ class JWKSCache:
     def _may_fetch(self, snapshot: _Snapshot) -> bool:
         last = snapshot.attempted_at
         return last is None or self._clock() - last >= self._cooldown
+
+    def _may_fetch_early(self, snapshot: _Snapshot, kid: object) -> bool:
+        """Whether ``kid``, missing inside the cool-down, may start the window's early fetch.
+
+        Only after a successful fetch (an outage keeps to the cool-down), for the first
+        ``kid`` refused since it other than the one it looked for, once ``min_interval``
+        has passed, and once per cool-down window. The caller holds ``_lock``.
+        """
+        if not snapshot.loaded or snapshot.error is not None or snapshot.attempted_at is None:
+            return False
+        if kid == self._looked_for:
+            return False
+        if self._newcomer is _NO_KID:
+            # Claimed even when refused below: a flood's later kids are not this one.
+            self._newcomer = kid
+        elif kid != self._newcomer:
+            return False
+        now = self._clock()
+        return now - snapshot.attempted_at >= self._min_interval and now >= self._next_early
 
     def _select(self, snapshot: _Snapshot, kid: str | None, alg: str | None) -> _Key:
         key = _lookup(snapshot, kid, alg)

@@ -117,7 +117,9 @@ def test_rfc6750_challenge(
         pytest.param(
             Reason.UNKNOWN_KEY,
             'Bearer realm="orders", error="invalid_token", error_description="The access token'
-            ' is signed with a key this service does not know."',
+            " is signed with a key this service does not know. If its issuer has just rotated"
+            " keys, retry once a few seconds later; otherwise get a token from the issuer this"
+            ' service trusts."',
             id="unknown_key",
         ),
         pytest.param(

@@ -396,7 +396,7 @@ def test_unknown_kid_fails_the_signature_check(jwks: JWKSServer) -> None:
     expected = (
         "unknown_key",
         ["signature"],
-        "The access token is signed with a key this service does not know.",
+        Reason.UNKNOWN_KEY.description,
     )
     assert expected == (report_verdict(report), failed(report), detail(report, "signature"))
 

@@ -29,7 +29,13 @@ class Sentence:
     ALGORITHM_NOT_ALLOWED: Final = (
         "The access token is signed with an algorithm this service does not accept."
     )
-    UNKNOWN_KEY: Final = "The access token is signed with a key this service does not know."
+    # An issuer that just rotated: the first request usually succeeds, but one within a
+    # second of a key set fetch, or after another unknown key, waits up to the cool-down.
+    UNKNOWN_KEY: Final = (
+        "The access token is signed with a key this service does not know. If its issuer"
+        " has just rotated keys, retry once a few seconds later; otherwise get a token from"
+        " the issuer this service trusts."
+    )
     BAD_SIGNATURE: Final = "The access token signature is invalid."
     EXPIRED: Final = "The access token expired. Obtain a new one and retry."
     NOT_YET_VALID: Final = (

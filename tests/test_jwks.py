@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import threading
 import time
@@ -234,7 +235,7 @@ def test_repeating_one_kid_costs_at_most_two_fetches_per_cooldown(
         if cache.fetch_count > before:
             started.append(clock.now)
         clock.advance(0.1)
-    assert all(b - a >= MIN_INTERVAL for a, b in zip(started, started[1:], strict=False))
+    assert all(b - a >= MIN_INTERVAL for a, b in itertools.pairwise(started))
     for start in started:
         assert sum(start <= t < start + COOLDOWN for t in started) <= 2
     # 40 s: at most two fetches per 5 s window (and in fact one per (COOLDOWN + MIN_INTERVAL)).

@@ -36,7 +36,6 @@ from invalidtoken_mw import (
     JWTVerifier,
     Reason,
 )
-from support.jwks_server import JWKSServer
 from support.servers import run_uvicorn, run_waitress
 from support.tokens import AUDIENCE, ISSUER, KIDS, mint
 
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from invalidtoken_mw.keys import KeySource
+    from support.jwks_server import JWKSServer
 
 KID = KIDS["ES256"]
 MIN_INTERVAL = 1.0  # JWKSCache's default
@@ -122,7 +122,7 @@ def test_key_published_after_an_unknown_kid_probe_is_accepted_on_first_use(
 def test_new_key_right_after_a_fetch_is_accepted_on_the_retry_a_second_later(
     jwks: JWKSServer, serve: str
 ) -> None:
-    """Within min_interval of a fetch the new key is refused; the retry the sentence invites wins."""
+    """Within min_interval of a fetch a new key is refused; the retry the sentence invites wins."""
     with serving(serve, verifier(jwks)) as http:
         assert answer(http, mint("ES256", headers={"kid": KID})) == (200, "ok")
         private = rotate(jwks, "ec-2026-07")
@@ -134,9 +134,7 @@ def test_new_key_right_after_a_fetch_is_accepted_on_the_retry_a_second_later(
 
 
 @SERVERS
-def test_random_kid_flood_costs_one_fetch_per_cooldown_window(
-    jwks: JWKSServer, serve: str
-) -> None:
+def test_random_kid_flood_costs_one_fetch_per_cooldown_window(jwks: JWKSServer, serve: str) -> None:
     """Random kids for 2.5 s with a 1 s cool-down: every one refused, one fetch per window."""
     cooldown, duration = 1.0, 2.5
     keys = JWKSCache(jwks.url, cooldown=cooldown, min_interval=0.2)

@@ -9,7 +9,7 @@ fundamental first, so a forged token is ``bad_signature`` and never ``expired``:
    string; ``crit`` only as RFC 7515 §4.1.11 allows);
 2. ``alg`` against the configured allowlist (never taken from the token);
 3. the key, by ``kid``, from the :class:`~invalidtoken_mw.keys.KeySource` (a static
-   key, or a JWKS with a rate-limited refresh);
+   key, a JWKS with a rate-limited refresh, or the JWKS an issuer's metadata names);
 4. the signature;
 5. ``exp``, ``nbf``, ``iat`` (JSON numbers, RFC 7519 §2), ``iss``, ``aud`` (RFC 7519
    §4.1.3: a token naming audiences must name this service), the required claims, the

@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 
 from invalidtoken_mw import AuthFailure, DiscoveryKeys, InvalidTokenMiddleware, JWTVerifier, Reason
 from invalidtoken_mw.discovery import _MetadataError, _read_metadata, metadata_urls
+from invalidtoken_mw.explain import explain
 from support.discovery_server import OIDC, RFC8414, DiscoveryServer
 from support.servers import run_uvicorn
 from support.tokens import AUDIENCE, SECRET, claims, mint
@@ -437,4 +438,16 @@ def test_explain_accepts_issuer_url(idp: DiscoveryServer) -> None:
     )
     report = json.loads(done.stdout)
     assert (0, True, 200) == (done.returncode, report["valid"], report["status"])
-    assert report["checks"][1]["passed"]
+    assert {"name": "alg", "passed": True, "detail": "RS256 is allowed (RS256)"} == (
+        report["checks"][1]
+    )
+
+
+def test_explain_names_the_algorithms_the_issuer_advertises(idp: DiscoveryServer) -> None:
+    issuer = idp.origin
+    idp.publish(OIDC, idp.metadata(issuer, id_token_signing_alg_values_supported=["ES256"]))
+    report = explain(verifier(issuer), issued(issuer, "PS256", NO_ALG))
+    assert report.failure is not None
+    assert Reason.ALGORITHM_NOT_ALLOWED is report.failure.reason
+    [alg] = [check for check in report.checks if check.name == "alg"]
+    assert (False, "PS256 is not allowed (ES256)") == (alg.passed, alg.detail)

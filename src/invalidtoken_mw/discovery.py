@@ -260,6 +260,15 @@ class DiscoveryKeys:
         return self._metadata
 
     @property
+    def algorithms(self) -> tuple[str, ...] | None:
+        """The algorithms this source restricts tokens to, once the metadata loaded.
+
+        ``None`` before that, and always when the verifier was given ``algorithms``.
+        """
+        metadata = self._metadata
+        return metadata.algorithms if self._restrict and metadata is not None else None
+
+    @property
     def jwks(self) -> JWKSCache | None:
         """The key set's cache, created once the metadata named its ``jwks_uri``."""
         return self._jwks

@@ -38,6 +38,7 @@ MODULES: tuple[str, ...] = (
     "guard",
     "verify",
     "jwks",
+    "discovery",
     "keys",
     "reasons",
     "scopes",

@@ -10,6 +10,7 @@ from invalidtoken_mw._version import __version__
 from invalidtoken_mw.asgi import InvalidTokenMiddleware
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
 from invalidtoken_mw.classify import failure_from_pyjwt
+from invalidtoken_mw.discovery import DiscoveryKeys, IssuerMetadata
 from invalidtoken_mw.envconfig import verifier_from_env
 from invalidtoken_mw.explain import Check, Explanation
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
@@ -40,6 +41,7 @@ __all__ = [
     "AuthFailure",
     "ChallengeSettings",
     "Check",
+    "DiscoveryKeys",
     "ErrorBody",
     "EventRateLimiter",
     "Explanation",
@@ -48,6 +50,7 @@ __all__ = [
     "GuardSettings",
     "InvalidTokenMiddleware",
     "InvalidTokenWSGIMiddleware",
+    "IssuerMetadata",
     "JWKSCache",
     "JWTVerifier",
     "KeySource",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from invalidtoken_mw.discovery import DiscoveryKeys
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
@@ -237,10 +238,19 @@ def explain(verifier: JWTVerifier, token: str, *, now: float | None = None) -> E
         parsed = verifier.parse(token)
     except AuthFailure as refused:
         return Explanation(None, None, (Check.fail("structure", refused.description),), refused)
+    signature = _signature_check(verifier, parsed)  # may fetch an issuer's metadata
+    allowed = verifier.algorithms
+    if isinstance(verifier.keys, DiscoveryKeys) and verifier.keys.algorithms is not None:
+        allowed = verifier.keys.algorithms  # what the issuer advertises
     checks = [
         Check.ok("structure", "three base64url segments with JSON header and claims"),
-        Check.ok("alg", f"{parsed.alg} is allowed ({', '.join(verifier.algorithms)})"),
-        _signature_check(verifier, parsed),
+        Check.of(
+            "alg",
+            parsed.alg in allowed,
+            f"{parsed.alg} {'is' if parsed.alg in allowed else 'is not'} allowed"
+            f" ({', '.join(allowed)})",
+        ),
+        signature,
         *_time_checks(parsed.claims, verifier.leeway, now),
         *_claim_checks(verifier, parsed.header, parsed.claims),
     ]

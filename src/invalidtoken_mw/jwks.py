@@ -723,35 +723,9 @@ class JWKSCache:
         return snapshot
 
     def _download(self) -> tuple[bytes, Message]:
-        deadline = time.monotonic() + self._timeout
-        # One opener per fetch: its handlers carry this fetch's deadline through redirects.
-        opener = urllib.request.build_opener(
-            _SafeRedirectHandler,
-            _DeadlineHTTPHandler(deadline),
-            _DeadlineHTTPSHandler(deadline, self._tls),
+        return _get(
+            self._url, self._timeout, self._tls, "application/jwk-set+json, application/json"
         )
-        request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s) in __init__
-            self._url,
-            headers={
-                "Accept": "application/jwk-set+json, application/json",
-                "User-Agent": f"invalidtoken-mw/{__version__}",
-            },
-        )
-        try:
-            response = opener.open(request, timeout=self._timeout)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise
-        with response:
-            chunks: list[bytes] = []
-            size = 0
-            # read1 returns after one socket read, and each read is bounded by the deadline.
-            while chunk := response.read1(_READ_CHUNK):
-                size += len(chunk)
-                if size > _MAX_BODY_BYTES:
-                    raise _InvalidJWKSError(f"the JWKS response exceeds {_MAX_BODY_BYTES} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks), response.headers
 
     def _ttl(self, headers: Message) -> float:
         match = _MAX_AGE.search(", ".join(headers.get_all("Cache-Control", [])))
@@ -760,6 +734,44 @@ class JWKSCache:
         age = _DIGITS.fullmatch(headers.get("Age", "").strip())
         lifetime = _seconds(match.group(1)) - (_seconds(age.group()) if age else 0.0)
         return min(max(lifetime, self._min_ttl), self._max_ttl)
+
+
+def _get(url: str, timeout: float, tls: ssl.SSLContext, accept: str) -> tuple[bytes, Message]:
+    """GET ``url`` within one deadline of ``timeout`` seconds: the body and the headers.
+
+    Shared by the JWKS and the issuer metadata fetch (:mod:`invalidtoken_mw.discovery`).
+    The body is capped at 1 MiB; redirects stay on http(s) and never leave https.
+
+    Raises:
+        OSError: The exchange failed or took too long (an ``HTTPError`` for a status
+            other than 2xx, with ``code``).
+        ValueError: The body is larger than 1 MiB.
+    """
+    deadline = time.monotonic() + timeout
+    # One opener per fetch: its handlers carry this fetch's deadline through redirects.
+    opener = urllib.request.build_opener(
+        _SafeRedirectHandler,
+        _DeadlineHTTPHandler(deadline),
+        _DeadlineHTTPSHandler(deadline, tls),
+    )
+    request = urllib.request.Request(  # noqa: S310 - callers check the scheme is http(s)
+        url, headers={"Accept": accept, "User-Agent": f"invalidtoken-mw/{__version__}"}
+    )
+    try:
+        response = opener.open(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise
+    with response:
+        chunks: list[bytes] = []
+        size = 0
+        # read1 returns after one socket read, and each read is bounded by the deadline.
+        while chunk := response.read1(_READ_CHUNK):
+            size += len(chunk)
+            if size > _MAX_BODY_BYTES:
+                raise _InvalidJWKSError(f"the response exceeds {_MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks), response.headers
 
 
 def _cause(exc: Exception) -> str | None:

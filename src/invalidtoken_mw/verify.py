@@ -9,7 +9,7 @@ fundamental first, so a forged token is ``bad_signature`` and never ``expired``:
    string; ``crit`` only as RFC 7515 §4.1.11 allows);
 2. ``alg`` against the configured allowlist (never taken from the token);
 3. the key, by ``kid``, from the :class:`~invalidtoken_mw.keys.KeySource` (a static
-   key, or a JWKS with a rate-limited refresh);
+   key, a JWKS with a rate-limited refresh, or the JWKS an issuer's metadata names);
 4. the signature;
 5. ``exp``, ``nbf``, ``iat`` (JSON numbers, RFC 7519 §2), ``iss``, ``aud`` (RFC 7519
    §4.1.3: a token naming audiences must name this service), the required claims, the
@@ -41,6 +41,7 @@ import structlog
 from invalidtoken_mw._jose import MAX_JSON_DEPTH, too_deep
 from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw.classify import missing_claim
+from invalidtoken_mw.discovery import ASYMMETRIC_ALGORITHMS, DiscoveryKeys
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
 from invalidtoken_mw.jwks import JWKSCache
 from invalidtoken_mw.keys import KeySource, StaticKeys, VerifyingKey, check_algorithms
@@ -205,10 +206,18 @@ class JWTVerifier:
             ``cryptography`` public key (shorthand for ``keys=StaticKeys(key, ...)``).
         jwks_url: An ``https://`` (or ``http://``) JWKS endpoint (shorthand for
             ``keys=JWKSCache(jwks_url, ...)``).
+        issuer_url: The issuer identifier (e.g. ``"https://id.example.com/"``): its
+            metadata is fetched on first use (OpenID Connect Discovery, then RFC 8414),
+            its ``issuer`` must equal this exactly, and its ``jwks_uri`` supplies the
+            keys (see :class:`~invalidtoken_mw.discovery.DiscoveryKeys`). It is also the
+            expected ``iss`` unless ``issuer`` says otherwise.
         keys: Any :class:`~invalidtoken_mw.keys.KeySource`. Exactly one of ``key``,
-            ``jwks_url`` and ``keys``.
-        algorithms: The allowlist; required, never taken from the token.
-        issuer: The expected ``iss`` (exact match), or several.
+            ``jwks_url``, ``issuer_url`` and ``keys``.
+        algorithms: The allowlist, never taken from the token; required except with
+            ``issuer_url``, where it defaults to the asymmetric algorithms the issuer
+            advertises (never ``none`` or HMAC).
+        issuer: The expected ``iss`` (exact match), or several; defaults to
+            ``issuer_url``.
         audience: This resource's identifier(s); the token's ``aud`` must contain one.
             With none configured, a token that names audiences is refused
             ``wrong_audience`` (RFC 7519 §4.1.3) unless ``accept_any_audience``.
@@ -227,6 +236,7 @@ class JWTVerifier:
         negative_cache_ttl: How long a lasting refusal is remembered.
         jwks_timeout: Seconds one JWKS fetch may take in all (connecting, TLS
             handshake, status line, headers, body); no request waits longer for it.
+            With ``issuer_url``, the metadata fetch has as long again.
         jwks_cooldown: Minimum seconds between refreshes caused by unknown ``kid``.
         jwks_max_age: The longest a fetched key set is trusted before it is fetched
             again, whatever its ``Cache-Control: max-age`` says (default one hour): a
@@ -250,8 +260,9 @@ class JWTVerifier:
         *,
         key: str | bytes | Mapping[str, Any] | object | None = None,
         jwks_url: str | None = None,
+        issuer_url: str | None = None,
         keys: KeySource | None = None,
-        algorithms: Iterable[str],
+        algorithms: Iterable[str] | None = None,
         issuer: str | Iterable[str] | None = None,
         audience: str | Iterable[str] | None = None,
         accept_any_audience: bool = False,
@@ -269,12 +280,9 @@ class JWTVerifier:
         revocation: RevocationStore | None = None,
     ) -> None:
         """Validate the configuration and prepare the key once."""
-        if sum(source is not None for source in (key, jwks_url, keys)) != 1:
-            raise ValueError(
-                "pass exactly one of key=... (a static key), jwks_url=... or keys=...."
-            )
-        self.algorithms = check_algorithms(algorithms)
-        self.issuer = _as_tuple(issuer, "issuer")
+        sources = sum(source is not None for source in (key, jwks_url, issuer_url, keys))
+        self.algorithms = _allowlist(algorithms, issuer_url, sources)
+        self.issuer = _as_tuple(issuer if issuer is not None else issuer_url, "issuer")
         self.audience = _as_tuple(audience, "audience")
         if accept_any_audience and self.audience is not None:
             raise ValueError("accept_any_audience=True contradicts audience=...: pass one of them.")
@@ -298,12 +306,17 @@ class JWTVerifier:
                     " or JWKSCache(url)."
                 )
             self.keys: KeySource = keys
-        elif jwks_url is not None:
-            self.keys = _jwks_cache(
-                jwks_url, jwks_timeout, jwks_cooldown, jwks_max_age, jwks_ssl_context
-            )
-        else:
+        elif jwks_url is None and issuer_url is None:
             self.keys = StaticKeys(key, algorithms=self.algorithms)
+        else:
+            options = _jwks_options(jwks_timeout, jwks_cooldown, jwks_max_age, jwks_ssl_context)
+            self.keys = (
+                JWKSCache(jwks_url, **options)
+                if jwks_url is not None
+                else DiscoveryKeys(
+                    str(issuer_url), algorithms_from_metadata=algorithms is None, **options
+                )
+            )
         self.revocation = _checked_store(revocation)
         self._issuers = None if self.issuer is None else frozenset(self.issuer)
         self._audiences = None if self.audience is None else frozenset(self.audience)
@@ -575,6 +588,24 @@ class JWTVerifier:
         return claims
 
 
+def _allowlist(
+    algorithms: Iterable[str] | None, issuer_url: str | None, sources: int
+) -> tuple[str, ...]:
+    """The algorithm allowlist, once the configuration names exactly one key source."""
+    if sources != 1:
+        raise ValueError(
+            "pass exactly one of key=... (a static key), jwks_url=..., issuer_url=... or keys=...."
+        )
+    if algorithms is None and issuer_url is None:
+        raise ValueError(
+            "algorithms is required, e.g. algorithms=['RS256']; only issuer_url=..."
+            " takes them from the issuer's metadata."
+        )
+    # With issuer_url alone, every asymmetric algorithm passes the header check and the
+    # key source refuses those the issuer does not advertise.
+    return check_algorithms(ASYMMETRIC_ALGORITHMS if algorithms is None else algorithms)
+
+
 def _checked_store(revocation: RevocationStore | None) -> RevocationStore | None:
     if revocation is not None and not callable(getattr(revocation, "is_revoked", None)):
         raise TypeError(
@@ -583,27 +614,25 @@ def _checked_store(revocation: RevocationStore | None) -> RevocationStore | None
     return revocation
 
 
-def _jwks_cache(
-    url: str,
+def _jwks_options(
     timeout: float,
     cooldown: float,
     max_age: float,
     ssl_context: ssl.SSLContext | None,
-) -> JWKSCache:
-    """The JWKS cache for ``jwks_url``, its lifetimes capped at ``jwks_max_age``."""
+) -> dict[str, Any]:
+    """The JWKS cache's options, its lifetimes capped at ``jwks_max_age``."""
     if isinstance(max_age, bool) or not isinstance(max_age, (int, float)):
         raise TypeError("jwks_max_age must be a number of seconds, e.g. 3600.")
     if not 0 < max_age < float("inf"):
         raise ValueError("jwks_max_age must be a positive number of seconds, e.g. 3600.")
-    return JWKSCache(
-        url,
-        timeout=timeout,
-        cooldown=cooldown,
-        min_ttl=min(60.0, float(max_age)),
-        default_ttl=min(300.0, float(max_age)),
-        max_ttl=float(max_age),
-        ssl_context=ssl_context,
-    )
+    return {
+        "timeout": timeout,
+        "cooldown": cooldown,
+        "min_ttl": min(60.0, float(max_age)),
+        "default_ttl": min(300.0, float(max_age)),
+        "max_ttl": float(max_age),
+        "ssl_context": ssl_context,
+    }
 
 
 def _critical_understood(header: dict[str, Any]) -> bool:

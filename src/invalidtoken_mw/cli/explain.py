@@ -76,13 +76,16 @@ def _is_ec_pem(pem: str) -> bool:
 
 
 def _build_verifier(args: argparse.Namespace) -> JWTVerifier:
-    if args.key is None and args.key_file is None and args.jwks_url is None:
-        raise ValueError("give the verification key: --key, --key-file or --jwks-url")
+    given = (args.key, args.key_file, args.jwks_url, args.issuer_url)
+    if all(source is None for source in given):
+        raise ValueError("give the verification key: --key, --key-file, --jwks-url or --issuer-url")
     key = _read_key(args)
-    algorithms = args.alg or _default_algorithms(key)
+    # With --issuer-url and no --alg, the issuer's metadata says which algorithms it uses.
+    algorithms = args.alg or (None if args.issuer_url else _default_algorithms(key))
     return JWTVerifier(
         key=key,
         jwks_url=args.jwks_url,
+        issuer_url=args.issuer_url,
         algorithms=algorithms,
         issuer=args.issuer or None,
         audience=args.audience or None,
@@ -254,6 +257,11 @@ def _add_verifier_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--key", help="HMAC secret, PEM public key or JWK JSON")
     group.add_argument("--key-file", help="read --key from this file")
     group.add_argument("--jwks-url", help="JWKS endpoint instead of a static key")
+    group.add_argument(
+        "--issuer-url",
+        help="issuer whose metadata (/.well-known/openid-configuration) names the JWKS;"
+        " also the expected issuer",
+    )
     group.add_argument("--alg", action="append", help="allowed algorithm (repeatable)")
     group.add_argument("--issuer", action="append", help="expected issuer (repeatable)")
     group.add_argument("--audience", action="append", help="this resource's audience")

@@ -34,6 +34,7 @@ MODULES: tuple[str, ...] = (
     "litestar",
     "quart",
     "testing",
+    "pytest_plugin",
     "settings",
     "guard",
     "verify",

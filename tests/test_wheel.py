@@ -1,9 +1,11 @@
 """The published artefact: a wheel installed into a fresh virtualenv, far from the checkout.
 
 Builds the wheel with pip (as a release would), installs it with its ``demo`` extra
-into a new virtualenv in a temporary directory, and runs ``invalidtoken-mw demo`` from
-there: nothing of the source tree (examples/, src/) is on hand, as for a user who ran
-``pip install 'invalidtoken-mw[demo]'``. About half a minute, most of it the install.
+and pytest into a new virtualenv in a temporary directory (once for the module), and
+runs from there ``invalidtoken-mw demo`` and a throwaway project's tests that use the
+``local_issuer`` fixture: nothing of the source tree (examples/, src/, tests/) is on
+hand, as for a user who ran ``pip install 'invalidtoken-mw[demo]'``. About half a
+minute, most of it the install.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from textwrap import dedent
+
+import pytest
 
 from invalidtoken_mw import Reason
 
@@ -38,8 +44,18 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_runs_from_a_wheel_installed_outside_the_checkout(tmp_path: Path) -> None:
-    """pip wheel, a fresh venv, ``pip install wheel[demo]``: the demo shows every reason."""
+@dataclass(frozen=True)
+class Installed:
+    """A fresh virtualenv holding the wheel (with ``demo``) and pytest, and a directory."""
+
+    venv: Path
+    elsewhere: Path
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """pip wheel the checkout, make a virtualenv, ``pip install wheel[demo] pytest``."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     dist, venv, elsewhere = tmp_path / "dist", tmp_path / "venv", tmp_path / "elsewhere"
     elsewhere.mkdir()
     built = _run(
@@ -50,11 +66,16 @@ def test_demo_runs_from_a_wheel_installed_outside_the_checkout(tmp_path: Path) -
     [wheel] = dist.glob("invalidtoken_mw-*.whl")
     made = _run([sys.executable, "-m", "venv", str(venv)], elsewhere)
     assert 0 == made.returncode, made.stderr
-    python = venv / "bin" / "python"
-    installed = _run(
-        [str(python), "-m", "pip", "install", "-q", "--no-compile", f"{wheel}[demo]"], elsewhere
-    )
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile"]
+    installed = _run([*pip, f"{wheel}[demo]", "pytest"], elsewhere)
     assert 0 == installed.returncode, installed.stderr
+    return Installed(venv, elsewhere)
+
+
+def test_demo_runs_from_a_wheel_installed_outside_the_checkout(installed: Installed) -> None:
+    """pip wheel, a fresh venv, ``pip install wheel[demo]``: the demo shows every reason."""
+    venv, elsewhere = installed.venv, installed.elsewhere
+    python = venv / "bin" / "python"
     where = _run(
         [str(python), "-c", "import invalidtoken_mw; print(invalidtoken_mw.__file__)"], elsewhere
     )
@@ -69,3 +90,60 @@ def test_demo_runs_from_a_wheel_installed_outside_the_checkout(tmp_path: Path) -
     summary = re.search(r"^(\d+) auth_rejected log events", demo.stdout, re.MULTILINE)
     assert {reason.value for reason in Reason} == set(refused), demo.stdout
     assert len(refused) == (int(summary.group(1)) if summary else None), demo.stdout
+
+
+PROJECT_TESTS = """
+import asyncio
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from invalidtoken_mw import InvalidTokenMiddleware
+
+
+def make_app(verifier):
+    app = FastAPI()
+    app.add_middleware(InvalidTokenMiddleware, verifier=verifier, realm="orders")
+
+    @app.get("/orders")
+    def orders():
+        return {"orders": []}
+
+    return app
+
+
+async def get(app, headers):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.get("/orders", headers=headers)
+
+
+@pytest.mark.local_issuer(audience="api://orders")
+def test_orders(local_issuer):
+    app = make_app(local_issuer.verifier())
+    assert asyncio.run(get(app, local_issuer.headers())).status_code == 200
+    refused = asyncio.run(get(app, local_issuer.headers("expired")))
+    assert (refused.status_code, refused.json()["reason"]) == (401, "expired")
+
+
+def test_rotation(local_issuer):
+    verifier = local_issuer.verifier()
+    local_issuer.rotate(keep_old=False)
+    verifier.refresh_keys()
+    assert verifier.verify(local_issuer.token(sub="alice"))["sub"] == "alice"
+"""
+
+
+def test_the_pytest_plugin_serves_a_project_that_installed_the_wheel(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """A throwaway project's tests use the local_issuer fixture the wheel's plugin gives."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_orders.py").write_text(dedent(PROJECT_TESTS))
+    (project / "pytest.ini").write_text(
+        "[pytest]\naddopts = -p no:cacheprovider --strict-markers\nfilterwarnings = error\n"
+    )
+    ran = _run([str(installed.venv / "bin" / "python"), "-m", "pytest", "-q"], project)
+    assert (0, True) == (ran.returncode, "2 passed" in ran.stdout), ran.stdout + ran.stderr

@@ -5,6 +5,9 @@
 - :class:`FakeIssuer` is a throwaway identity provider: a freshly generated key (or
   HMAC secret), tokens it signs, and a :class:`~invalidtoken_mw.JWTVerifier` that
   trusts exactly that key;
+- :class:`LocalIssuer` is a local identity provider on a loopback port: OpenID
+  Connect discovery, RFC 8414 metadata and a JWKS served from a thread, tokens with
+  any claims or defect, and key rotation;
 - :func:`parse_challenges` reads a ``WWW-Authenticate`` value by the RFC 9110 §11
   grammar, strictly, so a test can assert on a challenge's parameters.
 
@@ -14,10 +17,15 @@ middleware by hand, never for issuing production tokens.
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 import secrets
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import jwt
@@ -35,8 +43,19 @@ from invalidtoken_mw.verify import JWTVerifier
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import TracebackType
 
-__all__ = ["DEFECTS", "Challenge", "FakeIssuer", "mint_token", "parse_challenges"]
+    from typing_extensions import Self
+
+__all__ = [
+    "DEFECTS",
+    "LOCAL_DEFECTS",
+    "Challenge",
+    "FakeIssuer",
+    "LocalIssuer",
+    "mint_token",
+    "parse_challenges",
+]
 
 DEFECTS = (
     "expired",
@@ -210,6 +229,322 @@ class FakeIssuer:
         algorithm = jwt.get_algorithm_by_name(self.algorithm)
         jwk: dict[str, Any] = algorithm.to_jwk(self.public_key, as_dict=True)
         return {"keys": [{**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}]}
+
+
+# -- a local identity provider on a loopback port -------------------------------------
+
+LOCAL_DEFECTS = (*DEFECTS, "unknown-key")
+"""The defects :meth:`LocalIssuer.token` can build: :data:`DEFECTS` and ``unknown-key``.
+
+``unknown-key`` is a token signed by a key the issuer never published, under a
+``kid`` it never published (``unknown_key``).
+"""
+
+_OPENID = "/.well-known/openid-configuration"
+_OAUTH = "/.well-known/oauth-authorization-server"
+
+
+class LocalIssuer:
+    """A local identity provider for tests: discovery, a JWKS and tokens, on loopback.
+
+    It serves, from a background thread on a free ``127.0.0.1`` port:
+
+    - ``{issuer}/.well-known/openid-configuration`` (OpenID Connect Discovery 1.0);
+    - ``/.well-known/oauth-authorization-server{path}`` (RFC 8414 §3, the path of the
+      issuer after the well-known segment);
+    - ``{issuer}/jwks`` (the JWK Set: every published key, never a private half).
+
+    Its tokens carry its ``iss``, its ``aud``, ``typ: at+jwt`` (RFC 9068) and the
+    ``kid`` of its current key; :meth:`rotate` publishes a new key, keeping or
+    withdrawing the old one. Use it as a context manager (or call :meth:`close`): the
+    port is released and the thread joined on exit.
+
+    Args:
+        algorithm: ``ES256``, ``RS256``, ``PS256`` or ``EdDSA``.
+        audience: The ``aud`` of its tokens and the audience its verifier expects.
+        path: A path for the issuer identifier, e.g. ``"/realms/orders"`` (Keycloak)
+            or ``"/tenant-1/v2.0"`` (Entra ID); empty for an issuer at the origin.
+        trailing_slash: End the issuer identifier with ``/`` (as Auth0 does).
+        token_type: The ``typ`` header of its tokens and the one its verifier
+            requires; ``None`` for neither.
+        kid_prefix: Key ids are this prefix and a counter: ``key-1``, ``key-2``...
+
+    Example::
+
+        with LocalIssuer(audience="api://orders") as issuer:
+            verifier = issuer.verifier()
+            assert verifier.verify(issuer.token(sub="alice"))["sub"] == "alice"
+    """
+
+    def __init__(
+        self,
+        algorithm: str = "ES256",
+        *,
+        audience: str = "api://test",
+        path: str = "",
+        trailing_slash: bool = False,
+        token_type: str | None = "at+jwt",  # noqa: S107 - a JOSE typ, not a password
+        kid_prefix: str = "key-",
+    ) -> None:
+        """Generate the first key and start serving."""
+        if algorithm not in _ASYMMETRIC:
+            raise ValueError(
+                f"LocalIssuer publishes its keys, so it signs with {', '.join(_ASYMMETRIC)};"
+                f" got {algorithm!r} (use FakeIssuer for an HMAC secret)"
+            )
+        if path and (not path.startswith("/") or path.endswith("/") or "?" in path):
+            raise ValueError(f"path must look like '/realms/orders', got {path!r}")
+        self.algorithm = algorithm
+        self.audience = audience
+        self.path = path
+        self.token_type = token_type
+        self._kid_prefix = kid_prefix
+        self._kids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._requests: Counter[str] = Counter()
+        self._status: int = 200
+        self._keys: list[FakeIssuer] = []
+        self._published: bytes = b""
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _issuer_handler(self))
+        # Joined on close: no answer is still being written once close() returns.
+        self._server.daemon_threads = False
+        self._server.block_on_close = True
+        host, port = self._server.server_address[:2]
+        self.origin = f"http://{host!s}:{port}"
+        self.issuer = f"{self.origin}{path}{'/' if trailing_slash else ''}"
+        self._base = f"{self.origin}{path}"
+        self._closed = False
+        self.rotate(keep_old=False)
+        # A short poll interval makes close() (shutdown) return quickly.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"LocalIssuer {self.origin}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    # -- what it publishes ----------------------------------------------------------
+
+    @property
+    def jwks_url(self) -> str:
+        """The URL of its JWK Set (the ``jwks_uri`` of its metadata)."""
+        return f"{self._base}/jwks"
+
+    @property
+    def discovery_url(self) -> str:
+        """The URL of its OpenID Connect discovery document."""
+        return f"{self._base}{_OPENID}"
+
+    @property
+    def metadata_url(self) -> str:
+        """The URL of its RFC 8414 authorization server metadata."""
+        return f"{self.origin}{_OAUTH}{self.path}"
+
+    @property
+    def kid(self) -> str:
+        """The ``kid`` of the key that signs new tokens."""
+        with self._lock:
+            return self._keys[-1].kid
+
+    @property
+    def kids(self) -> list[str]:
+        """The ``kid`` of every published key, oldest first."""
+        with self._lock:
+            return [key.kid for key in self._keys]
+
+    @property
+    def requests(self) -> Counter[str]:
+        """How many requests each path received (a copy), e.g. ``requests["/jwks"]``."""
+        with self._lock:
+            return Counter(self._requests)
+
+    def metadata(self) -> dict[str, Any]:
+        """Its metadata, as both discovery documents serve it."""
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": self.jwks_url,
+            "id_token_signing_alg_values_supported": [self.algorithm],
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        """Its JWK Set: the public half of every published key."""
+        with self._lock:
+            return {"keys": [jwk for key in self._keys for jwk in key.jwks()["keys"]]}
+
+    # -- tokens and keys ------------------------------------------------------------
+
+    def token(
+        self,
+        defect: str | None = None,
+        *,
+        ttl: int = 300,
+        headers: dict[str, Any] | None = None,
+        **claims: object,
+    ) -> str:
+        """A token for ``sub="user-1"``, signed by the current key; ``claims`` override.
+
+        A claim given as ``None`` is left out. ``defect`` is one of
+        :data:`LOCAL_DEFECTS`; :meth:`verifier` refuses each for its own reason.
+
+        Raises:
+            ValueError: An unknown defect.
+        """
+        return self._mint(defect, ttl, headers, claims)
+
+    def headers(
+        self, defect: str | None = None, *, ttl: int = 300, **claims: object
+    ) -> dict[str, str]:
+        """``{"Authorization": "Bearer <token>"}`` for :meth:`token` with these arguments.
+
+        Raises:
+            ValueError: An unknown defect.
+        """
+        return {"Authorization": f"Bearer {self._mint(defect, ttl, None, claims)}"}
+
+    def _mint(
+        self,
+        defect: str | None,
+        ttl: int,
+        headers: dict[str, Any] | None,
+        claims: dict[str, object],
+    ) -> str:
+        if defect not in (None, *LOCAL_DEFECTS):
+            raise ValueError(f"unknown defect {defect!r}; choose from {', '.join(LOCAL_DEFECTS)}")
+        with self._lock:
+            signer = self._keys[-1]
+        head = {"typ": self.token_type} if self.token_type else {}
+        head.update(headers or {})
+        if defect == "unknown-key":
+            signer = FakeIssuer(self.algorithm, kid=f"{self._kid_prefix}never-published")
+            defect = None
+        body: dict[str, Any] = {"iss": self.issuer, "aud": self.audience, **claims}
+        return signer.token(defect, ttl=ttl, headers=head, **body)
+
+    def rotate(self, *, keep_old: bool = True) -> str:
+        """Publish a new key and sign new tokens with it; returns its ``kid``.
+
+        With ``keep_old`` (the usual overlap) the previous keys stay published and
+        their tokens keep verifying; without it they are withdrawn at once. A verifier
+        sees the change at its next fetch of the key set (``refresh_keys()`` fetches
+        at once).
+        """
+        key = FakeIssuer(self.algorithm, kid=f"{self._kid_prefix}{next(self._kids)}")
+        with self._lock:
+            self._keys = [*self._keys, key] if keep_old else [key]
+            self._publish()
+        return key.kid
+
+    def withdraw(self, kid: str) -> None:
+        """Stop publishing the key ``kid`` (never the current one).
+
+        Raises:
+            ValueError: ``kid`` is the key that signs new tokens, or not published.
+        """
+        with self._lock:
+            if kid == self._keys[-1].kid:
+                raise ValueError("the current key cannot be withdrawn; rotate() first")
+            kept = [key for key in self._keys if key.kid != kid]
+            if len(kept) == len(self._keys):
+                raise ValueError(f"no published key has kid {kid!r}")
+            self._keys = kept
+            self._publish()
+
+    @property
+    def available(self) -> bool:
+        """Whether it answers (``False``: every path answers 503, an outage)."""
+        return self._status == 200  # noqa: PLR2004 - HTTP OK
+
+    @available.setter
+    def available(self, value: bool) -> None:
+        self._status = 200 if value else 503
+
+    def _publish(self) -> None:
+        """Serialise the key set once per change (the lock is held)."""
+        keys = [jwk for key in self._keys for jwk in key.jwks()["keys"]]
+        self._published = json.dumps({"keys": keys}).encode()
+
+    # -- the verifier ---------------------------------------------------------------
+
+    def verifier(self, **options: object) -> JWTVerifier:
+        """A :class:`~invalidtoken_mw.JWTVerifier` for this issuer; ``options`` override.
+
+        It fetches this issuer's JWK Set, expects its ``iss``, its audience, its
+        algorithm and (unless ``token_type=None``) its ``typ``.
+        """
+        settings: dict[str, Any] = {
+            "jwks_url": self.jwks_url,
+            "issuer": self.issuer,
+            "audience": self.audience,
+            "algorithms": [self.algorithm],
+            "token_type": self.token_type,
+            **options,
+        }
+        return JWTVerifier(**settings)
+
+    # -- serving --------------------------------------------------------------------
+
+    def _answer(self, path: str) -> tuple[int, bytes]:
+        """The status and JSON body for ``path``."""
+        with self._lock:
+            self._requests[path] += 1
+            published = self._published
+        route = path.split("?", 1)[0]
+        if self._status != 200:  # noqa: PLR2004 - HTTP OK
+            return self._status, b'{"error": "temporarily_unavailable"}'
+        if route == f"{self.path}/jwks":
+            return 200, published
+        if route in {f"{self.path}{_OPENID}", f"{_OAUTH}{self.path}"}:
+            return 200, json.dumps(self.metadata()).encode()
+        return 404, b'{"error": "not_found"}'
+
+    def close(self) -> None:
+        """Stop serving, close the listening socket and join the thread (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> Self:
+        """Return the running issuer."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close it."""
+        self.close()
+
+    def __repr__(self) -> str:
+        """Its issuer, algorithm and current key."""
+        return f"LocalIssuer({self.issuer!r}, algorithm={self.algorithm!r}, kid={self.kid!r})"
+
+
+def _issuer_handler(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        # HTTP/1.0: one request per connection, so close() never waits on an idle
+        # keep-alive connection of some client.
+        def do_GET(self) -> None:
+            status, body = issuer._answer(self.path)  # noqa: SLF001 - part of the issuer
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ANN401 - http.server's signature
+            """Keep the test output quiet."""
+
+    return Handler
 
 
 # -- WWW-Authenticate challenges (RFC 9110 §11) ----------------------------------------

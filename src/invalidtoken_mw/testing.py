@@ -472,12 +472,12 @@ class LocalIssuer:
     def verifier(self, **options: object) -> JWTVerifier:
         """A :class:`~invalidtoken_mw.JWTVerifier` for this issuer; ``options`` override.
 
-        It fetches this issuer's JWK Set, expects its ``iss``, its audience, its
+        It discovers this issuer as a production verifier would (``issuer_url``: the
+        metadata document, then its JWK Set) and expects its ``iss``, its audience, its
         algorithm and (unless ``token_type=None``) its ``typ``.
         """
         settings: dict[str, Any] = {
-            "jwks_url": self.jwks_url,
-            "issuer": self.issuer,
+            "issuer_url": self.issuer,
             "audience": self.audience,
             "algorithms": [self.algorithm],
             "token_type": self.token_type,

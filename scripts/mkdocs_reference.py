@@ -41,6 +41,7 @@ MODULES: tuple[str, ...] = (
     "keys",
     "reasons",
     "scopes",
+    "claims",
     "challenge",
     "render",
     "classify",

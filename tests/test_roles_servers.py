@@ -10,11 +10,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from fastapi import Depends, FastAPI
+from flask import Flask
+from litestar import Litestar, get
+from quart import Quart
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from invalidtoken_mw import Guard, InvalidTokenMiddleware, JWTVerifier
+from invalidtoken_mw import fastapi as fastapi_adapter
+from invalidtoken_mw import flask as flask_adapter
+from invalidtoken_mw import litestar as litestar_adapter
+from invalidtoken_mw import quart as quart_adapter
 from support.servers import client, make_verifier, run_uvicorn, run_waitress
 from support.tokens import claims, mint
 from test_claim_rules import cognito, cognito_verifier
@@ -24,6 +32,7 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
+
 ROLE_CLAIMS = ["realm_access.roles"]
 CHALLENGE = (
     'Bearer realm="orders", error="insufficient_scope", error_description="The access'
@@ -31,86 +40,76 @@ CHALLENGE = (
 )
 CHALLENGE_ANY = (
     'Bearer realm="orders", error="insufficient_scope", error_description="The access'
-    " token grants none of the roles this request accepts; any one of them will do.\""
+    ' token grants none of the roles this request accepts; any one of them will do."'
 )
 
 
-def _flask(verifier: JWTVerifier) -> Any:  # noqa: ANN401
-    from flask import Flask
-
-    from invalidtoken_mw.flask import InvalidToken, require_any_role, require_roles
+def _flask(verifier: JWTVerifier) -> Any:
 
     app = Flask("roles")
-    InvalidToken(app, verifier=verifier, realm="orders", role_claims=ROLE_CLAIMS)
+    flask_adapter.InvalidToken(app, verifier=verifier, realm="orders", role_claims=ROLE_CLAIMS)
 
     @app.get("/admin")
-    @require_roles("admin", "auditor")
+    @flask_adapter.require_roles("admin", "auditor")
     def admin() -> dict[str, bool]:
         return {"ok": True}
 
     @app.get("/staff")
-    @require_any_role("admin", "staff")
+    @flask_adapter.require_any_role("admin", "staff")
     def staff() -> dict[str, bool]:
         return {"ok": True}
 
     return run_waitress(app)
 
 
-def _quart(verifier: JWTVerifier) -> Any:  # noqa: ANN401
-    from quart import Quart
-
-    from invalidtoken_mw.quart import InvalidToken, require_any_role, require_roles
+def _quart(verifier: JWTVerifier) -> Any:
 
     app = Quart("roles")
-    InvalidToken(app, verifier=verifier, realm="orders", role_claims=ROLE_CLAIMS)
+    quart_adapter.InvalidToken(app, verifier=verifier, realm="orders", role_claims=ROLE_CLAIMS)
 
     @app.get("/admin")
-    @require_roles("admin", "auditor")
+    @quart_adapter.require_roles("admin", "auditor")
     async def admin() -> dict[str, bool]:
         return {"ok": True}
 
     @app.get("/staff")
-    @require_any_role("admin", "staff")
+    @quart_adapter.require_any_role("admin", "staff")
     async def staff() -> dict[str, bool]:
         return {"ok": True}
 
-    return run_uvicorn(app)
+    return run_uvicorn(app)  # type: ignore[arg-type]
 
 
-def _fastapi(verifier: JWTVerifier) -> Any:  # noqa: ANN401
-    from fastapi import Depends, FastAPI
-
-    from invalidtoken_mw.fastapi import install, require_any_role, require_roles
+def _fastapi(verifier: JWTVerifier) -> Any:
 
     app = FastAPI()
-    install(app, verifier=verifier, realm="orders", role_claims=ROLE_CLAIMS)
+    fastapi_adapter.install(app, verifier=verifier, realm="orders", role_claims=ROLE_CLAIMS)
 
-    @app.get("/admin", dependencies=[Depends(require_roles("admin", "auditor"))])
+    @app.get("/admin", dependencies=[Depends(fastapi_adapter.require_roles("admin", "auditor"))])
     def admin() -> dict[str, bool]:
         return {"ok": True}
 
-    @app.get("/staff", dependencies=[Depends(require_any_role("admin", "staff"))])
+    @app.get("/staff", dependencies=[Depends(fastapi_adapter.require_any_role("admin", "staff"))])
     def staff() -> dict[str, bool]:
         return {"ok": True}
 
     return run_uvicorn(app)
 
 
-def _litestar(verifier: JWTVerifier) -> Any:  # noqa: ANN401
-    from litestar import Litestar, get
+def _litestar(verifier: JWTVerifier) -> Any:
 
-    from invalidtoken_mw.litestar import InvalidTokenPlugin, require_any_role, require_roles
-
-    @get("/admin", guards=[require_roles("admin", "auditor")])
+    @get("/admin", guards=[litestar_adapter.require_roles("admin", "auditor")])
     async def admin() -> dict[str, bool]:
         return {"ok": True}
 
-    @get("/staff", guards=[require_any_role("admin", "staff")])
+    @get("/staff", guards=[litestar_adapter.require_any_role("admin", "staff")])
     async def staff() -> dict[str, bool]:
         return {"ok": True}
 
-    plugin = InvalidTokenPlugin(verifier=verifier, realm="orders", role_claims=ROLE_CLAIMS)
-    return run_uvicorn(Litestar([admin, staff], plugins=[plugin]))
+    plugin = litestar_adapter.InvalidTokenPlugin(
+        verifier=verifier, realm="orders", role_claims=ROLE_CLAIMS
+    )
+    return run_uvicorn(Litestar([admin, staff], plugins=[plugin]))  # type: ignore[arg-type]
 
 
 BUILDERS = {"flask": _flask, "quart": _quart, "fastapi": _fastapi, "litestar": _litestar}
@@ -150,7 +149,8 @@ def test_roles_all_and_any(served: Any, roles: tuple[str, ...], admin: int, staf
 
 def test_roles_need_a_token(served: Any) -> None:
     answer = served.get("/admin")
-    assert (answer.status_code, answer.headers["www-authenticate"]) == (401, 'Bearer realm="orders"')
+    challenge = answer.headers["www-authenticate"]
+    assert (answer.status_code, challenge) == (401, 'Bearer realm="orders"')
 
 
 async def _cognito_view(request: Request) -> JSONResponse:
@@ -160,9 +160,7 @@ async def _cognito_view(request: Request) -> JSONResponse:
 @pytest.fixture(scope="module")
 def cognito_api() -> Iterator[Any]:
     app = Starlette(routes=[Route("/orders", _cognito_view)])
-    guard = Guard(
-        verifier=cognito_verifier(), realm="orders", scopes=["orders/read"]
-    )
+    guard = Guard(verifier=cognito_verifier(), realm="orders", scopes=["orders/read"])
     with run_uvicorn(InvalidTokenMiddleware(app, guard=guard)) as base, client(base) as http:
         yield http
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
 from fastapi import Depends, FastAPI
 from flask import Flask
 from litestar import Litestar, get
@@ -19,10 +21,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from invalidtoken_mw import Guard, InvalidTokenMiddleware, JWTVerifier
+from invalidtoken_mw import django as django_adapter
 from invalidtoken_mw import fastapi as fastapi_adapter
 from invalidtoken_mw import flask as flask_adapter
 from invalidtoken_mw import litestar as litestar_adapter
 from invalidtoken_mw import quart as quart_adapter
+from support.django_project import wsgi_app
 from support.servers import client, make_verifier, run_uvicorn, run_waitress
 from support.tokens import claims, mint
 from test_claim_rules import cognito, cognito_verifier
@@ -112,7 +116,29 @@ def _litestar(verifier: JWTVerifier) -> Any:
     return run_uvicorn(Litestar([admin, staff], plugins=[plugin]))  # type: ignore[arg-type]
 
 
-BUILDERS = {"flask": _flask, "quart": _quart, "fastapi": _fastapi, "litestar": _litestar}
+@django_adapter.require_roles("admin", "auditor")
+def _django_admin(_request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True})
+
+
+@django_adapter.require_any_role("admin", "staff")
+def _django_staff(_request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True})
+
+
+def _django(verifier: JWTVerifier) -> Any:
+    patterns = [path("admin", _django_admin), path("staff", _django_staff)]
+    settings = {"verifier": verifier, "realm": "orders", "role_claims": ROLE_CLAIMS}
+    return run_waitress(wsgi_app(patterns, settings))
+
+
+BUILDERS = {
+    "django": _django,
+    "flask": _flask,
+    "quart": _quart,
+    "fastapi": _fastapi,
+    "litestar": _litestar,
+}
 
 
 @pytest.fixture(scope="module", params=list(BUILDERS))

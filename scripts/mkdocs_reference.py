@@ -43,6 +43,7 @@ MODULES: tuple[str, ...] = (
     "keys",
     "reasons",
     "scopes",
+    "claims",
     "challenge",
     "render",
     "classify",

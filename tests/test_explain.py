@@ -319,6 +319,19 @@ def test_type_and_required_claim_details() -> None:
     assert expected == (detail(report, "typ"), detail(report, "required_claims"))
 
 
+def test_claim_rules_check() -> None:
+    """A failed claim rule is its own check, and the verdict is verify's wrong_claim."""
+    judge = verifier(claim_rules={"client_id": ["app-1"]})
+    refused = explain(judge, mint(payload=claims(client_id="app-2")), now=NOW)
+    assert detail(refused, "claim_rules") == (
+        "The access token's client_id claim has a value this service does not accept."
+    )
+    assert refused.failure is not None
+    assert refused.failure.reason is Reason.WRONG_CLAIM
+    accepted = explain(judge, mint(payload=claims(client_id="app-1")), now=NOW)
+    assert detail(accepted, "claim_rules") == "client_id accepted"
+
+
 @pytest.mark.parametrize(
     ("seconds", "expected"),
     [

@@ -43,6 +43,7 @@ from support.rejections import (
     PEER,
     REQUEST_ID,
     REQUIRED_SCOPE,
+    SCRIPTED_CONTEXT,
     USER_AGENT,
     Rejection,
     ScriptedVerifier,
@@ -80,7 +81,8 @@ def reject_directly(case: Rejection, log: AuthEventLog | None = None) -> EventDi
     log = log or AuthEventLog(fingerprint_key=FINGERPRINT_KEY)
     scopes = [REQUIRED_SCOPE] if case.reason is Reason.INSUFFICIENT_SCOPE else []
     with capture_logs() as logs:
-        log.rejected(AuthFailure(case.reason, scopes=scopes), FACTS, case.token)
+        failure = AuthFailure(case.reason, scopes=scopes, context=SCRIPTED_CONTEXT.get(case.reason))
+        log.rejected(failure, FACTS, case.token)
     [event] = logs
     return event
 

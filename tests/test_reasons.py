@@ -21,15 +21,17 @@ TAXONOMY: dict[str, tuple[int, str | None]] = {
     "wrong_audience": (401, "invalid_token"),
     "wrong_token_type": (401, "invalid_token"),
     "missing_claim": (401, "invalid_token"),
+    "wrong_claim": (401, "invalid_token"),
     "revoked": (401, "invalid_token"),
     "insufficient_scope": (403, "insufficient_scope"),
+    "insufficient_role": (403, "insufficient_scope"),
     "key_unavailable": (503, None),
     "revocation_unavailable": (503, None),
 }
 
 
-def test_taxonomy_has_exactly_the_sixteen_documented_reasons() -> None:
-    """Reason has exactly the sixteen documented members in order; adding or dropping one fails."""
+def test_taxonomy_has_exactly_the_eighteen_documented_reasons() -> None:
+    """Reason has exactly the eighteen documented members in order; adding or dropping one fails."""
     assert list(TAXONOMY) == [reason.value for reason in Reason]
 
 

@@ -46,10 +46,15 @@ class Sentence:
     WRONG_AUDIENCE: Final = "The access token was issued for another audience."
     WRONG_TOKEN_TYPE: Final = "The token is not an access token of the type this service requires."
     MISSING_CLAIM: Final = "The access token lacks a required claim."
+    WRONG_CLAIM: Final = "The access token carries a claim value this service does not accept."
     REVOKED: Final = "The access token has been revoked."
     INSUFFICIENT_SCOPE: Final = "The access token does not grant the scope this request requires."
     INSUFFICIENT_SCOPE_ANY: Final = (
         "The access token grants none of the scopes this request accepts; any one of them will do."
+    )
+    INSUFFICIENT_ROLE: Final = "The access token does not grant the role this request requires."
+    INSUFFICIENT_ROLE_ANY: Final = (
+        "The access token grants none of the roles this request accepts; any one of them will do."
     )
     # Both 503 reasons: the client can only wait, whichever dependency is down.
     UNAVAILABLE: Final = "The service cannot check access tokens right now. Retry later."
@@ -120,6 +125,10 @@ class Sentence:
     )
     #: ``{claim}``: a configured required claim's name.
     LACKS_THE_CLAIM: Final = "The access token lacks the required {claim} claim."
+    #: ``{claim}``: the claim a configured claim rule reads.
+    CLAIM_NOT_ACCEPTED: Final = (
+        "The access token's {claim} claim has a value this service does not accept."
+    )
 
 
 def every_sentence() -> dict[str, str]:

@@ -35,7 +35,7 @@ from django.utils.module_loading import import_string
 
 from invalidtoken_mw.guard import MAX_FORM_BYTES, Accepted, Guard, Rejected
 from invalidtoken_mw.reasons import AuthFailure, Reason
-from invalidtoken_mw.scopes import validate_scopes
+from invalidtoken_mw.scopes import validate_roles, validate_scopes
 from invalidtoken_mw.settings import FIELDS, GuardSettings
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SETTING",
     "InvalidTokenMiddleware",
+    "check_roles",
     "check_scopes",
     "current_claims",
     "exempt",
@@ -54,7 +55,9 @@ __all__ = [
     "guard_from_settings",
     "optional",
     "request_guard",
+    "require_any_role",
     "require_any_scope",
+    "require_roles",
     "require_scopes",
 ]
 
@@ -219,11 +222,12 @@ class _State(NamedTuple):
 
 
 class _Route(NamedTuple):
-    """What a view's decorators say: public, optional, and the scope requirements."""
+    """What a view's decorators say: public, optional, the scope and role requirements."""
 
     exempt: bool = False
     optional: bool = False
     scopes: tuple[tuple[tuple[str, ...], bool], ...] = ()  # (scopes, any_of) each
+    roles: tuple[tuple[tuple[str, ...], bool], ...] = ()  # (roles, any_of) each
 
 
 _DEFAULT_ROUTE = _Route()
@@ -241,6 +245,8 @@ def _mark(view: V, **changes: Any) -> V:  # noqa: ANN401 - a _Route field
     route = getattr(view, _ROUTE_ATTR, _DEFAULT_ROUTE)
     if "scopes" in changes:
         changes["scopes"] = (*route.scopes, *changes["scopes"])
+    if "roles" in changes:
+        changes["roles"] = (*route.roles, *changes["roles"])
     setattr(view, _ROUTE_ATTR, route._replace(**changes))
     return view
 
@@ -296,6 +302,38 @@ def require_any_scope(*scopes: str) -> Callable[[V], V]:
     return _scopes_marker(scopes, any_of=True, name="require_any_scope")
 
 
+def _roles_marker(roles: tuple[str, ...], *, any_of: bool, name: str) -> Callable[[V], V]:
+    required = validate_roles(roles)
+    if not required:
+        raise ValueError(f"{name}() needs at least one role, e.g. {name}('admin').")
+
+    def decorator(view: V) -> V:
+        return _mark(view, roles=((required, any_of),))
+
+    return decorator
+
+
+def require_roles(*roles: str) -> Callable[[V], V]:
+    """Decorate a view so it needs every one of ``roles`` (403 ``insufficient_role``).
+
+    Roles are read from the ``role_claims`` setting (default ``roles``); decorators
+    stack (each must be satisfied), and are checked after the scopes.
+
+    Raises:
+        ValueError: No role, or one that is empty or holds a space (at import time).
+    """
+    return _roles_marker(roles, any_of=False, name="require_roles")
+
+
+def require_any_role(*roles: str) -> Callable[[V], V]:
+    """Decorate a view so it needs at least one of ``roles`` (403 ``insufficient_role``).
+
+    Raises:
+        ValueError: No role, or one that is empty or holds a space (at import time).
+    """
+    return _roles_marker(roles, any_of=True, name="require_any_role")
+
+
 # -- reading the outcome ---------------------------------------------------------------
 
 
@@ -328,6 +366,18 @@ def check_scopes(request: object, scopes: Iterable[str], *, any_of: bool = False
         AuthFailure: ``insufficient_scope``, or ``missing_token`` without a token.
     """
     request_guard(request).check_scopes(current_claims(request), scopes, any_of=any_of)
+
+
+def check_roles(request: object, roles: Iterable[str], *, any_of: bool = False) -> None:
+    """Check roles inside a view, e.g. different ones per HTTP method.
+
+    Like :func:`require_roles` (or :func:`require_any_role` with ``any_of``); the
+    failure is raised and answered by the middleware.
+
+    Raises:
+        AuthFailure: ``insufficient_role``, or ``missing_token`` without a token.
+    """
+    request_guard(request).check_roles(current_claims(request), roles, any_of=any_of)
 
 
 def request_guard(request: object) -> Guard:
@@ -459,13 +509,15 @@ class InvalidTokenMiddleware:
     def _check_scopes(
         self, request: HttpRequest, view: _Request, route: _Route, outcome: Accepted
     ) -> HttpResponse | None:
-        if not route.scopes:
+        if not (route.scopes or route.roles):
             return None
         try:
             if outcome.claims is None:
                 raise AuthFailure(Reason.MISSING_TOKEN)  # noqa: TRY301 - answered just below
             for scopes, any_of in route.scopes:
                 self.guard.check_scopes(outcome.claims, scopes, any_of=any_of)
+            for roles, any_of in route.roles:
+                self.guard.check_roles(outcome.claims, roles, any_of=any_of)
         except AuthFailure as failure:
             refused = self.guard.reject(failure, view, token=outcome.token)
             if refused is None:  # pragma: no cover - an AuthFailure is always one

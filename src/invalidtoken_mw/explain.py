@@ -208,6 +208,12 @@ def _claim_checks(
     if verifier.required_claims:
         detail = "missing: " + ", ".join(missing) if missing else "all present"
         checks.append(Check.of("required_claims", not missing, detail))
+    if verifier.claim_rules:
+        failure = verifier.claim_rules.failure(claims)
+        names = ", ".join(verifier.claim_rules.names)
+        # The operator's own token: the description names the claim, never the value.
+        detail = f"{names} accepted" if failure is None else failure.description
+        checks.append(Check.of("claim_rules", failure is None, detail))
     return checks
 
 

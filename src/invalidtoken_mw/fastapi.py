@@ -42,7 +42,7 @@ from starlette.routing import BaseRoute, Match, Router
 from invalidtoken_mw.asgi import ASGIApp, InvalidTokenMiddleware, Scope
 from invalidtoken_mw.guard import Guard, TokenVerifier, expose_challenge
 from invalidtoken_mw.reasons import AuthFailure, Reason
-from invalidtoken_mw.scopes import check_scopes, validate_scopes
+from invalidtoken_mw.scopes import check_roles, check_scopes, validate_roles, validate_scopes
 from invalidtoken_mw.settings import GuardSettings
 
 __all__ = [
@@ -52,7 +52,9 @@ __all__ = [
     "bearer_scheme",
     "install",
     "optional_token_claims",
+    "require_any_role",
     "require_any_scope",
+    "require_roles",
     "require_scopes",
     "token_claims",
 ]
@@ -216,6 +218,46 @@ def require_any_scope(*scopes: str) -> Callable[..., Awaitable[dict[str, Any]]]:
     checker.__name__ = f"require_any_scope_{'_'.join(alternatives)}"
     setattr(checker, _ANY_OF, alternatives)
     return checker
+
+
+def _role_checker(
+    roles: tuple[str, ...], *, any_of: bool, name: str
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    required = validate_roles(roles)
+    if not required:
+        raise ValueError(f"{name} needs at least one role, e.g. 'admin'.")
+
+    async def checker(request: Request, claims: TokenClaims) -> dict[str, Any]:
+        guard = _route_guard(request)
+        if guard is not None:
+            guard.check_roles(claims, required, any_of=any_of)
+        else:
+            check_roles(claims, required, any_of=any_of)
+        return claims
+
+    checker.__name__ = f"{name}_{'_'.join(required)}"
+    return checker
+
+
+def require_roles(*roles: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """A dependency requiring every one of ``roles``: ``Depends(require_roles("admin"))``.
+
+    Roles are read from ``install()``'s ``role_claims`` (default ``roles``); a refusal
+    is 403 ``insufficient_role`` (``error="insufficient_scope"``, no ``scope``).
+
+    Raises:
+        ValueError: No role, or one that is empty or holds a space (at import time).
+    """
+    return _role_checker(roles, any_of=False, name="require_roles")
+
+
+def require_any_role(*roles: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """A dependency requiring at least one of ``roles``: ``Depends(require_any_role(...))``.
+
+    Raises:
+        ValueError: No role, or one that is empty or holds a space (at import time).
+    """
+    return _role_checker(roles, any_of=True, name="require_any_role")
 
 
 def install(

@@ -40,7 +40,7 @@ from invalidtoken_mw.log import AuthEventLog, RequestFacts
 from invalidtoken_mw.ratelimit import EventRateLimiter
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.render import RenderedFailure, Renderer
-from invalidtoken_mw.scopes import check_scopes
+from invalidtoken_mw.scopes import check_roles, check_scopes
 from invalidtoken_mw.settings import GuardSettings, TokenVerifier
 
 if TYPE_CHECKING:
@@ -261,6 +261,10 @@ class Guard:
         self.optional = settings.optional
         self.scopes: tuple[str, ...] = tuple(settings.scopes)
         self._required_scopes = frozenset(self.scopes)
+        self.scope_claims: tuple[str, ...] = tuple(settings.scope_claims)
+        self.role_claims: tuple[str, ...] = tuple(settings.role_claims)
+        # The quick yes reads the scope string claim: only when it is a scope claim.
+        self._quick_scopes = "scope" in self.scope_claims
         self.extractor = TokenExtractor(
             allow_query=settings.allow_query_token,
             allow_body=settings.allow_body_token,
@@ -383,7 +387,11 @@ class Guard:
         space-separated parts is the full check; anything else takes the long way.
         """
         granted = claims.get("scope")
-        return isinstance(granted, str) and self._required_scopes.issubset(granted.split(" "))
+        return (
+            self._quick_scopes
+            and isinstance(granted, str)
+            and self._required_scopes.issubset(granted.split(" "))
+        )
 
     def _anonymous(self, request: RequestHead) -> Accepted:
         """An anonymous request (``optional``): counted, and logged when asked."""
@@ -425,7 +433,7 @@ class Guard:
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = self.verifier.verify(found.token)
             if self.scopes and not self._grants_scopes(claims):
-                check_scopes(claims, self.scopes)
+                check_scopes(claims, self.scopes, claim_names=self.scope_claims)
         except AuthFailure as failure:
             return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
@@ -458,7 +466,7 @@ class Guard:
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = await self.verifier.verify_async(found.token)
             if self.scopes and not self._grants_scopes(claims):
-                check_scopes(claims, self.scopes)
+                check_scopes(claims, self.scopes, claim_names=self.scope_claims)
         except AuthFailure as failure:
             return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
@@ -482,12 +490,27 @@ class Guard:
             AuthFailure: ``insufficient_scope``.
         """
         granted = _ANONYMOUS if claims is None else claims
+        names = self.scope_claims
         if any_of:
             if self.scopes:
-                check_scopes(granted, self.scopes)
-            check_scopes(granted, scopes, any_of=True)
+                check_scopes(granted, self.scopes, claim_names=names)
+            check_scopes(granted, scopes, any_of=True, claim_names=names)
         else:
-            check_scopes(granted, (*self.scopes, *scopes))
+            check_scopes(granted, (*self.scopes, *scopes), claim_names=names)
+
+    def check_roles(
+        self, claims: Mapping[str, Any] | None, roles: Iterable[str], *, any_of: bool = False
+    ) -> None:
+        """The role check of one route, reading the ``role_claims``.
+
+        Every one of ``roles`` is needed, or with ``any_of`` at least one. An anonymous
+        request (``claims`` is ``None``) fails like a token without the roles.
+
+        Raises:
+            AuthFailure: ``insufficient_role`` (403, ``error="insufficient_scope"``).
+        """
+        granted = _ANONYMOUS if claims is None else claims
+        check_roles(granted, roles, any_of=any_of, claim_names=self.role_claims)
 
     def reject(
         self, exc: BaseException, request: RequestHead, *, token: str | None = None

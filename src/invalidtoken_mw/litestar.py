@@ -45,7 +45,7 @@ from litestar.plugins import InitPlugin
 from invalidtoken_mw.asgi import _deny, _Request
 from invalidtoken_mw.guard import Guard, Rejected
 from invalidtoken_mw.reasons import AuthFailure, Reason
-from invalidtoken_mw.scopes import validate_scopes
+from invalidtoken_mw.scopes import validate_roles, validate_scopes
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -66,7 +66,9 @@ __all__ = [
     "InvalidTokenPlugin",
     "LitestarTokenMiddleware",
     "TokenClaims",
+    "require_any_role",
     "require_any_scope",
+    "require_roles",
     "require_scopes",
 ]
 
@@ -327,3 +329,37 @@ def require_any_scope(*scopes: str) -> RouteGuard:
     if not required:
         raise ValueError("require_any_scope needs at least one scope.")
     return _scope_guard(required, any_of=True)
+
+
+def _role_guard(roles: tuple[str, ...], *, any_of: bool, name: str) -> RouteGuard:
+    if not roles:
+        raise ValueError(f"{name} needs at least one role, e.g. 'admin'.")
+
+    def check(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+        claims = _claims(connection.scope, name)
+        authenticated = _authenticated(connection.scope)
+        assert authenticated is not None  # noqa: S101 - _claims checked it
+        authenticated.guard.check_roles(claims, roles, any_of=any_of)
+
+    return check
+
+
+def require_roles(*roles: str) -> RouteGuard:
+    """A Litestar guard requiring every one of ``roles`` (403 ``insufficient_role``).
+
+    ``@get("/admin", guards=[require_roles("admin")])``; roles are read from the
+    plugin's ``role_claims`` option (default ``roles``).
+
+    Raises:
+        ValueError: No role, or one that is empty or holds a space (at import time).
+    """
+    return _role_guard(validate_roles(roles), any_of=False, name="require_roles")
+
+
+def require_any_role(*roles: str) -> RouteGuard:
+    """A Litestar guard requiring at least one of ``roles`` (403 ``insufficient_role``).
+
+    Raises:
+        ValueError: No role, or one that is empty or holds a space (at import time).
+    """
+    return _role_guard(validate_roles(roles), any_of=True, name="require_any_role")

@@ -37,7 +37,7 @@ from werkzeug.datastructures import Headers
 
 from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
 from invalidtoken_mw.reasons import AuthFailure, Reason
-from invalidtoken_mw.scopes import validate_scopes
+from invalidtoken_mw.scopes import validate_roles, validate_scopes
 from invalidtoken_mw.settings import DEFAULTS, FIELDS, GuardSettings
 
 if TYPE_CHECKING:
@@ -49,7 +49,9 @@ __all__ = [
     "InvalidToken",
     "current_claims",
     "optional_claims",
+    "require_any_role",
     "require_any_scope",
+    "require_roles",
     "require_scopes",
 ]
 
@@ -393,6 +395,49 @@ def _scope_decorator(required: tuple[str, ...], *, any_of: bool) -> Callable[[F]
         async def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any view
             _state().guard.check_scopes(current_claims(), required, any_of=any_of)
             # ensure_async: a plain view runs in Quart's thread pool, as it would undecorated.
+            return await current_app.ensure_async(view)(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def require_roles(*roles: str) -> Callable[[F], F]:
+    """Decorate a view so it needs every one of ``roles`` (403 ``insufficient_role``).
+
+    Roles are read from the ``role_claims`` setting (default ``roles``). An anonymous
+    request (optional authentication) gets the bare 401.
+
+    Raises:
+        ValueError: No role, or one that is empty or holds a space (at import time).
+    """
+    return _role_decorator(_roles(roles, "require_roles"), any_of=False)
+
+
+def require_any_role(*roles: str) -> Callable[[F], F]:
+    """Decorate a view so it needs at least one of ``roles`` (403 ``insufficient_role``).
+
+    Roles are read from the ``role_claims`` setting (default ``roles``). An anonymous
+    request (optional authentication) gets the bare 401.
+
+    Raises:
+        ValueError: No role, or one that is empty or holds a space (at import time).
+    """
+    return _role_decorator(_roles(roles, "require_any_role"), any_of=True)
+
+
+def _roles(roles: tuple[str, ...], name: str) -> tuple[str, ...]:
+    required = validate_roles(roles)
+    if not required:
+        raise ValueError(f"{name}() needs at least one role, e.g. 'admin'.")
+    return required
+
+
+def _role_decorator(required: tuple[str, ...], *, any_of: bool) -> Callable[[F], F]:
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any view
+            _state().guard.check_roles(current_claims(), required, any_of=any_of)
             return await current_app.ensure_async(view)(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -41,8 +41,10 @@ class Reason(str, Enum):
     WRONG_AUDIENCE = "wrong_audience"
     WRONG_TOKEN_TYPE = "wrong_token_type"
     MISSING_CLAIM = "missing_claim"
+    WRONG_CLAIM = "wrong_claim"
     REVOKED = "revoked"
     INSUFFICIENT_SCOPE = "insufficient_scope"
+    INSUFFICIENT_ROLE = "insufficient_role"
     KEY_UNAVAILABLE = "key_unavailable"
     REVOCATION_UNAVAILABLE = "revocation_unavailable"
 
@@ -159,6 +161,12 @@ _INFO: dict[Reason, _ReasonInfo] = {
         "Missing claim",
         Sentence.MISSING_CLAIM,
     ),
+    Reason.WRONG_CLAIM: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Claim value not accepted",
+        Sentence.WRONG_CLAIM,
+    ),
     Reason.REVOKED: _ReasonInfo(
         401,
         _INVALID_TOKEN,
@@ -170,6 +178,15 @@ _INFO: dict[Reason, _ReasonInfo] = {
         "insufficient_scope",
         "Insufficient scope",
         Sentence.INSUFFICIENT_SCOPE,
+    ),
+    # RFC 6750 registers no error for roles; insufficient_scope is its 403 for a token
+    # without "higher privileges" (§3.1), so clients keep one rule. The challenge names
+    # no scope: a role is not something to ask the authorization server for as a scope.
+    Reason.INSUFFICIENT_ROLE: _ReasonInfo(
+        403,
+        "insufficient_scope",
+        "Insufficient role",
+        Sentence.INSUFFICIENT_ROLE,
     ),
     Reason.KEY_UNAVAILABLE: _ReasonInfo(
         503,

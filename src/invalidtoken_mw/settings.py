@@ -29,7 +29,12 @@ from invalidtoken_mw.render import (
     ErrorBody,
     Renderer,
 )
-from invalidtoken_mw.scopes import validate_scopes
+from invalidtoken_mw.scopes import (
+    DEFAULT_ROLE_CLAIMS,
+    DEFAULT_SCOPE_CLAIMS,
+    validate_claim_names,
+    validate_scopes,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -243,6 +248,24 @@ class GuardSettings:
             " the challenge's `scope` lists all of them."
         ),
     )
+    scope_claims: Sequence[str] = field(
+        default=DEFAULT_SCOPE_CLAIMS,
+        metadata=_doc(
+            "The claims scopes are read from, by name or dotted path, for `scopes` and"
+            " every route's scope check: a string claim holds space-separated scopes, a"
+            " list claim one per item; e.g. `('scope', 'scp', 'permissions')` for Auth0's"
+            " RBAC `permissions`."
+        ),
+    )
+    role_claims: Sequence[str] = field(
+        default=DEFAULT_ROLE_CLAIMS,
+        metadata=_doc(
+            "The claims roles are read from for every route's role check (403"
+            " `insufficient_role` otherwise), by name or dotted path, e.g."
+            " `('realm_access.roles',)` for Keycloak or `('permissions',)` for Auth0;"
+            " a top-level claim with exactly the name wins over a dotted path."
+        ),
+    )
     error_uri: str | None = field(
         default=None,
         metadata=_doc("RFC 6750 `error_uri` added to every challenge that carries an error."),
@@ -370,6 +393,12 @@ class GuardSettings:
             exclude_exact_paths=_paths("exclude_exact_paths", self.exclude_exact_paths),
             optional_paths=_paths("optional_paths", self.optional_paths),
             scopes=validate_scopes(as_list("scopes", self.scopes, _SCOPE_SEPARATORS)),
+            scope_claims=validate_claim_names(
+                as_list("scope_claims", self.scope_claims), "scope_claims"
+            ),
+            role_claims=validate_claim_names(
+                as_list("role_claims", self.role_claims), "role_claims"
+            ),
             error_uri=error_uri,
             resource_metadata=resource_metadata,
             max_token_bytes=max_token_bytes,

@@ -50,6 +50,7 @@ LASTING_REASONS = frozenset(
         Reason.WRONG_AUDIENCE,
         Reason.WRONG_TOKEN_TYPE,
         Reason.MISSING_CLAIM,
+        Reason.WRONG_CLAIM,
         Reason.REVOKED,
     }
 )

@@ -13,7 +13,7 @@ fundamental first, so a forged token is ``bad_signature`` and never ``expired``:
 4. the signature;
 5. ``exp``, ``nbf``, ``iat`` (JSON numbers, RFC 7519 §2), ``iss``, ``aud`` (RFC 7519
    §4.1.3: a token naming audiences must name this service), the required claims, the
-   types of ``sub`` and ``jti``, then ``typ``.
+   types of ``sub`` and ``jti``, then ``typ``, then the ``claim_rules`` in their order.
 
 Steps 1 to 4 are public building blocks (:meth:`JWTVerifier.parse`,
 :meth:`~JWTVerifier.signing_key`, :meth:`~JWTVerifier.check_signature`), so a tool
@@ -40,6 +40,7 @@ import structlog
 
 from invalidtoken_mw._jose import MAX_JSON_DEPTH, too_deep
 from invalidtoken_mw._sentences import Sentence
+from invalidtoken_mw.claims import ClaimRules
 from invalidtoken_mw.classify import missing_claim
 from invalidtoken_mw.discovery import ASYMMETRIC_ALGORITHMS, DiscoveryKeys
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Iterable, Mapping
 
+    from invalidtoken_mw.claims import ClaimRule
     from invalidtoken_mw.revocation import RevocationStore
 
 __all__ = ["JWTVerifier", "ParsedToken"]
@@ -228,6 +230,13 @@ class JWTVerifier:
         required_claims: Claims that must be present (not ``null``).
         token_type: Require this JOSE ``typ``, e.g. ``"at+jwt"`` for RFC 9068
             access tokens (compared case-insensitively, ``application/`` optional).
+        claim_rules: Claim values required beyond the registered claims, checked last,
+            by claim name or dotted path: a value to equal, a list of accepted values, or
+            a callable returning ``True`` for an accepted value, e.g.
+            ``{"token_use": "access", "client_id": ["app-1", "app-2"]}`` (see
+            :class:`~invalidtoken_mw.claims.ClaimRules`). An absent claim is
+            ``missing_claim``, any other value ``wrong_claim``. A verdict is remembered
+            like any other, so a callable's answer must not change for a given token.
         max_token_bytes: Longer tokens are refused before any decoding.
         cache_size: Verified tokens remembered, and as many refusals (0 turns the
             caches off).
@@ -269,6 +278,7 @@ class JWTVerifier:
         leeway: float = 60,
         required_claims: Iterable[str] = ("exp",),
         token_type: str | None = None,
+        claim_rules: Mapping[str, ClaimRule] | None = None,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         cache_size: int = 10_000,
         cache_ttl: float = 300,
@@ -294,6 +304,7 @@ class JWTVerifier:
         if token_type is not None and not token_type.strip():
             raise ValueError("token_type must be a media type such as 'at+jwt', or None.")
         self.token_type = _normalise_typ(token_type) if token_type else None
+        self.claim_rules = ClaimRules(claim_rules or {})
         if max_token_bytes < 1:
             raise ValueError("max_token_bytes must be at least 1; the default is 8192.")
         self.max_token_bytes = max_token_bytes
@@ -470,6 +481,8 @@ class JWTVerifier:
             raise AuthFailure(
                 Reason.WRONG_TOKEN_TYPE, Sentence.NOT_THE_TOKEN_TYPE.format(typ=self.token_type)
             )
+        if self.claim_rules:
+            self.claim_rules.check(claims)
 
     def _check_times(self, claims: dict[str, Any]) -> None:
         """``exp``, ``nbf``, ``iat``: JSON numbers, and the token valid now (with leeway)."""

@@ -114,10 +114,21 @@ def rejections(now: int | None = None) -> list[Rejection]:
                 extra |= {"nbf", "not_before_in_s"}
             elif reason is Reason.INSUFFICIENT_SCOPE:
                 extra.add("missing_scopes")
+            elif reason is Reason.WRONG_CLAIM:
+                extra.add("claim")
+            elif reason is Reason.INSUFFICIENT_ROLE:
+                extra.add("missing_roles")
             token = doc_token(reason, now, **overrides)
             verdict = None if reason is Reason.INSUFFICIENT_SCOPE else reason
             cases.append(Rejection(reason, (f"Bearer {token}",), token, verdict, frozenset(extra)))
     return cases
+
+
+# What the verifier (a claim rule) and a route's role check log with these reasons.
+SCRIPTED_CONTEXT: dict[Reason, dict[str, object]] = {
+    Reason.WRONG_CLAIM: {"claim": "client_id"},
+    Reason.INSUFFICIENT_ROLE: {"missing_roles": ["orders-admin"]},
+}
 
 
 class ScriptedVerifier:
@@ -135,7 +146,7 @@ class ScriptedVerifier:
         """Return the claims of a token scripted as valid; raise its failure otherwise."""
         verdict = self.verdicts.get(token, Reason.MALFORMED_TOKEN)
         if verdict is not None:
-            raise AuthFailure(verdict)
+            raise AuthFailure(verdict, context=SCRIPTED_CONTEXT.get(verdict))
         claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
         return claims
 

@@ -59,7 +59,13 @@ def demo_requests(
     ttl: int = 300,
 ) -> list[DemoRequest]:
     """The demo's requests, one per :class:`~invalidtoken_mw.Reason` plus valid ones."""
-    base = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-42", "scope": "orders:read"}
+    base = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-42",
+        "scope": "orders:read",
+        "client_id": "orders-web",
+    }
     header = {"kid": KEY_ID, "typ": "at+jwt"}
 
     def token(defect: str | None = None, key: Any = private_key, **claims: Any) -> str:  # noqa: ANN401
@@ -96,7 +102,9 @@ def demo_requests(
         DemoRequest("wrong audience", "GET", bearer(token("wrong-audience"))),
         DemoRequest("ID token (typ JWT)", "GET", bearer(token("wrong-type"))),
         DemoRequest("no exp claim", "GET", bearer(token("missing-exp"))),
+        DemoRequest("another app's token", "GET", bearer(token(client_id="other-app"))),
         DemoRequest("read token, write route", "POST", bearer(token())),
+        DemoRequest("no admin role", "DELETE", bearer(token())),
         DemoRequest("revoked", "GET", bearer(token(jti="revoked-1"))),
         DemoRequest("revocation store down", "GET", bearer(token(sub=OUTAGE_SUBJECT))),
     ]
@@ -196,6 +204,7 @@ def _run(args: argparse.Namespace) -> int:
         issuer=ISSUER,
         audience=AUDIENCE,
         token_type="at+jwt",  # noqa: S106 - a JOSE typ, not a password
+        claim_rules={"client_id": ["orders-web"]},
         revocation=store,
         jwks_cooldown=_JWKS_COOLDOWN,
     )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 
-from invalidtoken_mw.fastapi import TokenClaims, install, require_scopes
+from invalidtoken_mw.fastapi import TokenClaims, install, require_roles, require_scopes
 
 if TYPE_CHECKING:
     from invalidtoken_mw.verify import JWTVerifier
@@ -39,5 +39,9 @@ def create_app(verifier: JWTVerifier) -> FastAPI:
     @app.post("/orders", dependencies=[Depends(require_scopes("orders:write"))], status_code=201)
     def create_order(claims: TokenClaims) -> dict[str, Any]:
         return {"id": len(ORDERS) + 1, "item": "tea", "quantity": 1, "by": claims.get("sub")}
+
+    @app.delete("/orders", dependencies=[Depends(require_roles("orders-admin"))])
+    def clear_orders() -> dict[str, Any]:
+        return {"orders": ORDERS}  # the demo never deletes: admins see the list
 
     return app

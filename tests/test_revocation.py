@@ -63,6 +63,9 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
     server: RedisServer = request.getfixturevalue("redis_server")
 
     def make(**options: Any) -> RedisRevocationStore:
+        # The contract is about answers, not deadlines (those are test_redis_store.py's):
+        # a generous timeout keeps 16 threads on a loaded CI machine from timing out.
+        options.setdefault("timeout", 5.0)
         store = RedisRevocationStore(server.url, prefix="contract:", local_cache_ttl=0, **options)
         made.append(store)
         return store

@@ -39,7 +39,14 @@ from rest_framework.exceptions import NotAuthenticated  # noqa: E402
 from rest_framework.response import Response  # noqa: E402
 from rest_framework.views import APIView  # noqa: E402
 
-from invalidtoken_mw.drf import TokenUser, exception_handler  # noqa: E402
+from invalidtoken_mw.drf import (  # noqa: E402
+    HasAnyRole,
+    HasAnyScope,
+    HasRoles,
+    HasScopes,
+    TokenUser,
+    exception_handler,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -412,6 +419,18 @@ def test_scope_decorators_refuse_bad_scopes_at_import() -> None:
 
 
 # -- settings --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("permission", [HasScopes, HasAnyScope, HasRoles, HasAnyRole])
+@pytest.mark.parametrize("value", [None, "admin", ()])
+def test_drf_permissions_need_a_list_on_the_view(permission: type[Any], value: object) -> None:
+    """A view without its list (or with a bare string) is a mistake named on first use."""
+    attribute = "required_roles" if "Role" in permission.__name__ else "required_scopes"
+    view = type("Orders", (APIView,), {attribute: value})()
+    with pytest.raises(
+        TypeError, match=f"{permission.__name__} needs a list in the view's {attribute}"
+    ):
+        permission().has_permission(object(), view)
 
 
 def test_error_body_and_exclude_paths_from_the_settings_dict() -> None:

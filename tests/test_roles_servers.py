@@ -7,7 +7,7 @@ Every framework's ``require_roles`` / ``require_any_role`` reads the configured
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 from django.http import HttpRequest, JsonResponse
@@ -132,8 +132,38 @@ def _django(verifier: JWTVerifier) -> Any:
     return run_waitress(wsgi_app(patterns, settings))
 
 
+def _drf(verifier: JWTVerifier) -> Any:
+    # DRF reads Django's settings when its view classes are defined.
+    from support.django_project import configure  # noqa: PLC0415
+
+    configure()
+    from rest_framework.response import Response  # noqa: PLC0415
+    from rest_framework.views import APIView  # noqa: PLC0415
+
+    from invalidtoken_mw.drf import HasAnyRole, HasRoles  # noqa: PLC0415
+
+    class Admin(APIView):
+        permission_classes = (HasRoles,)
+        required_roles: ClassVar[list[str]] = ["admin", "auditor"]
+
+        def get(self, _request: object) -> Response:
+            return Response({"ok": True})
+
+    class Staff(APIView):
+        permission_classes = (HasAnyRole,)
+        required_roles: ClassVar[list[str]] = ["admin", "staff"]
+
+        def get(self, _request: object) -> Response:
+            return Response({"ok": True})
+
+    patterns = [path("admin", Admin.as_view()), path("staff", Staff.as_view())]
+    settings = {"verifier": verifier, "realm": "orders", "role_claims": ROLE_CLAIMS}
+    return run_waitress(wsgi_app(patterns, settings))
+
+
 BUILDERS = {
     "django": _django,
+    "drf": _drf,
     "flask": _flask,
     "quart": _quart,
     "fastapi": _fastapi,

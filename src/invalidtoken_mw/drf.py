@@ -11,7 +11,8 @@ request); the classes here read its outcome::
 * :class:`InvalidTokenAuthentication` gives DRF a :class:`TokenUser` and the claims
   (``request.user``, ``request.auth``), and our challenge for DRF's own 401s
   (``NotAuthenticated``).
-* :class:`HasScopes` and :class:`HasAnyScope` check the view's ``required_scopes``.
+* :class:`HasScopes` and :class:`HasAnyScope` check the view's ``required_scopes``;
+  :class:`HasRoles` and :class:`HasAnyRole` its ``required_roles``.
 * An ``AuthFailure`` or PyJWT error raised in an ``APIView`` is re-raised by DRF's
   default exception handler and answered by the middleware; a project with its own
   ``EXCEPTION_HANDLER`` that answers every exception calls :func:`exception_handler`
@@ -25,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
-from invalidtoken_mw.django import check_scopes, failure_response, request_guard
+from invalidtoken_mw.django import check_roles, check_scopes, failure_response, request_guard
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from django.http import HttpRequest
     from django.http.response import HttpResponseBase
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
     from rest_framework.views import APIView
 
 __all__ = [
+    "HasAnyRole",
     "HasAnyScope",
+    "HasRoles",
     "HasScopes",
     "InvalidTokenAuthentication",
     "TokenUser",
@@ -118,20 +121,35 @@ class InvalidTokenAuthentication(BaseAuthentication):
         return request_guard(_django_request(request)).bare_challenge
 
 
-class _ScopePermission(BasePermission):
+class _ClaimPermission(BasePermission):
+    """Reads a list from a view attribute and hands it to one of the django checks."""
+
+    attribute = "required_scopes"
+    example = "['orders:read']"
+    check: Callable[..., None]
     any_of = False
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        scopes: object = getattr(view, "required_scopes", None)
-        if not scopes or isinstance(scopes, str) or not isinstance(scopes, (list, tuple)):
+        values: object = getattr(view, self.attribute, None)
+        if not values or isinstance(values, str) or not isinstance(values, (list, tuple)):
             name = type(self).__name__
             raise TypeError(
-                f"{name} needs a list of scopes in the view's required_scopes,"
-                f" e.g. required_scopes = ['orders:read'] on {type(view).__name__}."
+                f"{name} needs a list in the view's {self.attribute},"
+                f" e.g. {self.attribute} = {self.example} on {type(view).__name__}."
             )
-        # Raised, not False: the middleware answers it with the challenge naming the scopes.
-        check_scopes(_django_request(request), scopes, any_of=self.any_of)
+        # Raised, not False: the middleware answers it with the challenge it calls for.
+        type(self).check(_django_request(request), values, any_of=self.any_of)
         return True
+
+
+class _ScopePermission(_ClaimPermission):
+    check = staticmethod(check_scopes)
+
+
+class _RolePermission(_ClaimPermission):
+    attribute = "required_roles"
+    example = "['admin']"
+    check = staticmethod(check_roles)
 
 
 class HasScopes(_ScopePermission):
@@ -144,6 +162,20 @@ class HasScopes(_ScopePermission):
 
 class HasAnyScope(_ScopePermission):
     """Needs at least one scope of the view's ``required_scopes``."""
+
+    any_of = True
+
+
+class HasRoles(_RolePermission):
+    """Needs every role of the view's ``required_roles`` (403 ``insufficient_role``).
+
+    Roles are read from the ``role_claims`` setting (default ``roles``). An anonymous
+    request gets ``missing_token`` (401).
+    """
+
+
+class HasAnyRole(_RolePermission):
+    """Needs at least one role of the view's ``required_roles``."""
 
     any_of = True
 

@@ -35,10 +35,22 @@ from quart import websocket as current_websocket
 from quart.wrappers import Request as QuartRequest
 from werkzeug.datastructures import Headers
 
+from invalidtoken_mw._extension import (
+    EXEMPT,
+    KEY,
+    OPTIONAL,
+    ContextState,
+    HeaderView,
+    ViewMarks,
+    any_scopes,
+    check_options,
+    claims_of,
+    guard_from_config,
+    required_roles,
+)
 from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
 from invalidtoken_mw.reasons import AuthFailure, Reason
-from invalidtoken_mw.scopes import validate_roles, validate_scopes
-from invalidtoken_mw.settings import DEFAULTS, FIELDS, GuardSettings
+from invalidtoken_mw.scopes import validate_scopes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,11 +68,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound="Callable[..., Any]")
-_EXTENSION = "invalidtoken"
-_EXEMPT_ATTR = "_invalidtoken_exempt"
-_OPTIONAL_ATTR = "_invalidtoken_optional"
-_BOTH_MARKS = "a view cannot be both exempt and optional: an exempt view never reads the token."
-_PREFIX = "INVALIDTOKEN_"
 
 
 class InvalidToken:
@@ -78,12 +85,9 @@ class InvalidToken:
 
     def __init__(self, app: Quart | None = None, **options: Any) -> None:  # noqa: ANN401
         """Remember the options; set up ``app`` now if given."""
-        unknown = set(options) - set(FIELDS)
-        if unknown:
-            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        check_options(options)
         self.options = options
-        self._exempt_blueprints: set[str] = set()
-        self._optional_blueprints: set[str] = set()
+        self._marks = ViewMarks()
         if app is not None:
             self.init_app(app)
 
@@ -95,15 +99,7 @@ class InvalidToken:
                 a setting is unusable (strings from config are read as
                 :class:`~invalidtoken_mw.GuardSettings` explains).
         """
-        for name, default in DEFAULTS.items():
-            app.config.setdefault(_PREFIX + name.upper(), default)
-        if self.options.get("verifier", app.config.get(_PREFIX + "VERIFIER")) is None:
-            raise ValueError(
-                "InvalidToken needs a verifier: InvalidToken(app, verifier=JWTVerifier(...))"
-                " or app.config['INVALIDTOKEN_VERIFIER']."
-            )
-        settings = GuardSettings.from_mapping(app.config, prefix=_PREFIX, **self.options)
-        app.extensions[_EXTENSION] = _State(self, Guard(settings))
+        app.extensions[KEY] = _State(self, guard_from_config(app.config, self.options))
         app.before_request(_authenticate_request)
         app.before_websocket(_authenticate_websocket)
         app.after_request(_finish)
@@ -127,11 +123,7 @@ class InvalidToken:
         Raises:
             ValueError: ``view`` is already optional (:meth:`optional`).
         """
-        return self._mark(
-            view,
-            (_EXEMPT_ATTR, self._exempt_blueprints),
-            (_OPTIONAL_ATTR, self._optional_blueprints),
-        )
+        return self._mark(view, EXEMPT)
 
     @overload
     def optional(self, view: Blueprint) -> Blueprint: ...
@@ -150,26 +142,13 @@ class InvalidToken:
         Raises:
             ValueError: ``view`` is already exempt (:meth:`exempt`).
         """
-        return self._mark(
-            view,
-            (_OPTIONAL_ATTR, self._optional_blueprints),
-            (_EXEMPT_ATTR, self._exempt_blueprints),
-        )
+        return self._mark(view, OPTIONAL)
 
-    @staticmethod
-    def _mark(
-        view: F | Blueprint, mark: tuple[str, set[str]], other: tuple[str, set[str]]
-    ) -> F | Blueprint:
-        """Mark a view (an attribute) or a blueprint (by name); never with both marks."""
-        (attribute, blueprints), (other_attribute, other_blueprints) = mark, other
+    def _mark(self, view: F | Blueprint, mark: str) -> F | Blueprint:
         if isinstance(view, Blueprint):
-            if view.name in other_blueprints:
-                raise ValueError(_BOTH_MARKS)
-            blueprints.add(view.name)
-            return view
-        if getattr(view, other_attribute, False):
-            raise ValueError(_BOTH_MARKS)
-        setattr(view, attribute, True)
+            self._marks.mark_blueprint(view.name, mark)
+        else:
+            self._marks.mark_view(view, mark)
         return view
 
     def stats(self) -> dict[str, int]:
@@ -185,30 +164,11 @@ class _State:
         self.guard = guard
 
 
-class _Request:
+class _Request(HeaderView):
     """The guard's view of a Quart request or websocket (an ``AsyncRequestView``)."""
 
-    __slots__ = ("method", "path", "request")
-
-    def __init__(self, current: BaseRequestWebsocket) -> None:
-        self.request = current
-        self.method: str = current.method
-        self.path: str = current.path
-
-    def header(self, name: str) -> str | None:
-        return self.request.headers.get(name)
-
-    def field_lines(self, name: str) -> list[str]:
-        return self.request.headers.getlist(name)
-
-    def query_string(self) -> str:
-        return self.request.query_string.decode("latin-1")
-
-    def full_path(self) -> str:
-        return self.request.root_path + self.path
-
-    def peer(self) -> str | None:
-        return self.request.remote_addr
+    __slots__ = ()
+    request: BaseRequestWebsocket
 
     async def read_form(self) -> str | None:
         # Cached by Quart, so the view can still read the form or the data.
@@ -221,20 +181,13 @@ class _Request:
 
 
 def _state() -> _State:
-    state: _State = current_app.extensions[_EXTENSION]
+    state: _State = current_app.extensions[KEY]
     return state
 
 
-def _is_marked(current: BaseRequestWebsocket, attribute: str, blueprints: set[str]) -> bool:
-    """Whether the request's view, or a blueprint it belongs to, carries the mark."""
-    if (
-        blueprints
-        and current.blueprint
-        and any(name in blueprints for name in current.blueprint.split("."))
-    ):
-        return True
+def _is_marked(state: _State, current: BaseRequestWebsocket, mark: str) -> bool:
     view = current_app.view_functions.get(current.endpoint or "")
-    return bool(view is not None and getattr(view, attribute, False))
+    return state.extension._marks.marked(current.blueprint, view, mark)  # noqa: SLF001
 
 
 def _response(refused: Rejected) -> Response:
@@ -248,35 +201,20 @@ def _response(refused: Rejected) -> Response:
 
 async def _authenticate(current: BaseRequestWebsocket) -> Response | None:
     state = _state()
-    extension = state.extension
     context = g._get_current_object()  # noqa: SLF001 - one proxy lookup
-    context.token_claims = None
-    context.invalidtoken_token = None
-    context.invalidtoken_private = False
     # Exempt views and excluded paths never read the token: remember it, so that asking
     # for the claims there is a clear programming error instead of a false missing_token.
-    public = _is_marked(
-        current,
-        _EXEMPT_ATTR,
-        extension._exempt_blueprints,  # noqa: SLF001 - the extension's own state
-    ) or state.guard.is_public(current.path)
-    context.invalidtoken_public = public
-    if public:
+    if _is_marked(state, current, EXEMPT) or state.guard.is_public(current.path):
+        ContextState.begin(context, public=True, view=None)
         return None
     view = _Request(current)
-    context.invalidtoken_request = view
-    optional = _is_marked(
-        current,
-        _OPTIONAL_ATTR,
-        extension._optional_blueprints,  # noqa: SLF001 - the extension's own state
-    )
+    ContextState.begin(context, public=False, view=view)
+    optional = _is_marked(state, current, OPTIONAL)
     outcome = await state.guard.authenticate_async(view, optional=optional)
     if isinstance(outcome, Rejected):
         # Returned, not raised: the view never runs; after_request hooks do.
         return _response(outcome)
-    context.token_claims = outcome.claims
-    context.invalidtoken_token = outcome.token
-    context.invalidtoken_private = outcome.private
+    ContextState.accept(context, outcome)
     return None
 
 
@@ -317,18 +255,8 @@ async def _finish(response: Response) -> Response:
     return response
 
 
-_PUBLIC_VIEW = (
-    "{name}() in a view exempt from authentication (@auth.exempt, an exempt blueprint or"
-    " a path in exclude_paths): the token is never read there, so there are no claims."
-    " Mark the view @auth.optional instead to use the claims when a token is sent."
-)
-
-
 def _claims(name: str) -> dict[str, Any] | None:
-    if g.get("invalidtoken_public"):
-        raise RuntimeError(_PUBLIC_VIEW.format(name=name))
-    claims: dict[str, Any] | None = g.get("token_claims")
-    return claims
+    return claims_of(g, name)
 
 
 def current_claims() -> dict[str, Any]:
@@ -384,9 +312,7 @@ def require_any_scope(*scopes: str) -> Callable[[F], F]:
         ValueError: No scope, or a scope that is not a valid RFC 6749 scope token
             (at import time).
     """
-    if not scopes:
-        raise ValueError("require_any_scope() needs at least one scope.")
-    return _scope_decorator(validate_scopes(scopes), any_of=True)
+    return _scope_decorator(any_scopes(scopes), any_of=True)
 
 
 def _scope_decorator(required: tuple[str, ...], *, any_of: bool) -> Callable[[F], F]:
@@ -411,7 +337,7 @@ def require_roles(*roles: str) -> Callable[[F], F]:
     Raises:
         ValueError: No role, or one that is empty or holds a space (at import time).
     """
-    return _role_decorator(_roles(roles, "require_roles"), any_of=False)
+    return _role_decorator(required_roles(roles, "require_roles"), any_of=False)
 
 
 def require_any_role(*roles: str) -> Callable[[F], F]:
@@ -423,14 +349,7 @@ def require_any_role(*roles: str) -> Callable[[F], F]:
     Raises:
         ValueError: No role, or one that is empty or holds a space (at import time).
     """
-    return _role_decorator(_roles(roles, "require_any_role"), any_of=True)
-
-
-def _roles(roles: tuple[str, ...], name: str) -> tuple[str, ...]:
-    required = validate_roles(roles)
-    if not required:
-        raise ValueError(f"{name}() needs at least one role, e.g. 'admin'.")
-    return required
+    return _role_decorator(required_roles(roles, "require_any_role"), any_of=True)
 
 
 def _role_decorator(required: tuple[str, ...], *, any_of: bool) -> Callable[[F], F]:

@@ -275,8 +275,7 @@ class LocalIssuer:
         jwks_path: Serve the JWK Set at this path of the origin instead of
             ``{path}/jwks``, e.g. ``"/tenant-1/discovery/keys"`` (Entra ID's v1.0 keys).
         x509: Publish each key with an ``x5c`` (a self-signed certificate for it) and
-            its ``x5t`` and ``x5t#S256`` thumbprints, as Auth0, Entra ID, Keycloak and
-            GitHub do (some of them only ``x5t``).
+            its ``x5t`` thumbprint, as Auth0, Entra ID, Keycloak and GitHub do.
         publish_alg: Publish each key's ``alg``; ``False`` leaves it out, as Entra ID does.
         jwk_members: More members for every published key, e.g. Entra ID's
             ``{"issuer": "..."}``.
@@ -517,7 +516,6 @@ class LocalIssuer:
             # RFC 7517 §4.8: the base64url SHA-1 thumbprint of the DER certificate.
             thumbprint = hashlib.sha1(der, usedforsecurity=False).digest()
             jwk["x5t"] = _base64url(thumbprint)
-            jwk["x5t#S256"] = _base64url(hashlib.sha256(der).digest())  # RFC 7517 §4.9
         jwk.update(self._jwk_members)
         return jwk
 

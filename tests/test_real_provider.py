@@ -27,8 +27,10 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from invalidtoken_mw import InvalidTokenMiddleware, JWTVerifier
+from invalidtoken_mw import DiscoveryKeys, InvalidTokenMiddleware, JWTVerifier
 from invalidtoken_mw import flask as flask_adapter
+from support import dot_provider
+from support.dot_provider import DOTProvider, running_dot
 from support.real_provider import (
     AUDIENCE,
     CLIENT_ID,
@@ -56,7 +58,20 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealProvider]
         yield running
 
 
-def verifier_for(provider: RealProvider, **options: Any) -> JWTVerifier:
+@pytest.fixture(scope="module")
+def dot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DOTProvider]:
+    """django-oauth-toolkit, once for the module."""
+    with running_dot(tmp_path_factory.mktemp("dot-provider")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def dot_tokens(dot: DOTProvider) -> dict[str, Any]:
+    """One token response of django-oauth-toolkit's code flow: an ID token and an opaque one."""
+    return dot.tokens()
+
+
+def verifier_for(provider: RealProvider | DOTProvider, **options: Any) -> JWTVerifier:
     """A verifier configured as a service would be: the issuer URL and its audience."""
     settings: dict[str, Any] = {"issuer_url": provider.issuer, "audience": AUDIENCE}
     return JWTVerifier(**(settings | options))
@@ -232,3 +247,46 @@ def test_explain_finds_the_providers_token_valid_through_its_issuer_url(
     refused = json.loads(forged.stdout)
     assert (False, "bad_signature") == (refused["valid"], refused["reason"])
     assert 0 != forged.returncode
+
+
+# -- django-oauth-toolkit: its ID tokens (its access tokens are opaque) -----------------
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_django_oauth_toolkits_id_token_is_accepted_through_its_issuer_url(
+    dot: DOTProvider, dot_tokens: dict[str, Any], server: str
+) -> None:
+    """Its ID token verifies through /o's discovery; its access token is not a JWT at all."""
+    verifier = verifier_for(dot, audience=dot_provider.CLIENT_ID)
+    with SERVE[server](verifier) as base:
+        accepted = get(base, "/me", dot_tokens["id_token"])
+        opaque = get(base, "/me", dot_tokens["access_token"])
+    assert 200 == accepted.status_code, accepted.text
+    claims = accepted.json()
+    assert (dot.issuer, dot_provider.CLIENT_ID) == (claims["iss"], claims["aud"])
+    assert (401, "malformed_token") == (opaque.status_code, opaque.json()["reason"])
+    # The toolkit advertises HS256 beside RS256; an HMAC algorithm is never taken from it.
+    assert "HS256" in dot.metadata()["id_token_signing_alg_values_supported"]
+    assert isinstance(verifier.keys, DiscoveryKeys)
+    assert verifier.keys.metadata is not None
+    assert ("RS256",) == verifier.keys.metadata.algorithms
+
+
+def test_django_oauth_toolkits_tampered_id_token_is_a_bad_signature(
+    dot: DOTProvider, dot_tokens: dict[str, Any]
+) -> None:
+    """A rewritten payload under the toolkit's signature: 401 bad_signature."""
+    forged = tampered(dot_tokens["id_token"], sub="2")
+    with _starlette(verifier_for(dot, audience=dot_provider.CLIENT_ID)) as base:
+        answer = get(base, "/me", forged)
+    assert (401, "bad_signature") == (answer.status_code, answer.json()["reason"])
+
+
+def test_explain_finds_django_oauth_toolkits_id_token_valid(
+    dot: DOTProvider, dot_tokens: dict[str, Any]
+) -> None:
+    """The command line, given the toolkit's issuer URL, says its ID token is valid."""
+    options = ["--issuer-url", dot.issuer, "--audience", dot_provider.CLIENT_ID]
+    done = explain(dot_tokens["id_token"], "--json", *options)
+    report = json.loads(done.stdout)
+    assert (0, True, 200) == (done.returncode, report["valid"], report["status"]), done.stderr

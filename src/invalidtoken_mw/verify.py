@@ -706,22 +706,10 @@ class JWTVerifier:
         Raises:
             AuthFailure: The token is refused; ``.reason`` says why.
         """
-        return self._verify(token, None)
-
-    def _verify(self, token: str, split: _Split | None) -> dict[str, Any]:
-        """:meth:`verify`; ``split`` as :meth:`_read` takes it."""
         cache_key = self._verdicts.key(token)
         claims = self._verdicts.lookup(cache_key)
         if claims is None:
-            try:
-                read = self._read(token, split)
-                version = self.keys.version
-                key = self.keys.key_for(read.header.kid, read.header.alg)
-                claims = self._verified(cache_key, read, key, version)
-            except AuthFailure:
-                raise
-            except Exception as exc:
-                raise self._unexpected(exc, token) from exc
+            claims = self._fresh(token, cache_key, None)
         if self.revocation is not None and check_revocation(self.revocation, claims):
             self._revoked(cache_key)
         return claims
@@ -735,25 +723,63 @@ class JWTVerifier:
         Raises:
             AuthFailure: The token is refused; ``.reason`` says why.
         """
-        return await self._verify_async(token, None)
-
-    async def _verify_async(self, token: str, split: _Split | None) -> dict[str, Any]:
-        """:meth:`verify_async`; ``split`` as :meth:`_read` takes it."""
         cache_key = self._verdicts.key(token)
         claims = self._verdicts.lookup(cache_key)
         if claims is None:
-            try:
-                read = self._read(token, split)
-                version = self.keys.version
-                key = await self.keys.key_for_async(read.header.kid, read.header.alg)
-                claims = self._verified(cache_key, read, key, version)
-            except AuthFailure:
-                raise
-            except Exception as exc:
-                raise self._unexpected(exc, token) from exc
+            claims = await self._fresh_async(token, cache_key, None)
         if self.revocation is not None and await check_revocation_async(self.revocation, claims):
             self._revoked(cache_key)
         return claims
+
+    # -- the same, for a token a MultiIssuerVerifier has split and routed -------------
+    # verify() and verify_async() keep their own bodies: a remembered verdict costs the
+    # single-verifier case no extra call.
+
+    def _verify(self, token: str, split: _Split) -> dict[str, Any]:
+        """:meth:`verify` of a token whose claims are already decoded."""
+        cache_key = self._verdicts.key(token)
+        claims = self._verdicts.lookup(cache_key)
+        if claims is None:
+            claims = self._fresh(token, cache_key, split)
+        if self.revocation is not None and check_revocation(self.revocation, claims):
+            self._revoked(cache_key)
+        return claims
+
+    async def _verify_async(self, token: str, split: _Split) -> dict[str, Any]:
+        """:meth:`verify_async` of a token whose claims are already decoded."""
+        cache_key = self._verdicts.key(token)
+        claims = self._verdicts.lookup(cache_key)
+        if claims is None:
+            claims = await self._fresh_async(token, cache_key, split)
+        if self.revocation is not None and await check_revocation_async(self.revocation, claims):
+            self._revoked(cache_key)
+        return claims
+
+    def _fresh(self, token: str, cache_key: bytes, split: _Split | None) -> dict[str, Any]:
+        """Verify a token no verdict is remembered for, and remember the verdict."""
+        try:
+            read = self._read(token, split)
+            version = self.keys.version
+            key = self.keys.key_for(read.header.kid, read.header.alg)
+            return self._verified(cache_key, read, key, version)
+        except AuthFailure:
+            raise
+        except Exception as exc:
+            raise self._unexpected(exc, token) from exc
+
+    async def _fresh_async(
+        self, token: str, cache_key: bytes, split: _Split | None
+    ) -> dict[str, Any]:
+        """:meth:`_fresh` without blocking the event loop (a key fetch runs in a thread)."""
+        try:
+            read = self._read(token, split)
+            version = self.keys.version
+            key = await self.keys.key_for_async(read.header.kid, read.header.alg)
+            return self._verified(cache_key, read, key, version)
+        except AuthFailure:
+            raise
+        except Exception as exc:
+            raise self._unexpected(exc, token) from exc
 
 
 def _allowlist(

@@ -34,7 +34,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from invalidtoken_mw.reasons import AuthFailure, Reason
-from invalidtoken_mw.verify import TENANT_PLACEHOLDER, JWTVerifier, split_token
+from invalidtoken_mw.verify import TENANT_PLACEHOLDER, JWTVerifier, _split_token
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -106,7 +106,7 @@ class MultiIssuerVerifier:
 
     def _route(self, token: str) -> tuple[JWTVerifier, _Split]:
         """The member for the token's unverified ``iss``, and the token read once."""
-        split = split_token(token, self._max_token_bytes)
+        split = _split_token(token, self._max_token_bytes)
         iss = split.claims.get("iss")
         member = self._exact.get(iss) if type(iss) is str else None
         if member is None:

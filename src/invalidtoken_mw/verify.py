@@ -134,7 +134,7 @@ class _Header(NamedTuple):
 
 
 class _Split(NamedTuple):
-    """A token's three segments, its claims already decoded (by :func:`split_token`)."""
+    """A token's three segments, its claims already decoded (by :func:`_split_token`)."""
 
     raw: bytes
     header_b64: bytes
@@ -193,7 +193,7 @@ def _segments(token: str, max_token_bytes: int) -> tuple[bytes, bytes, bytes, by
     return raw, parts[0], parts[1], parts[2]
 
 
-def split_token(token: str, max_token_bytes: int) -> _Split:
+def _split_token(token: str, max_token_bytes: int) -> _Split:
     """Split ``token`` and decode its claims, for a verifier to finish (internal).
 
     :class:`~invalidtoken_mw.multi_issuer.MultiIssuerVerifier` reads the unverified

@@ -11,13 +11,18 @@ fundamental first, so a forged token is ``bad_signature`` and never ``expired``:
 3. the key, by ``kid``, from the :class:`~invalidtoken_mw.keys.KeySource` (a static
    key, a JWKS with a rate-limited refresh, or the JWKS an issuer's metadata names);
 4. the signature;
-5. ``exp``, ``nbf``, ``iat`` (JSON numbers, RFC 7519 §2), ``iss``, ``aud`` (RFC 7519
+5. ``exp``, ``nbf``, ``iat`` (JSON numbers, RFC 7519 §2), ``iss`` (exact, or a
+   multi-tenant template's issuer with a matching ``tid``), ``aud`` (RFC 7519
    §4.1.3: a token naming audiences must name this service), the required claims, the
    types of ``sub`` and ``jti``, then ``typ``, then the ``claim_rules`` in their order.
 
 Steps 1 to 4 are public building blocks (:meth:`JWTVerifier.parse`,
-:meth:`~JWTVerifier.signing_key`, :meth:`~JWTVerifier.check_signature`), so a tool
-such as :func:`invalidtoken_mw.explain.explain` can run each on its own.
+:meth:`~JWTVerifier.signing_key`, :meth:`~JWTVerifier.check_signature`), and so is the
+issuer check (:meth:`~JWTVerifier.check_issuer`), so a tool such as
+:func:`invalidtoken_mw.explain.explain` can run each on its own. A
+:class:`~invalidtoken_mw.multi_issuer.MultiIssuerVerifier` splits a token and decodes
+its claims itself, to route it by ``iss``, and hands both to the chosen verifier, which
+then decodes only what is left.
 
 Verdicts are remembered by a digest of the token (:class:`~invalidtoken_mw.verdicts.VerdictCache`):
 a verified token until it expires (or ``cache_ttl``), or until its key is withdrawn; a

@@ -396,3 +396,18 @@ def test_repr_names_no_issuer() -> None:
 def test_issuer_url_from_the_environment() -> None:
     verifier = verifier_from_env({"INVALIDTOKEN_ISSUER_URL": "https://id.example.com/"})
     assert ("https://id.example.com/",) == verifier.issuer
+
+
+def test_structure_is_judged_before_the_issuer() -> None:
+    """A broken header with an unknown iss is malformed_token, as a lone verifier says."""
+    verifier = MultiIssuerVerifier([_fake("a")])
+    token = hs256_raw('["not", "an", "object"]', {"iss": UNKNOWN_ISSUER}, b"s" * 32)
+    with pytest.raises(AuthFailure) as refused:
+        verifier.verify(token)
+    assert (
+        Reason.MALFORMED_TOKEN,
+        "The access token is malformed: its header is not a JSON object.",
+    ) == (
+        refused.value.reason,
+        refused.value.description,
+    )

@@ -34,7 +34,12 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from invalidtoken_mw.reasons import AuthFailure, Reason
-from invalidtoken_mw.verify import TENANT_PLACEHOLDER, JWTVerifier, _split_token
+from invalidtoken_mw.verify import (
+    TENANT_PLACEHOLDER,
+    JWTVerifier,
+    _check_header_shape,
+    _split_token,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -110,7 +115,7 @@ class MultiIssuerVerifier:
         iss = split.claims.get("iss")
         member = self._exact.get(iss) if type(iss) is str else None
         if member is None:
-            member = self._by_template(iss)
+            member = self._by_template(iss, split)
         if len(token) <= _ROUTE_MEMO_CHARS:
             # The route follows from the token alone; single dict operations are atomic,
             # so threads may race here harmlessly.
@@ -119,11 +124,13 @@ class MultiIssuerVerifier:
             self._routes[token] = member
         return member, split
 
-    def _by_template(self, iss: object) -> JWTVerifier:
+    def _by_template(self, iss: object, split: _Split) -> JWTVerifier:
         if type(iss) is str:
             for member in self._templated:
                 if member._serves(iss):  # noqa: SLF001 - the verifier's own template match
                     return member
+        # Structure before issuer, as in a verifier: a broken header is malformed_token.
+        _check_header_shape(split)
         # The default sentence: nothing configured, nothing from the token.
         raise AuthFailure(Reason.WRONG_ISSUER)
 

@@ -219,6 +219,14 @@ def _split_token(token: str, max_token_bytes: int) -> _Split:
     return _Split(raw, header_b64, claims_b64, signature_b64, claims, nested)
 
 
+def _check_header_shape(split: _Split) -> None:
+    """Raise ``malformed_token`` unless the header is a JSON object (a failure path only).
+
+    For a token no verifier will read: its structure is still judged before its issuer.
+    """
+    _load_object(split.header_b64.translate(_TO_BASE64), Sentence.HEADER_NOT_OBJECT)
+
+
 def _numeric_date(claims: dict[str, Any], name: str) -> int | None:
     """The claim as a whole number of seconds, ``None`` when absent.
 

@@ -38,6 +38,7 @@ MODULES: tuple[str, ...] = (
     "settings",
     "guard",
     "verify",
+    "multi_issuer",
     "jwks",
     "discovery",
     "keys",

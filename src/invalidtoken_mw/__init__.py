@@ -19,6 +19,7 @@ from invalidtoken_mw.jwks import JWKSCache
 from invalidtoken_mw.keys import KeySource, StaticKeys, VerifyingKey
 from invalidtoken_mw.log import AuthEventLog, RequestFacts, otel_field_names
 from invalidtoken_mw.metrics import OpenTelemetryMetrics, PrometheusMetrics, RejectionRecorder
+from invalidtoken_mw.multi_issuer import MultiIssuerVerifier
 from invalidtoken_mw.ratelimit import EventRateLimiter
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.redis_store import RedisRevocationStore
@@ -55,6 +56,7 @@ __all__ = [
     "JWTVerifier",
     "KeySource",
     "MemoryRevocationStore",
+    "MultiIssuerVerifier",
     "OpenTelemetryMetrics",
     "ParsedToken",
     "PrometheusMetrics",

@@ -125,6 +125,12 @@ class Sentence:
     )
     #: ``{claim}``: a configured required claim's name.
     LACKS_THE_CLAIM: Final = "The access token lacks the required {claim} claim."
+    TENANT_NOT_TRUSTED: Final = (
+        "The access token was issued by a tenant this service does not trust."
+    )
+    TENANT_MISMATCH: Final = (
+        "The access token's tid claim does not name the tenant in its iss claim."
+    )
     #: ``{claim}``: the claim a configured claim rule reads.
     CLAIM_NOT_ACCEPTED: Final = (
         "The access token's {claim} claim has a value this service does not accept."

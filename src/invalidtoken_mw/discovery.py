@@ -81,7 +81,8 @@ class IssuerMetadata:
     """What a verifier takes from an issuer's metadata document.
 
     Attributes:
-        issuer: The ``issuer``, equal to the configured issuer URL.
+        issuer: The ``issuer``, equal to the configured issuer URL (or to the
+            configured multi-tenant issuer template, see ``issuer_template``).
         jwks_uri: Where the issuer publishes its signing keys.
         algorithms: The asymmetric algorithms advertised in
             ``id_token_signing_alg_values_supported`` (``("RS256",)`` when the document
@@ -156,9 +157,17 @@ def _algorithms(document: dict[str, Any], *, needed: bool) -> tuple[str, ...]:
 
 
 def _read_metadata(
-    body: bytes, issuer_url: str, url: str, *, algorithms_needed: bool = True
+    body: bytes,
+    issuer_url: str,
+    url: str,
+    *,
+    algorithms_needed: bool = True,
+    template: str | None = None,
 ) -> IssuerMetadata:
     """Check one metadata document (OIDC Discovery §4.3, RFC 8414 §3.3).
+
+    ``template``: a multi-tenant issuer template the document may state instead of
+    ``issuer_url`` (Microsoft Entra ID's ``common`` and ``organizations`` documents).
 
     Raises:
         _MetadataError: The document is unusable; its ``cause`` says why.
@@ -170,7 +179,7 @@ def _read_metadata(
     if not isinstance(document, dict):
         raise _MetadataError("not_json_object")
     issuer = document.get("issuer")
-    if issuer != issuer_url:
+    if issuer != issuer_url and (template is None or issuer != template):
         # The usual mistake is a trailing slash: the log shows both to compare.
         raise _MetadataError("issuer_mismatch", document_issuer=_shown(issuer))
     jwks_uri = document.get("jwks_uri")
@@ -183,7 +192,7 @@ def _read_metadata(
         # Keys fetched over plain http for an https issuer could be replaced on the path.
         raise _MetadataError("jwks_uri_not_https", jwks_uri=_shown(jwks_uri))
     algorithms = _algorithms(document, needed=algorithms_needed)
-    return IssuerMetadata(issuer_url, jwks_uri, algorithms, url)
+    return IssuerMetadata(issuer, jwks_uri, algorithms, url)
 
 
 class DiscoveryKeys:
@@ -205,6 +214,11 @@ class DiscoveryKeys:
         algorithms_from_metadata: Refuse ``algorithm_not_allowed`` every algorithm the
             issuer does not advertise (see :attr:`IssuerMetadata.algorithms`); for a
             verifier given no ``algorithms`` of its own.
+        issuer_template: A multi-tenant issuer template (holding ``{tenantid}``) the
+            document's ``issuer`` may equal instead of ``issuer_url``: Microsoft Entra
+            ID's ``.../common/v2.0`` document states
+            ``https://login.microsoftonline.com/{tenantid}/v2.0``. Still an exact
+            comparison, with one of two configured strings.
         clock: Monotonic time source in seconds, for the cool-downs.
 
     Raises:
@@ -223,6 +237,7 @@ class DiscoveryKeys:
         default_ttl: float = 300.0,
         ssl_context: ssl.SSLContext | None = None,
         algorithms_from_metadata: bool = True,
+        issuer_template: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Validate the configuration; see the class docstring for the arguments."""
@@ -245,6 +260,7 @@ class DiscoveryKeys:
         self._clock = clock
         self._tls = _checked_tls(ssl_context)
         self._restrict = bool(algorithms_from_metadata)
+        self._template = issuer_template
         # Guards the flight bookkeeping only; never held across network I/O.
         self._lock = threading.Lock()
         self._flight: tuple[Future[None], float] | None = None
@@ -459,7 +475,13 @@ class DiscoveryKeys:
                     "fetch_failed", url=url, error_type=type(exc).__name__, error=_cause(exc)
                 ) from None
             try:
-                return _read_metadata(body, self.issuer_url, url, algorithms_needed=self._restrict)
+                return _read_metadata(
+                    body,
+                    self.issuer_url,
+                    url,
+                    algorithms_needed=self._restrict,
+                    template=self._template,
+                )
             except _MetadataError as exc:
                 exc.facts["url"] = url
                 raise

@@ -6,6 +6,7 @@ For twelve-factor deployments and the examples. With the default prefix:
 ``INVALIDTOKEN_KEY``            HMAC secret, PEM public key or JWK JSON
 ``INVALIDTOKEN_KEY_FILE``       file holding the key (wins over ``KEY``)
 ``INVALIDTOKEN_JWKS_URL``       JWKS endpoint (instead of a key)
+``INVALIDTOKEN_ISSUER_URL``     issuer to discover (instead of a key or JWKS URL)
 ``INVALIDTOKEN_ALGORITHMS``     comma-separated allowlist, e.g. ``RS256,ES256``
 ``INVALIDTOKEN_ISSUER``         expected issuer(s), comma-separated
 ``INVALIDTOKEN_AUDIENCE``       this resource's audience(s), comma-separated
@@ -68,8 +69,9 @@ def verifier_from_env(
     key = Path(key_file).read_text(encoding="utf-8") if key_file else value("KEY")
     if key is not None:
         settings["key"] = key
-    if value("JWKS_URL") is not None:
-        settings["jwks_url"] = value("JWKS_URL")
+    for name in ("JWKS_URL", "ISSUER_URL"):
+        if value(name) is not None:
+            settings[name.lower()] = value(name)
     if value("LEEWAY") is not None:
         settings["leeway"] = as_number(prefix + "LEEWAY", value("LEEWAY"), float, "30")
     if value("TOKEN_TYPE") is not None:

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from invalidtoken_mw.discovery import DiscoveryKeys
+from invalidtoken_mw.multi_issuer import MultiIssuerVerifier
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
@@ -177,8 +178,16 @@ def _claim_checks(
     if verifier.issuer is not None:
         iss = claims.get("iss")
         expected = " or ".join(verifier.issuer)
-        ok = isinstance(iss, str) and iss in verifier.issuer
-        checks.append(Check.of("iss", ok, f"issuer is {iss!r}, this service expects {expected}"))
+        detail = f"issuer is {iss!r}, this service expects {expected}"
+        try:
+            verifier.check_issuer(claims)
+        except AuthFailure as refused:
+            if refused.description != Reason.WRONG_ISSUER.description:
+                # A tenant template's own refusal (tenant not allowed, tid) says more.
+                detail = f"{refused.description} ({detail})"
+            checks.append(Check.fail("iss", detail))
+        else:
+            checks.append(Check.ok("iss", detail))
     if verifier.audience is not None:
         aud = claims.get("aud")
         auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
@@ -228,10 +237,14 @@ def _signature_check(verifier: JWTVerifier, parsed: ParsedToken) -> Check:
     return Check.ok("signature", f"signed with {parsed.alg}, key {parsed.kid or '(static)'}")
 
 
-def explain(verifier: JWTVerifier, token: str, *, now: float | None = None) -> Explanation:
+def explain(
+    verifier: JWTVerifier | MultiIssuerVerifier, token: str, *, now: float | None = None
+) -> Explanation:
     """Report every check of ``verifier`` on ``token``, continuing past failures.
 
-    Needs no network with a static key; with a JWKS URL it may fetch the key set.
+    Needs no network with a static key; with a JWKS URL it may fetch the key set. A
+    :class:`~invalidtoken_mw.MultiIssuerVerifier` is explained through the member its
+    routing picks for the token's ``iss``.
 
     Example::
 
@@ -240,6 +253,12 @@ def explain(verifier: JWTVerifier, token: str, *, now: float | None = None) -> E
             print(report.failure.reason, [c.name for c in report.checks if c.passed is False])
     """
     now = time.time() if now is None else now
+    if isinstance(verifier, MultiIssuerVerifier):
+        try:
+            verifier = verifier.verifier_for(token)
+        except AuthFailure as refused:
+            check = "structure" if refused.reason is Reason.MALFORMED_TOKEN else "iss"
+            return Explanation(None, None, (Check.fail(check, refused.description),), refused)
     try:
         parsed = verifier.parse(token)
     except AuthFailure as refused:

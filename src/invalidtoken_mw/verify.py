@@ -11,13 +11,18 @@ fundamental first, so a forged token is ``bad_signature`` and never ``expired``:
 3. the key, by ``kid``, from the :class:`~invalidtoken_mw.keys.KeySource` (a static
    key, a JWKS with a rate-limited refresh, or the JWKS an issuer's metadata names);
 4. the signature;
-5. ``exp``, ``nbf``, ``iat`` (JSON numbers, RFC 7519 §2), ``iss``, ``aud`` (RFC 7519
+5. ``exp``, ``nbf``, ``iat`` (JSON numbers, RFC 7519 §2), ``iss`` (exact, or a
+   multi-tenant template's issuer with a matching ``tid``), ``aud`` (RFC 7519
    §4.1.3: a token naming audiences must name this service), the required claims, the
    types of ``sub`` and ``jti``, then ``typ``, then the ``claim_rules`` in their order.
 
 Steps 1 to 4 are public building blocks (:meth:`JWTVerifier.parse`,
-:meth:`~JWTVerifier.signing_key`, :meth:`~JWTVerifier.check_signature`), so a tool
-such as :func:`invalidtoken_mw.explain.explain` can run each on its own.
+:meth:`~JWTVerifier.signing_key`, :meth:`~JWTVerifier.check_signature`), and so is the
+issuer check (:meth:`~JWTVerifier.check_issuer`), so a tool such as
+:func:`invalidtoken_mw.explain.explain` can run each on its own. A
+:class:`~invalidtoken_mw.multi_issuer.MultiIssuerVerifier` splits a token and decodes
+its claims itself, to route it by ``iss``, and hands both to the chosen verifier, which
+then decodes only what is left.
 
 Verdicts are remembered by a digest of the token (:class:`~invalidtoken_mw.verdicts.VerdictCache`):
 a verified token until it expires (or ``cache_ttl``), or until its key is withdrawn; a
@@ -133,6 +138,17 @@ class _Header(NamedTuple):
     refusal: tuple[Reason, str | None] | None  # raised once the claims decoded
 
 
+class _Split(NamedTuple):
+    """A token's three segments, its claims already decoded (by :func:`_split_token`)."""
+
+    raw: bytes
+    header_b64: bytes
+    claims_b64: bytes
+    signature_b64: bytes
+    claims: dict[str, Any]
+    nested: bool
+
+
 class _Token(NamedTuple):
     """One token, read once: everything the later checks need."""
 
@@ -166,6 +182,51 @@ def _load_object(segment: bytes, description: str) -> tuple[dict[str, Any], bool
     return value, brackets > 1
 
 
+def _segments(token: str, max_token_bytes: int) -> tuple[bytes, bytes, bytes, bytes]:
+    """The token as ASCII and its three segments; size and shape checked (step 1)."""
+    if len(token) > max_token_bytes:
+        raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.TOO_LARGE)
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_THREE_PARTS) from None
+    parts = raw.split(b".")
+    if len(parts) != _JWS_PARTS or not parts[0] or not parts[1]:
+        if len(parts) == _JWE_PARTS:
+            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.ENCRYPTED)
+        raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_THREE_PARTS)
+    return raw, parts[0], parts[1], parts[2]
+
+
+def _split_token(token: str, max_token_bytes: int) -> _Split:
+    """Split ``token`` and decode its claims, for a verifier to finish (internal).
+
+    :class:`~invalidtoken_mw.multi_issuer.MultiIssuerVerifier` reads the unverified
+    ``iss`` from the result and hands it to the chosen verifier, which decodes the
+    header (remembered per distinct header) and the signature, never the claims again.
+
+    Raises:
+        AuthFailure: ``malformed_token``, as :meth:`JWTVerifier.parse` would (a header
+            that is not a JSON object is named before claims that are not).
+    """
+    raw, header_b64, claims_b64, signature_b64 = _segments(token, max_token_bytes)
+    try:
+        claims, nested = _load_object(claims_b64.translate(_TO_BASE64), Sentence.CLAIMS_NOT_OBJECT)
+    except AuthFailure:
+        # Only on this failure path: keep the verifier's order (header first).
+        _load_object(header_b64.translate(_TO_BASE64), Sentence.HEADER_NOT_OBJECT)
+        raise
+    return _Split(raw, header_b64, claims_b64, signature_b64, claims, nested)
+
+
+def _check_header_shape(split: _Split) -> None:
+    """Raise ``malformed_token`` unless the header is a JSON object (a failure path only).
+
+    For a token no verifier will read: its structure is still judged before its issuer.
+    """
+    _load_object(split.header_b64.translate(_TO_BASE64), Sentence.HEADER_NOT_OBJECT)
+
+
 def _numeric_date(claims: dict[str, Any], name: str) -> int | None:
     """The claim as a whole number of seconds, ``None`` when absent.
 
@@ -185,6 +246,62 @@ def _numeric_date(claims: dict[str, Any], name: str) -> int | None:
         except (ValueError, OverflowError):
             pass
     raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_A_NUMERIC_DATE.format(claim=name))
+
+
+TENANT_PLACEHOLDER = "{tenantid}"
+"""The placeholder of a multi-tenant issuer template, spelt as Microsoft Entra ID spells it."""
+
+
+class _IssuerTemplate:
+    """A multi-tenant issuer such as ``https://login.microsoftonline.com/{tenantid}/v2.0``.
+
+    An ``iss`` matches when it is the template with one tenant (a non-empty path segment
+    without ``/``, ``?``, ``#`` or spaces) in place of the placeholder.
+    """
+
+    __slots__ = ("_pattern", "template")
+
+    def __init__(self, template: str) -> None:
+        prefix, _, suffix = template.partition(TENANT_PLACEHOLDER)
+        if TENANT_PLACEHOLDER in suffix:
+            raise ValueError(
+                f"an issuer template holds {TENANT_PLACEHOLDER} once, got {template!r}"
+            )
+        self.template = template
+        self._pattern = re.compile(re.escape(prefix) + r"([^/?#\s]+)" + re.escape(suffix))
+
+    def tenant(self, iss: str) -> str | None:
+        """The tenant in ``iss`` when it matches the template, else ``None``."""
+        found = self._pattern.fullmatch(iss)
+        return None if found is None else found[1]
+
+
+def _tenant_checked(
+    iss: str,
+    claims: dict[str, Any],
+    templates: tuple[_IssuerTemplate, ...],
+    tenants: frozenset[str] | None,
+) -> bool:
+    """Whether ``iss`` is one of the ``templates``' issuers, for a tenant it may name.
+
+    Raises:
+        AuthFailure: The tenant is not in ``tenants`` (``wrong_issuer``), or the
+            token's ``tid`` is absent (``missing_claim``) or names another tenant
+            (``wrong_issuer``: a token claiming one tenant's issuer for another tenant
+            is not from an issuer this service trusts).
+    """
+    for template in templates:
+        tenant = template.tenant(iss)
+        if tenant is None:
+            continue
+        if tenants is not None and tenant not in tenants:
+            raise AuthFailure(Reason.WRONG_ISSUER, Sentence.TENANT_NOT_TRUSTED)
+        if claims.get("tid") is None:
+            raise missing_claim("tid")
+        if claims["tid"] != tenant:
+            raise AuthFailure(Reason.WRONG_ISSUER, Sentence.TENANT_MISMATCH)
+        return True
+    return False
 
 
 def _normalise_typ(value: str) -> str:
@@ -219,7 +336,15 @@ class JWTVerifier:
             ``issuer_url``, where it defaults to the asymmetric algorithms the issuer
             advertises (never ``none`` or HMAC).
         issuer: The expected ``iss`` (exact match), or several; defaults to
-            ``issuer_url``.
+            ``issuer_url``. An issuer holding ``{tenantid}`` is a multi-tenant
+            template (Microsoft Entra ID:
+            ``"https://login.microsoftonline.com/{tenantid}/v2.0"``): an ``iss`` with any
+            tenant in its place matches, and the token's ``tid`` claim must be present
+            and name that same tenant (absent: ``missing_claim``, another tenant:
+            ``wrong_issuer``).
+        tenants: The tenants a template ``issuer`` accepts (``wrong_issuer`` for any
+            other); ``None``: every tenant (a multi-tenant application that signs in
+            any organisation). Only with a template ``issuer``.
         audience: This resource's identifier(s); the token's ``aud`` must contain one.
             With none configured, a token that names audiences is refused
             ``wrong_audience`` (RFC 7519 §4.1.3) unless ``accept_any_audience``.
@@ -273,6 +398,7 @@ class JWTVerifier:
         keys: KeySource | None = None,
         algorithms: Iterable[str] | None = None,
         issuer: str | Iterable[str] | None = None,
+        tenants: Iterable[str] | None = None,
         audience: str | Iterable[str] | None = None,
         accept_any_audience: bool = False,
         leeway: float = 60,
@@ -325,11 +451,23 @@ class JWTVerifier:
                 JWKSCache(jwks_url, **options)
                 if jwks_url is not None
                 else DiscoveryKeys(
-                    str(issuer_url), algorithms_from_metadata=algorithms is None, **options
+                    str(issuer_url),
+                    algorithms_from_metadata=algorithms is None,
+                    issuer_template=_discovered_template(issuer),
+                    **options,
                 )
             )
         self.revocation = _checked_store(revocation)
-        self._issuers = None if self.issuer is None else frozenset(self.issuer)
+        self._templates = tuple(
+            _IssuerTemplate(issuer) for issuer in self.issuer or () if TENANT_PLACEHOLDER in issuer
+        )
+        self.tenants = _tenants(tenants, templated=bool(self._templates))
+        self._tenants = None if self.tenants is None else frozenset(self.tenants)
+        self._issuers = (
+            None
+            if self.issuer is None
+            else frozenset(i for i in self.issuer if TENANT_PLACEHOLDER not in i)
+        )
         self._audiences = None if self.audience is None else frozenset(self.audience)
         self._required = tuple(
             (name, missing_claim(name).description) for name in self.required_claims
@@ -392,6 +530,19 @@ class JWTVerifier:
         if not key.verify(parsed.signing_input, parsed.signature):
             raise AuthFailure(Reason.BAD_SIGNATURE)
 
+    def check_issuer(self, claims: Mapping[str, Any]) -> None:
+        """Check ``iss`` (and, for a tenant template, ``tid``) as :meth:`verify` does.
+
+        A no-op when no issuer is expected.
+
+        Raises:
+            AuthFailure: ``missing_claim`` (no ``iss``, or no ``tid`` for a template) or
+                ``wrong_issuer`` (not an expected issuer, a tenant not allowed, a
+                ``tid`` naming another tenant).
+        """
+        if self._issuers is not None:
+            self._check_issuer(dict(claims), self._issuers)
+
     def refresh_keys(self) -> None:
         """Load the keys again now, ignoring the JWKS cool-down; blocks up to ``jwks_timeout``.
 
@@ -415,22 +566,24 @@ class JWTVerifier:
 
     # -- one pass ---------------------------------------------------------------
 
-    def _read(self, token: str) -> _Token:
-        """Split the token and decode each part once (step 1 and 2)."""
-        if len(token) > self.max_token_bytes:
-            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.TOO_LARGE)
-        try:
-            raw = token.encode("ascii")
-        except UnicodeEncodeError:
-            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_THREE_PARTS) from None
-        parts = raw.split(b".")
-        if len(parts) != _JWS_PARTS or not parts[0] or not parts[1]:
-            if len(parts) == _JWE_PARTS:
-                raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.ENCRYPTED)
-            raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.NOT_THREE_PARTS)
-        header_b64, claims_b64, signature_b64 = parts
-        header = self._header(header_b64)
-        claims, nested = _load_object(claims_b64.translate(_TO_BASE64), Sentence.CLAIMS_NOT_OBJECT)
+    def _read(self, token: str, split: _Split | None = None) -> _Token:
+        """Split the token and decode each part once (step 1 and 2).
+
+        ``split``: the token already split and its claims decoded (by a
+        :class:`~invalidtoken_mw.multi_issuer.MultiIssuerVerifier`); only the header
+        (remembered) and the signature are left to decode.
+        """
+        if split is None:
+            raw, header_b64, claims_b64, signature_b64 = _segments(token, self.max_token_bytes)
+            header = self._header(header_b64)
+            claims, nested = _load_object(
+                claims_b64.translate(_TO_BASE64), Sentence.CLAIMS_NOT_OBJECT
+            )
+        else:
+            if len(token) > self.max_token_bytes:
+                raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.TOO_LARGE)
+            raw, header_b64, claims_b64, signature_b64, claims, nested = split
+            header = self._header(header_b64)
         try:
             signature = _unbase64(signature_b64.translate(_TO_BASE64))
         except _NOT_TEXT:
@@ -497,13 +650,20 @@ class JWTVerifier:
         if iat is not None and iat > now + self.leeway:
             raise AuthFailure(Reason.NOT_YET_VALID)
 
-    @staticmethod
-    def _check_issuer(claims: dict[str, Any], issuers: frozenset[str]) -> None:
+    def _check_issuer(self, claims: dict[str, Any], issuers: frozenset[str]) -> None:
         if "iss" not in claims:
             raise missing_claim("iss")
         iss = claims["iss"]
-        if type(iss) is not str or iss not in issuers:
+        if type(iss) is not str:
             raise AuthFailure(Reason.WRONG_ISSUER)
+        if iss in issuers:
+            return
+        if not self._templates or not _tenant_checked(iss, claims, self._templates, self._tenants):
+            raise AuthFailure(Reason.WRONG_ISSUER)
+
+    def _serves(self, iss: str) -> bool:
+        """Whether ``iss`` is one of this verifier's template issuers (any tenant)."""
+        return any(template.tenant(iss) is not None for template in self._templates)
 
     def _check_audience(self, claims: dict[str, Any]) -> None:
         """RFC 7519 §4.1.3: a token naming audiences must name this service."""
@@ -562,15 +722,7 @@ class JWTVerifier:
         cache_key = self._verdicts.key(token)
         claims = self._verdicts.lookup(cache_key)
         if claims is None:
-            try:
-                read = self._read(token)
-                version = self.keys.version
-                key = self.keys.key_for(read.header.kid, read.header.alg)
-                claims = self._verified(cache_key, read, key, version)
-            except AuthFailure:
-                raise
-            except Exception as exc:
-                raise self._unexpected(exc, token) from exc
+            claims = self._fresh(token, cache_key, None)
         if self.revocation is not None and check_revocation(self.revocation, claims):
             self._revoked(cache_key)
         return claims
@@ -587,18 +739,60 @@ class JWTVerifier:
         cache_key = self._verdicts.key(token)
         claims = self._verdicts.lookup(cache_key)
         if claims is None:
-            try:
-                read = self._read(token)
-                version = self.keys.version
-                key = await self.keys.key_for_async(read.header.kid, read.header.alg)
-                claims = self._verified(cache_key, read, key, version)
-            except AuthFailure:
-                raise
-            except Exception as exc:
-                raise self._unexpected(exc, token) from exc
+            claims = await self._fresh_async(token, cache_key, None)
         if self.revocation is not None and await check_revocation_async(self.revocation, claims):
             self._revoked(cache_key)
         return claims
+
+    # -- the same, for a token a MultiIssuerVerifier has split and routed -------------
+    # verify() and verify_async() keep their own bodies: a remembered verdict costs the
+    # single-verifier case no extra call.
+
+    def _verify(self, token: str, split: _Split) -> dict[str, Any]:
+        """:meth:`verify` of a token whose claims are already decoded."""
+        cache_key = self._verdicts.key(token)
+        claims = self._verdicts.lookup(cache_key)
+        if claims is None:
+            claims = self._fresh(token, cache_key, split)
+        if self.revocation is not None and check_revocation(self.revocation, claims):
+            self._revoked(cache_key)
+        return claims
+
+    async def _verify_async(self, token: str, split: _Split) -> dict[str, Any]:
+        """:meth:`verify_async` of a token whose claims are already decoded."""
+        cache_key = self._verdicts.key(token)
+        claims = self._verdicts.lookup(cache_key)
+        if claims is None:
+            claims = await self._fresh_async(token, cache_key, split)
+        if self.revocation is not None and await check_revocation_async(self.revocation, claims):
+            self._revoked(cache_key)
+        return claims
+
+    def _fresh(self, token: str, cache_key: bytes, split: _Split | None) -> dict[str, Any]:
+        """Verify a token no verdict is remembered for, and remember the verdict."""
+        try:
+            read = self._read(token, split)
+            version = self.keys.version
+            key = self.keys.key_for(read.header.kid, read.header.alg)
+            return self._verified(cache_key, read, key, version)
+        except AuthFailure:
+            raise
+        except Exception as exc:
+            raise self._unexpected(exc, token) from exc
+
+    async def _fresh_async(
+        self, token: str, cache_key: bytes, split: _Split | None
+    ) -> dict[str, Any]:
+        """:meth:`_fresh` without blocking the event loop (a key fetch runs in a thread)."""
+        try:
+            read = self._read(token, split)
+            version = self.keys.version
+            key = await self.keys.key_for_async(read.header.kid, read.header.alg)
+            return self._verified(cache_key, read, key, version)
+        except AuthFailure:
+            raise
+        except Exception as exc:
+            raise self._unexpected(exc, token) from exc
 
 
 def _allowlist(
@@ -617,6 +811,29 @@ def _allowlist(
     # With issuer_url alone, every asymmetric algorithm passes the header check and the
     # key source refuses those the issuer does not advertise.
     return check_algorithms(ASYMMETRIC_ALGORITHMS if algorithms is None else algorithms)
+
+
+def _discovered_template(issuer: str | Iterable[str] | None) -> str | None:
+    """The one template among the configured issuers, which discovery may also accept."""
+    issuers = _as_tuple(issuer, "issuer") or ()
+    templates = [i for i in issuers if TENANT_PLACEHOLDER in i]
+    return templates[0] if len(templates) == 1 else None
+
+
+def _tenants(tenants: Iterable[str] | None, *, templated: bool) -> tuple[str, ...] | None:
+    if tenants is None:
+        return None
+    if not templated:
+        raise ValueError(
+            "tenants=... needs a multi-tenant issuer template, e.g."
+            " issuer='https://login.microsoftonline.com/{tenantid}/v2.0'."
+        )
+    if isinstance(tenants, str):
+        raise TypeError("tenants must be a list of tenant ids, e.g. tenants=['<tenant-id>'].")
+    values = _as_tuple(tuple(tenants), "tenants")
+    if values is None or any("/" in tenant for tenant in values):
+        raise ValueError("tenants must be a non-empty list of tenant ids, without '/'.")
+    return values
 
 
 def _checked_store(revocation: RevocationStore | None) -> RevocationStore | None:

@@ -20,6 +20,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from invalidtoken_mw import JWTVerifier
 from invalidtoken_mw.jwks import JWKSCache, _SafeRedirectHandler
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from support.jwks_server import JWKSServer
@@ -727,6 +728,22 @@ def test_bad_configuration_fails_at_construction(options: dict[str, Any], messag
     options.setdefault("url", "https://idp.example/.well-known/jwks.json")
     with pytest.raises(ValueError, match=message):
         JWKSCache(**options)
+
+
+@pytest.mark.parametrize("name", ["timeout", "cooldown", "min_interval"])
+@pytest.mark.parametrize("value", ["5", True, None])
+def test_seconds_that_are_not_numbers_are_a_type_error(name: str, value: object) -> None:
+    """A string, a bool or None where seconds belong is named, not a bare math error."""
+    with pytest.raises(TypeError, match=f"{name} must be a number of seconds"):
+        JWKSCache("https://idp.example/jwks.json", **{name: value})  # type: ignore[arg-type]
+
+
+def test_verifier_passes_jwks_min_interval_to_its_key_set() -> None:
+    """jwks_min_interval reaches the JWKS cache (and its checks) from JWTVerifier."""
+    with pytest.raises(ValueError, match="min_interval must be a positive"):
+        JWTVerifier(jwks_url="https://idp.example/jwks.json", jwks_min_interval=0)
+    with pytest.raises(ValueError, match="min_interval must be a positive"):
+        JWTVerifier(issuer_url="https://idp.example", jwks_min_interval=-1.0)
 
 
 def test_clock_must_be_callable() -> None:

@@ -207,6 +207,7 @@ class DiscoveryKeys:
         timeout: Seconds the metadata fetch may take in all, every location tried
             included; each JWKS fetch then has as long again.
         cooldown: Minimum seconds between two metadata attempts, and the JWKS cool-down.
+        min_interval: The JWKS cache's ``min_interval`` (the early fetch for a new ``kid``).
         min_ttl: The JWKS cache's lower bound for ``max-age``.
         max_ttl: The JWKS cache's upper bound for ``max-age``.
         default_ttl: The JWKS lifetime without ``max-age``.
@@ -232,6 +233,7 @@ class DiscoveryKeys:
         *,
         timeout: float = 3.0,
         cooldown: float = 5.0,
+        min_interval: float = 1.0,
         min_ttl: float = 60.0,
         max_ttl: float = 3600.0,
         default_ttl: float = 300.0,
@@ -245,6 +247,7 @@ class DiscoveryKeys:
         self._options: dict[str, Any] = {
             "timeout": timeout,
             "cooldown": cooldown,
+            "min_interval": min_interval,
             "min_ttl": min_ttl,
             "max_ttl": max_ttl,
             "default_ttl": default_ttl,

@@ -405,6 +405,8 @@ class JWKSCache:
             ("cooldown", cooldown),
             ("min_interval", min_interval),
         ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number of seconds, got {value!r}")
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if cooldown > _MAX_COOLDOWN:

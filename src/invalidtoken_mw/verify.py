@@ -372,6 +372,10 @@ class JWTVerifier:
             handshake, status line, headers, body); no request waits longer for it.
             With ``issuer_url``, the metadata fetch has as long again.
         jwks_cooldown: Minimum seconds between refreshes caused by unknown ``kid``.
+        jwks_min_interval: Inside the cool-down, one early fetch for the first unknown
+            ``kid`` (a key the issuer has just published) is made when the last fetch is
+            at least this old (:class:`~invalidtoken_mw.jwks.JWKSCache`'s
+            ``min_interval``).
         jwks_max_age: The longest a fetched key set is trusted before it is fetched
             again, whatever its ``Cache-Control: max-age`` says (default one hour): a
             key the issuer withdraws verifies no new token after at most this long.
@@ -411,6 +415,7 @@ class JWTVerifier:
         negative_cache_ttl: float = 60,
         jwks_timeout: float = 3.0,
         jwks_cooldown: float = 5.0,
+        jwks_min_interval: float = 1.0,
         jwks_max_age: float = 3600.0,
         jwks_ssl_context: ssl.SSLContext | None = None,
         revocation: RevocationStore | None = None,
@@ -447,6 +452,7 @@ class JWTVerifier:
             self.keys = StaticKeys(key, algorithms=self.algorithms)
         else:
             options = _jwks_options(jwks_timeout, jwks_cooldown, jwks_max_age, jwks_ssl_context)
+            options["min_interval"] = jwks_min_interval
             self.keys = (
                 JWKSCache(jwks_url, **options)
                 if jwks_url is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -299,3 +300,28 @@ def test_a_second_opentelemetry_metrics_on_one_meter_is_harmless(
     assert {(): 2} == points["invalidtoken.accepted"]
     key = (("error.type", "expired"), ("http.response.status_code", 401))
     assert 1 == points["invalidtoken.rejections"][key]
+
+
+# -- docs/metrics.md ------------------------------------------------------------------------
+
+
+def test_metrics_md_lists_every_metric_with_its_type_and_labels() -> None:
+    """Every exported Prometheus family has a row in docs/metrics.md with its type and labels."""
+    registry = prometheus_client.CollectorRegistry()
+    PrometheusMetrics(registry)
+    families = list(registry.collect())
+    documented = (Path(__file__).parents[1] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    rows = {
+        cells[0].strip("`"): (cells[1], cells[2])
+        for line in documented.splitlines()
+        if line.startswith("| `invalidtoken_")
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    exported = {}
+    for family in families:
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = {k for s in family.samples for k in s.labels}
+        exported[name] = family.type
+        if labels:
+            assert labels == {label.strip("` ") for label in rows[name][1].split(",")}, name
+    assert exported == {name: kind for name, (kind, _) in rows.items()}

@@ -21,8 +21,9 @@ issuer). The keys then come from a :class:`~invalidtoken_mw.JWKSCache` for that
 Fetching the metadata follows the JWKS rules: at most one fetch in flight (threads and
 asyncio tasks share it; the event loop never blocks), one deadline of ``timeout``
 seconds for all locations tried, no new attempt sooner than ``cooldown`` seconds after
-the last failed one, and a ``discovery_failed`` warning naming the cause (``status``,
-``not_json``, ``issuer_mismatch``, ``no_jwks_uri``, ``fetch_failed``, ...); until a document loads,
+the last failed one, and a ``discovery_failed`` warning naming the cause (``http_status``,
+``timeout``, ``not_json``, ``issuer_mismatch``, ``no_jwks_uri``, ...) with a ``detail``
+sentence; until a document loads,
 tokens are refused ``key_unavailable`` (503). Once loaded, the metadata is kept for the
 life of the key source (an issuer's ``jwks_uri`` does not change; its keys do, and the
 JWKS cache refreshes them), so a metadata endpoint that fails later changes nothing.

@@ -36,7 +36,10 @@
   runs in the background. Only a ``kid`` the set lacks, or a cache that never loaded,
   waits, and only for the one fetch in flight.
 - **Stale while error.** A failed refresh keeps the previous keys and logs
-  ``jwks_refresh_failed``; with nothing cached, callers get ``key_unavailable`` (503).
+  ``jwks_refresh_failed`` with a stable ``cause`` (``http_status`` and its
+  ``status_code``, ``timeout``, ``connection_refused``, ``not_a_key_set``,
+  ``discovery_document``...) and a ``detail`` sentence; :attr:`JWKSCache.last_failure`
+  keeps it. With nothing cached, callers get ``key_unavailable`` (503).
 - **Certificates checked.** ``https`` URLs are fetched with certificate and host name
   checks (the system's trust store, or the ``ssl_context`` given); a context that turns
   them off is refused, and no redirect may lead from ``https`` down to ``http``.

@@ -32,13 +32,7 @@ from invalidtoken_mw.reasons import Reason
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = [
-    "ACCEPTED_HELP",
-    "COUNTER_HELP",
-    "OpenTelemetryMetrics",
-    "PrometheusMetrics",
-    "RejectionRecorder",
-]
+__all__ = ["OpenTelemetryMetrics", "PrometheusMetrics", "RejectionRecorder"]
 
 COUNTER_NAME = "invalidtoken_rejections"
 COUNTER_HELP = "Requests refused by invalidtoken-mw, by reason and HTTP status."

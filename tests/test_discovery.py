@@ -149,7 +149,7 @@ def test_metadata_urls_for_issuers_with_and_without_a_path() -> None:
         (b"[1, 2]", 200, "not_json_object", set()),
         ({"issuer": "SAME", "jwks_uri": "ftp://x/keys"}, 200, "jwks_uri_not_https", {"jwks_uri"}),
         ({"issuer": "SAME", "jwks_uri": "http:///keys"}, 200, "bad_jwks_uri", {"jwks_uri"}),
-        ({"error": "boom"}, 500, "status", {"status"}),
+        ({"error": "boom"}, 500, "http_status", {"status_code", "detail"}),
     ],
 )
 def test_an_unusable_document_answers_key_unavailable_and_says_why(
@@ -190,7 +190,11 @@ def test_no_document_anywhere_is_a_404(idp: DiscoveryServer) -> None:
         failure = refusal(verifier(idp.origin), issued(idp.origin))
     assert Reason.KEY_UNAVAILABLE is failure.reason
     [event] = discovery_events(logs)
-    assert ("status", 404, idp.origin + RFC8414) == (event["cause"], event["status"], event["url"])
+    assert ("http_status", 404, idp.origin + RFC8414) == (
+        event["cause"],
+        event["status_code"],
+        event["url"],
+    )
     assert (1, 1) == (idp.count(OIDC), idp.count(RFC8414))
 
 
@@ -215,7 +219,7 @@ def test_a_metadata_server_too_slow_is_key_unavailable_within_the_timeout(
     assert time.monotonic() - started < 1.0
     assert Reason.KEY_UNAVAILABLE is failure.reason
     [event] = discovery_events(logs)
-    assert ("fetch_failed", "TimeoutError") == (event["cause"], event["error_type"])
+    assert ("timeout", "TimeoutError") == (event["cause"], event["error_type"])
 
 
 # -- the JWKS rules: cool-down, stale-while-error, single flight ------------------

@@ -497,7 +497,8 @@ def test_stale_keys_are_served_while_the_server_is_down(
             "log_level": "warning",
             "url": server.url,
             "error_type": "URLError",
-            "cause": "ConnectionRefusedError",
+            "cause": "connection_refused",
+            "detail": "the connection was refused (nothing listens)",
             "serving_stale": True,
         }
     ] == logs

@@ -21,8 +21,9 @@ issuer). The keys then come from a :class:`~invalidtoken_mw.JWKSCache` for that
 Fetching the metadata follows the JWKS rules: at most one fetch in flight (threads and
 asyncio tasks share it; the event loop never blocks), one deadline of ``timeout``
 seconds for all locations tried, no new attempt sooner than ``cooldown`` seconds after
-the last failed one, and a ``discovery_failed`` warning naming the cause (``status``,
-``not_json``, ``issuer_mismatch``, ``no_jwks_uri``, ``fetch_failed``, ...); until a document loads,
+the last failed one, and a ``discovery_failed`` warning naming the cause (``http_status``,
+``timeout``, ``not_json``, ``issuer_mismatch``, ``no_jwks_uri``, ...) with a ``detail``
+sentence; until a document loads,
 tokens are refused ``key_unavailable`` (503). Once loaded, the metadata is kept for the
 life of the key source (an issuer's ``jwks_uri`` does not change; its keys do, and the
 JWKS cache refreshes them), so a metadata endpoint that fails later changes nothing.
@@ -44,7 +45,9 @@ from urllib.parse import urlsplit, urlunsplit
 import structlog
 from jwt.algorithms import get_default_algorithms
 
-from invalidtoken_mw.jwks import _FETCH_ERRORS, JWKSCache, _cause, _checked_tls, _get, _remaining
+from invalidtoken_mw import _keyhealth
+from invalidtoken_mw._keyhealth import FetchProblem, describe
+from invalidtoken_mw.jwks import _FETCH_ERRORS, JWKSCache, _checked_tls, _get, _remaining
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
@@ -96,13 +99,24 @@ class IssuerMetadata:
     url: str
 
 
-class _MetadataError(Exception):
+_DETAILS = {
+    "not_json": "the metadata document is not JSON",
+    "not_json_object": "the metadata document is not a JSON object",
+    "issuer_mismatch": "the document's issuer is not the configured issuer_url (compare"
+    " them character for character, trailing '/' included)",
+    "no_jwks_uri": "the metadata document has no jwks_uri",
+    "jwks_uri_not_https": "the document's jwks_uri is not https for an https issuer",
+    "no_asymmetric_algorithm": "the issuer advertises no asymmetric signing algorithm",
+    "bad_jwks_uri": "the document's jwks_uri is not a usable http(s) URL",
+}
+
+
+class _MetadataError(FetchProblem):
     """The metadata document is unusable; ``cause`` names why, ``facts`` go to the log."""
 
-    def __init__(self, cause: str, **facts: Any) -> None:  # noqa: ANN401 - log fields
-        super().__init__(cause)
-        self.cause = cause
-        self.facts = facts
+    def __init__(self, cause: str, detail: str | None = None, **facts: Any) -> None:  # noqa: ANN401 - log fields
+        super().__init__(cause, detail or _DETAILS.get(cause, cause), **facts)
+        self.facts = self.fields
 
 
 def metadata_urls(issuer_url: str) -> tuple[str, ...]:
@@ -181,7 +195,12 @@ def _read_metadata(
     issuer = document.get("issuer")
     if issuer != issuer_url and (template is None or issuer != template):
         # The usual mistake is a trailing slash: the log shows both to compare.
-        raise _MetadataError("issuer_mismatch", document_issuer=_shown(issuer))
+        raise _MetadataError(
+            "issuer_mismatch",
+            f"the document's issuer {_shown(issuer)} is not the configured issuer_url"
+            f" {issuer_url!r} (compare them character for character, trailing '/' included)",
+            document_issuer=_shown(issuer),
+        )
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri:
         raise _MetadataError("no_jwks_uri")
@@ -272,6 +291,9 @@ class DiscoveryKeys:
         self._fetch_count = 0
         self._metadata: IssuerMetadata | None = None
         self._jwks: JWKSCache | None = None
+        # Wall-clock time the metadata loaded, for the last-success metric.
+        self._loaded_at: float | None = None
+        _keyhealth.track("discovery", self)
 
     @property
     def metadata(self) -> IssuerMetadata | None:
@@ -296,6 +318,24 @@ class DiscoveryKeys:
     def fetch_count(self) -> int:
         """The number of metadata fetches started so far (each may try several locations)."""
         return self._fetch_count
+
+    @property
+    def loaded_at(self) -> float | None:
+        """Wall-clock time (``time.time()``) the metadata loaded; ``None`` before."""
+        return self._loaded_at
+
+    @property
+    def last_failure(self) -> str | None:
+        """Why the metadata, or else the key set, failed to load last, with its cause.
+
+        ``None`` when nothing failed. Example: ``"issuer_mismatch: the document's issuer
+        'https://id.example.com/' is not the configured issuer_url ..."``.
+        """
+        jwks = self._jwks
+        if jwks is not None:
+            return jwks.last_failure
+        failure = describe(self._error)
+        return None if failure is None else f"{failure.cause}: {failure.detail}"
 
     @property
     def version(self) -> int:
@@ -427,6 +467,7 @@ class DiscoveryKeys:
             self._fetch(deadline)
         except Exception as exc:  # noqa: BLE001 - a bug must not leave waiters hanging
             self._error = exc.with_traceback(None)
+            _keyhealth.fetched("discovery", describe(exc))
             _log.error(
                 "discovery_failed",
                 issuer=self.issuer_url,
@@ -444,15 +485,19 @@ class DiscoveryKeys:
             metadata = self._download(deadline)
             jwks = self._new_jwks(metadata)
         except _MetadataError as exc:
+            _keyhealth.fetched("discovery", describe(exc))
             _log.warning(
                 "discovery_failed",
                 issuer=self.issuer_url,
                 url=exc.facts.pop("url", url),
                 cause=exc.cause,
+                detail=exc.detail,
                 **exc.facts,
             )
             self._error = exc.with_traceback(None)
             return
+        _keyhealth.fetched("discovery", None)
+        self._loaded_at = time.time()
         self._metadata = metadata
         self._error = None
         self._jwks = jwks
@@ -472,10 +517,22 @@ class DiscoveryKeys:
             except urllib.error.HTTPError as exc:
                 if exc.code in _HTTP_CLIENT_ERRORS and i < last:
                     continue  # not published here: try the next location
-                raise _MetadataError("status", url=url, status=exc.code) from None
-            except _FETCH_ERRORS as exc:
+                failure = describe(exc)
+                if failure is None:  # pragma: no cover - describe answers every HTTPError
+                    raise
                 raise _MetadataError(
-                    "fetch_failed", url=url, error_type=type(exc).__name__, error=_cause(exc)
+                    failure.cause, failure.detail, url=url, **failure.fields
+                ) from None
+            except _FETCH_ERRORS as exc:
+                failure = describe(exc)
+                if failure is None:  # pragma: no cover - describe answers every exception
+                    raise
+                raise _MetadataError(
+                    failure.cause,
+                    failure.detail,
+                    url=url,
+                    **failure.fields,
+                    error_type=type(exc).__name__,
                 ) from None
             try:
                 return _read_metadata(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from invalidtoken_mw._keyhealth import describe
 from invalidtoken_mw.discovery import DiscoveryKeys
 from invalidtoken_mw.multi_issuer import MultiIssuerVerifier
 from invalidtoken_mw.reasons import AuthFailure, Reason
@@ -233,6 +234,12 @@ def _signature_check(verifier: JWTVerifier, parsed: ParsedToken) -> Check:
     except AuthFailure as failure:
         if failure.reason is Reason.BAD_SIGNATURE:
             return Check.fail("signature", "the signature does not match the key")
+        why = describe(failure.__cause__) if failure.reason is Reason.KEY_UNAVAILABLE else None
+        if why is not None:
+            # The operator's question is why the keys are missing, not that they are.
+            return Check.fail(
+                "signature", f"the signing keys could not be fetched ({why.cause}): {why.detail}"
+            )
         return Check.fail("signature", failure.description)
     return Check.ok("signature", f"signed with {parsed.alg}, key {parsed.kid or '(static)'}")
 

@@ -36,7 +36,10 @@
   runs in the background. Only a ``kid`` the set lacks, or a cache that never loaded,
   waits, and only for the one fetch in flight.
 - **Stale while error.** A failed refresh keeps the previous keys and logs
-  ``jwks_refresh_failed``; with nothing cached, callers get ``key_unavailable`` (503).
+  ``jwks_refresh_failed`` with a stable ``cause`` (``http_status`` and its
+  ``status_code``, ``timeout``, ``connection_refused``, ``not_a_key_set``,
+  ``discovery_document``...) and a ``detail`` sentence; :attr:`JWKSCache.last_failure`
+  keeps it. With nothing cached, callers get ``key_unavailable`` (503).
 - **Certificates checked.** ``https`` URLs are fetched with certificate and host name
   checks (the system's trust store, or the ``ssl_context`` given); a context that turns
   them off is refused, and no redirect may lead from ``https`` down to ``http``.
@@ -81,6 +84,8 @@ from urllib.parse import urlsplit, urlunsplit
 import jwt
 import structlog
 
+from invalidtoken_mw import _keyhealth
+from invalidtoken_mw._keyhealth import FetchProblem, describe
 from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw._version import __version__
 from invalidtoken_mw.keys import VerifyingKey
@@ -126,12 +131,14 @@ _REFRESH_AHEAD = 0.8
 # Waiters give a fetch this much longer than its own deadline, for parsing the keys and
 # for the fetch thread to be scheduled; the network exchange itself ends at the deadline.
 _WAIT_GRACE = 0.1
+# How much of a document's jwks_uri a failure message quotes.
+_SHOWN_URI = 200
 # Stands for "no kid" where ``None`` (a token without ``kid``) is a kid like any other.
 _NO_KID: Final = object()
 
 
-class _InvalidJWKSError(ValueError):
-    """Raised when a response is not a usable JWK Set."""
+class _InvalidJWKSError(FetchProblem, ValueError):
+    """Raised when a response is not a usable JWK Set; ``cause`` says why."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -447,6 +454,9 @@ class JWKSCache:
         self._looked_for: object = _NO_KID
         self._newcomer: object = _NO_KID
         self._next_early = -math.inf
+        # Wall-clock time of the last successful fetch, for the key-set age metric.
+        self._loaded_at: float | None = None
+        _keyhealth.track("jwks", self)
         self._snapshot = _Snapshot(
             {},
             None,
@@ -461,6 +471,20 @@ class JWKSCache:
     def fetch_count(self) -> int:
         """The number of HTTP fetches started so far, successful or not."""
         return self._fetch_count
+
+    @property
+    def loaded_at(self) -> float | None:
+        """Wall-clock time (``time.time()``) of the last successful fetch; ``None`` before."""
+        return self._loaded_at
+
+    @property
+    def last_failure(self) -> str | None:
+        """Why the latest fetch failed, in one sentence with its cause; ``None`` if it did not.
+
+        Example: ``"not_a_key_set: the document has no 'keys' list"``.
+        """
+        failure = describe(self._snapshot.error)
+        return None if failure is None else f"{failure.cause}: {failure.detail}"
 
     @property
     def version(self) -> int:
@@ -695,11 +719,15 @@ class JWKSCache:
             keys, sole, by_text = _parse_jwks(body, previous.by_text)
             ttl = self._ttl(headers)
         except _FETCH_ERRORS as exc:
+            failure = describe(exc) or _keyhealth.FetchFailure("unexpected_error", str(exc))
+            _keyhealth.fetched("jwks", failure)
             _log.warning(
                 "jwks_refresh_failed",
                 url=self._log_url,
+                cause=failure.cause,
+                detail=failure.detail,
+                **failure.fields,
                 error_type=type(exc).__name__,
-                cause=_cause(exc),
                 serving_stale=previous.loaded,
             )
             # Without its traceback the error does not pin this frame, and through `previous`
@@ -707,6 +735,8 @@ class JWKSCache:
             error = exc.with_traceback(None)
             snapshot = replace(previous, attempted_at=self._clock(), error=error)
         else:
+            _keyhealth.fetched("jwks", None)
+            self._loaded_at = time.time()
             now = self._clock()
             current = frozenset(v for key in by_text.values() for v in key.verifying.values())
             snapshot = _Snapshot(
@@ -771,15 +801,11 @@ def _get(url: str, timeout: float, tls: ssl.SSLContext, accept: str) -> tuple[by
         while chunk := response.read1(_READ_CHUNK):
             size += len(chunk)
             if size > _MAX_BODY_BYTES:
-                raise _InvalidJWKSError(f"the response exceeds {_MAX_BODY_BYTES} bytes")
+                raise _InvalidJWKSError(
+                    "body_too_large", f"the response exceeds {_MAX_BODY_BYTES} bytes"
+                )
             chunks.append(chunk)
         return b"".join(chunks), response.headers
-
-
-def _cause(exc: Exception) -> str | None:
-    """What lies under a ``URLError``: a refused connection, a timeout, a bad certificate."""
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else None
-    return type(reason).__name__ if isinstance(reason, BaseException) else None
 
 
 def _fetch_timeout() -> TimeoutError:
@@ -872,10 +898,13 @@ def _parse_jwks(
     Raises:
         ValueError: If the body is not JSON or holds no usable signing key.
     """
-    document = json.loads(body)
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _InvalidJWKSError("not_json", "the response is not JSON") from None
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
-        raise _InvalidJWKSError("the JWKS document has no 'keys' array")
+        raise _not_a_key_set(document)
     keys: list[_Key] = []
     by_text: dict[str, _Key] = {}
     for entry in filter(_is_signing_jwk, entries):
@@ -888,13 +917,37 @@ def _parse_jwks(
         if len(keys) == _MAX_KEYS:
             break
     if not keys:
-        raise _InvalidJWKSError("the JWKS holds no usable signing key")
+        raise _InvalidJWKSError(
+            "no_usable_key",
+            f"none of the {len(entries)} keys is a usable public signature key"
+            " (RSA, EC or OKP with use 'sig', of sufficient length)",
+            keys_listed=len(entries),
+        )
     by_kid: dict[str, tuple[_Key, ...]] = {}
     for key in keys:
         kid = key.jwk.key_id
         if kid is not None:
             by_kid[kid] = (*by_kid.get(kid, ()), key)
     return by_kid, (keys[0] if len(keys) == 1 else None), by_text
+
+
+def _not_a_key_set(document: object) -> _InvalidJWKSError:
+    """Why a JSON document without a ``keys`` list is not a JWK Set, with a hint."""
+    if isinstance(document, dict) and ("jwks_uri" in document or "issuer" in document):
+        # The usual mistake: jwks_url set to the issuer's openid-configuration document.
+        jwks_uri = document.get("jwks_uri")
+        shown = (
+            " " + "".join(c for c in jwks_uri[:_SHOWN_URI] if c.isprintable())
+            if isinstance(jwks_uri, str)
+            else ""
+        )
+        return _InvalidJWKSError(
+            "discovery_document",
+            "the URL serves an issuer's metadata (discovery) document, not a key set:"
+            f" set jwks_url to its jwks_uri{shown}, or give issuer_url instead",
+            hint="set jwks_url to the document's jwks_uri, or use issuer_url",
+        )
+    return _InvalidJWKSError("not_a_key_set", "the JSON document has no 'keys' list")
 
 
 def _parse_key(entry: dict[str, Any]) -> _Key | None:

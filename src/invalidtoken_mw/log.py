@@ -12,6 +12,7 @@ and claims.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import itertools
@@ -169,6 +170,19 @@ class AuthEventLog:
         # The hot path counts with one C call, atomic under the GIL, instead of a lock.
         self._accepted = itertools.count()
         self._counts_lock = threading.Lock()
+        self._watch_accepted()
+
+    def _watch_accepted(self) -> None:
+        """Hand metrics with ``watch_accepted`` a reader of the acceptance count.
+
+        They read it when scraped, so counting an accepted request stays one C call.
+        The reader holds the count, not this object.
+        """
+        count = functools.partial(_count_value, self._accepted)
+        for recorder in self._metrics:
+            watch = getattr(recorder, "watch_accepted", None)
+            if callable(watch):
+                watch(count)
 
     def fingerprint(self, token: str) -> str:
         """A short keyed hash identifying ``token`` without revealing it."""
@@ -179,8 +193,7 @@ class AuthEventLog:
         """A snapshot of rejections (by reason value) and acceptances since start-up."""
         with self._counts_lock:
             counts = dict(self._counts)
-        # repr is "count(N)": N is the next value, so N acceptances so far.
-        counts["accepted"] = int(repr(self._accepted)[6:-1])
+        counts["accepted"] = _count_value(self._accepted)
         return counts
 
     def _count(self, key: str) -> None:
@@ -253,6 +266,11 @@ class AuthEventLog:
             self._logger.error(EVENT, **fields)
         else:
             self._logger.warning(EVENT, **fields)
+
+
+def _count_value(counter: itertools.count[int]) -> int:
+    """How many values ``counter`` has given: its repr is "count(N)", N the next one."""
+    return int(repr(counter)[6:-1])
 
 
 def _request_fields(request: RequestFacts | Callable[[], RequestFacts]) -> dict[str, Any]:

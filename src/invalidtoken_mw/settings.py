@@ -350,7 +350,10 @@ class GuardSettings:
     )
     metrics: Sequence[RejectionRecorder] = field(
         default=(),
-        metadata=_doc("Rejection counters, e.g. `[PrometheusMetrics()]`."),
+        metadata=_doc(
+            "Metrics backends, e.g. `[PrometheusMetrics()]`: rejections, acceptances,"
+            " key fetches ([metrics](metrics.md))."
+        ),
     )
     log_accepted: bool = field(
         default=False,

@@ -742,7 +742,9 @@ def test_seconds_that_are_not_numbers_are_a_type_error(name: str, value: object)
 def test_verifier_passes_jwks_min_interval_to_its_key_set() -> None:
     """jwks_min_interval reaches the JWKS cache (and its checks) from JWTVerifier."""
     with pytest.raises(ValueError, match="min_interval must be a positive"):
-        JWTVerifier(jwks_url="https://idp.example/jwks.json", jwks_min_interval=0)
+        JWTVerifier(
+            jwks_url="https://idp.example/jwks.json", algorithms=["RS256"], jwks_min_interval=0
+        )
     with pytest.raises(ValueError, match="min_interval must be a positive"):
         JWTVerifier(issuer_url="https://idp.example", jwks_min_interval=-1.0)
 

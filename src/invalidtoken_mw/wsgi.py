@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
+from invalidtoken_mw.guard import MAX_FORM_BYTES, AuthOutcome, Guard, Rejected, note_environ
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -76,6 +76,9 @@ class _Request:
 
     def peer(self) -> str | None:
         return self.environ.get("REMOTE_ADDR")
+
+    def note(self, outcome: AuthOutcome) -> None:
+        note_environ(self.environ, outcome)
 
     def read_form(self) -> str | None:
         """Read a form body for the token and put an equivalent stream back."""

@@ -251,8 +251,16 @@ class AuthOutcome(NamedTuple):
 
 
 def note_scope(scope: MutableMapping[str, Any], outcome: AuthOutcome) -> None:
-    """Put ``outcome`` in an ASGI scope's ``state`` under :data:`STATE_KEY`."""
-    scope.setdefault("state", {})[STATE_KEY] = outcome
+    """Put ``outcome`` in an ASGI scope's ``state`` under :data:`STATE_KEY`.
+
+    A refusal of a request accepted before (a failure the application raised) keeps
+    the accepted ``sub`` and ``client_id``, as the WSGI environ keeps their keys.
+    """
+    state = scope.setdefault("state", {})
+    previous = state.get(STATE_KEY)
+    if outcome.reason is not None and isinstance(previous, AuthOutcome):
+        outcome = previous._replace(reason=outcome.reason, status=outcome.status)
+    state[STATE_KEY] = outcome
 
 
 def note_environ(environ: MutableMapping[str, Any], outcome: AuthOutcome) -> None:

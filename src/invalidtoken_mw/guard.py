@@ -36,7 +36,7 @@ from invalidtoken_mw._grammar import QUERY_SEPARATORS_RE
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
 from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
-from invalidtoken_mw.log import AuthEventLog, RequestFacts
+from invalidtoken_mw.log import AuthEventLog, AuthOutcome, RequestFacts
 from invalidtoken_mw.ratelimit import EventRateLimiter
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.render import RenderedFailure, Renderer
@@ -226,28 +226,6 @@ ENVIRON_SUB = "invalidtoken.sub"
 """WSGI environ key: the ``sub`` of an accepted token, as ``log_claims`` allows it."""
 ENVIRON_CLIENT_ID = "invalidtoken.client_id"
 """WSGI environ key: the client of an accepted token, as ``log_claims`` allows it."""
-
-
-class AuthOutcome(NamedTuple):
-    """What the guard decided, for outer middleware and access logs.
-
-    In the ASGI ``scope["state"]["invalidtoken"]`` (:data:`STATE_KEY`); in the WSGI
-    environ as strings under :data:`ENVIRON_REASON`, :data:`ENVIRON_STATUS`,
-    :data:`ENVIRON_SUB` and :data:`ENVIRON_CLIENT_ID` (absent when ``None``).
-
-    Attributes:
-        reason: The reason of a refusal (its string value), ``None`` when accepted.
-        status: The status of a refusal, ``None`` when accepted.
-        sub: The accepted token's ``sub``: ``None`` when absent or left out of
-            ``log_claims``, its keyed fingerprint when in ``hash_claims``.
-        client_id: The accepted token's client (as the ``client_id`` log field), on the
-            same terms.
-    """
-
-    reason: str | None = None
-    status: int | None = None
-    sub: str | None = None
-    client_id: str | None = None
 
 
 def note_scope(scope: MutableMapping[str, Any], outcome: AuthOutcome) -> None:
@@ -509,7 +487,7 @@ class Guard:
             self.events.count_accepted()
         note = getattr(request, "note", None)
         if note is not None:
-            note(self.accepted_outcome(claims))
+            note(self.events.accepted_outcome(claims))
         # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
         return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
@@ -545,7 +523,7 @@ class Guard:
             self.events.count_accepted()
         note = getattr(request, "note", None)
         if note is not None:
-            note(self.accepted_outcome(claims))
+            note(self.events.accepted_outcome(claims))
         # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
         return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
@@ -603,8 +581,7 @@ class Guard:
 
     def accepted_outcome(self, claims: Mapping[str, Any]) -> AuthOutcome:
         """The :class:`AuthOutcome` of verified ``claims``, as ``log_claims`` allows."""
-        sub, client_id = self.events.identity(claims)
-        return AuthOutcome(None, None, sub, client_id)
+        return self.events.accepted_outcome(claims)
 
     def _answer(
         self,

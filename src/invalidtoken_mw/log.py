@@ -42,6 +42,7 @@ __all__ = [
     "EVENT",
     "OTEL_FIELD_NAMES",
     "AuthEventLog",
+    "AuthOutcome",
     "RequestFacts",
     "claim_names",
     "otel_field_names",
@@ -178,11 +179,44 @@ def _client_id(claims: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _printable(value: object) -> str | None:
+    """``value`` as a safe string: as it is when short and printable (no Cc, Cf, Zl, Zp)."""
+    if value is None:
+        return None
+    if type(value) is str and len(value) <= _MAX_STRING and value.isprintable():
+        return value
+    safe = sanitize(value)
+    return safe if isinstance(safe, str) else str(safe)
+
+
 def _scopes(claims: Mapping[str, Any]) -> object:
     scope = claims.get("scope")
     if isinstance(scope, str):
         return scope.split()
     return claims.get("scp")
+
+
+class AuthOutcome(NamedTuple):
+    """What the guard decided, for outer middleware and access logs.
+
+    In the ASGI ``scope["state"]["invalidtoken"]``; in the WSGI environ as strings
+    under ``invalidtoken.reason``, ``invalidtoken.status``, ``invalidtoken.sub`` and
+    ``invalidtoken.client_id``, each absent when ``None`` (the constants are in
+    :mod:`invalidtoken_mw.guard`).
+
+    Attributes:
+        reason: The reason of a refusal (its string value), ``None`` when accepted.
+        status: The status of a refusal, ``None`` when accepted.
+        sub: The accepted token's ``sub``: ``None`` when absent or left out of
+            ``log_claims``, its keyed fingerprint when in ``hash_claims``.
+        client_id: The accepted token's client (as the ``client_id`` log field), on the
+            same terms.
+    """
+
+    reason: str | None = None
+    status: int | None = None
+    sub: str | None = None
+    client_id: str | None = None
 
 
 class AuthEventLog:
@@ -208,6 +242,7 @@ class AuthEventLog:
 
     __slots__ = (
         "_accepted",
+        "_client_logged",
         "_counts",
         "_counts_lock",
         "_fingerprint_key",
@@ -215,6 +250,7 @@ class AuthEventLog:
         "_logged",
         "_logger",
         "_metrics",
+        "_sub_logged",
         "log_accepted",
         "rate_limit",
     )
@@ -231,6 +267,8 @@ class AuthEventLog:
     ) -> None:
         """Prepare the logger and the fingerprint key."""
         self._logged, self._hashed = claim_names(log_claims, hash_claims)
+        self._sub_logged = "sub" in self._logged
+        self._client_logged = "client_id" in self._logged
         if fingerprint_key is not None and len(fingerprint_key) < 16:  # noqa: PLR2004
             raise ValueError("fingerprint_key must be at least 16 bytes of secret material.")
         self._fingerprint_key = fingerprint_key or _PROCESS_KEY
@@ -276,17 +314,38 @@ class AuthEventLog:
 
         A name left out of ``log_claims`` gives ``None``; a hashed one its fingerprint.
         """
-        sub: object = claims.get("sub") if "sub" in self._logged else None
-        client = _client_id(claims) if "client_id" in self._logged else None
-        return self._shown("sub", sub), self._shown("client_id", client)
+        outcome = self.accepted_outcome(claims)
+        return outcome.sub, outcome.client_id
+
+    def accepted_outcome(self, claims: Mapping[str, Any]) -> AuthOutcome:
+        """The :class:`AuthOutcome` of an accepted request with verified ``claims``.
+
+        Runs for every accepted request, so one call does it all: plain printable
+        strings take no regex, and the tuple skips the NamedTuple's generated __new__.
+        """
+        sub = claims.get("sub") if self._sub_logged else None
+        client = None
+        if self._client_logged:
+            client = claims.get("azp")
+            if type(client) is not str:
+                client = _client_id(claims)
+        if self._hashed:
+            sub, client = self._shown("sub", sub), self._shown("client_id", client)
+        else:
+            if sub is not None and not (
+                type(sub) is str and len(sub) <= _MAX_STRING and sub.isprintable()
+            ):
+                sub = _printable(sub)
+            if client is not None and not (len(client) <= _MAX_STRING and client.isprintable()):
+                client = _printable(client)
+        return tuple.__new__(AuthOutcome, (None, None, sub, client))
 
     def _shown(self, name: str, value: object) -> str | None:
         if value is None:
             return None
         if name in self._hashed:
             return self.hashed(value)
-        safe = sanitize(value)
-        return safe if isinstance(safe, str) else str(safe)
+        return _printable(value)
 
     def _peek(self, token: str) -> dict[str, Any]:
         """Read, without trusting them, the header and claim fields worth logging."""

@@ -24,6 +24,7 @@ import pytest
 from django.http import HttpRequest, HttpResponse
 from django.urls import path as django_path
 from flask import Flask
+from litestar import Request as LitestarRequest  # noqa: TC002 - Litestar reads annotations at run time
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -513,3 +514,55 @@ def test_gunicorn_access_log_shows_the_reason(tmp_path: Path) -> None:
     assert lines[0].endswith('"GET /health HTTP/1.1" 401 auth=missing_token sub=-'), lines
     assert lines[1].endswith('"GET /orders HTTP/1.1" 401 auth=bad_signature sub=-'), lines
     assert lines[2].endswith(f'"GET /orders HTTP/1.1" 200 auth=- sub={SUB}'), lines
+
+
+# -- Quart and Litestar: the scope keys and the route, through uvicorn -----------------------
+
+
+def quart_app() -> ScopeSpy:
+    from quart import Quart  # noqa: PLC0415 - only these tests need Quart
+
+    from invalidtoken_mw.quart import InvalidToken as QuartInvalidToken  # noqa: PLC0415
+
+    quart = Quart(__name__)
+    QuartInvalidToken(quart, verifier=make_verifier(), log_rate_limit=None)
+
+    @quart.get("/orders/<int:order_id>")
+    async def quart_order(order_id: int) -> str:
+        return str(order_id)
+
+    app: Any = quart  # its ASGI types are narrower
+    return ScopeSpy(app)
+
+
+def litestar_app() -> ScopeSpy:
+    from litestar import Litestar, get  # noqa: PLC0415 - only these tests need Litestar
+
+    from invalidtoken_mw.litestar import InvalidTokenPlugin  # noqa: PLC0415
+
+    @get("/orders/{order_id:int}")
+    async def litestar_order(request: LitestarRequest[Any, Any, Any]) -> str:
+        return str(request.path_params["order_id"])
+
+    plugin = InvalidTokenPlugin(verifier=make_verifier(), log_rate_limit=None)
+    app: Any = Litestar([litestar_order], plugins=[plugin])  # its ASGI types are narrower
+    return ScopeSpy(app)
+
+
+@pytest.mark.parametrize(
+    ("make", "route"),
+    [(quart_app, "/orders/<int:order_id>"), (litestar_app, "/orders/{order_id}")],
+    ids=["quart", "litestar"],
+)
+def test_routed_asgi_frameworks_log_the_route_and_fill_the_scope(
+    make: Callable[[], ScopeSpy], route: str
+) -> None:
+    spy = make()
+    with run_uvicorn(spy) as base, client(base) as http:
+        _, [event] = events_of(http, "/orders/7", forged())
+        refused = spy.seen[-1]
+        accepted = http.get("/orders/7", headers={"authorization": f"Bearer {genuine()}"})
+    assert (route, False, SUB) == (event["route"], event["signature_verified"], event["sub"])
+    assert AuthOutcome("bad_signature", 401) == refused
+    assert 200 == accepted.status_code
+    assert AuthOutcome(None, None, SUB, CLIENT) == spy.seen[-1]

@@ -65,6 +65,9 @@ OPTIONS: dict[str, Any] = {
 SERVER_HEADERS = frozenset({"date", "server", "content-length", "connection"})
 # Seconds since expiry: read from the clock when each event is emitted.
 CLOCK_FIELDS = frozenset({"expired_for_s"})
+# Known only to a framework that has routed the request before the guard runs (Flask,
+# Django); tests/test_events_servers.py checks it where it is known.
+FRAMEWORK_FIELDS = frozenset({"route"})
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 
@@ -311,7 +314,7 @@ def exchange(url: str, row: Row) -> Seen:
         if name.decode("latin-1").lower() not in SERVER_HEADERS
     )
     logged = [
-        {k: v for k, v in event.items() if k not in CLOCK_FIELDS}
+        {k: v for k, v in event.items() if k not in CLOCK_FIELDS | FRAMEWORK_FIELDS}
         for event in events
         if event.get("event") in {"auth_rejected", "auth_accepted"}
     ]

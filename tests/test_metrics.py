@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import jwt
 import prometheus_client
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -212,6 +214,11 @@ def test_opentelemetry_metrics_needs_the_extra(monkeypatch: pytest.MonkeyPatch) 
 # -- stats() and auth_accepted ---------------------------------------------------------
 
 
+def iso(epoch: int) -> str:
+    """An epoch time as the events write it beside the number."""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def valid_token() -> str:
     """A token the scripted verifiers accept, carrying the required scope."""
     return doc_token(Reason.REVOKED, int(time.time()), scope=REQUIRED_SCOPE)
@@ -278,6 +285,11 @@ def test_auth_accepted_debug_event_only_when_enabled(adapter: str, log_accepted:
         "request_id": REQUEST_ID,
         "token_fingerprint": AuthEventLog(fingerprint_key=FINGERPRINT_KEY).fingerprint(token),
     }
+    # The audit trail: the verified claims of the default log_claims, times also in ISO.
+    claims_ = jwt.decode(token, options={"verify_signature": False})
+    expected.update({k: claims_[k] for k in ("iss", "sub", "aud", "jti", "exp", "iat")})
+    expected["scopes"] = claims_["scope"].split()
+    expected.update({f"{k}_at": iso(claims_[k]) for k in ("exp", "iat")})
     assert ([expected] if log_accepted else []) == events
     assert {"accepted": 1} == app.stats()
 

@@ -150,6 +150,12 @@ class HeaderView:
         """The client's address as the server saw it."""
         return self.request.remote_addr
 
+    def route(self) -> str | None:
+        """The matched URL rule (``/orders/<int:order_id>``), routing being done."""
+        rule = getattr(self.request, "url_rule", None)
+        template = getattr(rule, "rule", None)
+        return template if isinstance(template, str) else None
+
 
 class ContextState:
     """The per-request state an extension keeps on ``g`` (any attribute namespace)."""

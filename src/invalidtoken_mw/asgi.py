@@ -15,7 +15,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
+from invalidtoken_mw.guard import (
+    MAX_FORM_BYTES,
+    STATE_KEY,
+    AuthOutcome,
+    Guard,
+    Rejected,
+    note_scope,
+)
 
 if TYPE_CHECKING:
     from invalidtoken_mw.settings import GuardSettings
@@ -86,6 +93,33 @@ class _Request:
     def peer(self) -> str | None:
         client = self.scope.get("client")
         return str(client[0]) if client else None
+
+    def note(self, outcome: AuthOutcome) -> None:
+        if outcome.reason is None:
+            # An acceptance, on every request: nothing to merge, one call fewer.
+            self.scope.setdefault("state", {})[STATE_KEY] = outcome
+        else:
+            note_scope(self.scope, outcome)
+
+    def route(self) -> str | None:
+        """The route template, once a router has matched the request.
+
+        Starlette and FastAPI put the matched route in ``scope["route"]`` (a failure the
+        application raised, or a per-route middleware); Litestar names it in
+        ``scope["path_template"]`` or by its ``route_handler``. Before routing: ``None``.
+        """
+        scope = self.scope
+        template = scope.get("path_template")
+        if isinstance(template, str):
+            return template
+        path = getattr(scope.get("route"), "path", None)
+        if isinstance(path, str):
+            return path
+        paths = getattr(scope.get("route_handler"), "paths", None)
+        if isinstance(paths, (set, frozenset)) and len(paths) == 1:
+            (only,) = paths
+            return only if isinstance(only, str) else None
+        return None
 
     async def read_form(self) -> str | None:
         """Read the body (up to a limit); ``receive`` then replays it to the application."""

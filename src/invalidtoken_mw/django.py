@@ -33,7 +33,15 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from django.utils.module_loading import import_string
 
-from invalidtoken_mw.guard import MAX_FORM_BYTES, Accepted, Guard, Rejected
+from invalidtoken_mw.guard import (
+    MAX_FORM_BYTES,
+    Accepted,
+    AuthOutcome,
+    Guard,
+    Rejected,
+    note_environ,
+    note_scope,
+)
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import validate_roles, validate_scopes
 from invalidtoken_mw.settings import FIELDS, GuardSettings
@@ -181,6 +189,20 @@ class _Request:
     def peer(self) -> str | None:
         value = self.request.META.get("REMOTE_ADDR")
         return None if value is None else str(value)
+
+    def note(self, outcome: AuthOutcome) -> None:
+        # Under WSGI, META is the server's environ (its access log reads these keys);
+        # under ASGI the scope is the server's.
+        scope = getattr(self.request, "scope", None)
+        if scope is not None:
+            note_scope(scope, outcome)
+        else:
+            note_environ(self.request.META, outcome)
+
+    def route(self) -> str | None:
+        match = getattr(self.request, "resolver_match", None)
+        template = getattr(match, "route", None)
+        return template if isinstance(template, str) and template else None
 
     def _form(self) -> str | None:
         try:

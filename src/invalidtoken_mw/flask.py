@@ -47,7 +47,13 @@ from invalidtoken_mw._extension import (
     guard_from_config,
     required_roles,
 )
-from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
+from invalidtoken_mw.guard import (
+    MAX_FORM_BYTES,
+    AuthOutcome,
+    Guard,
+    Rejected,
+    note_environ,
+)
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import validate_scopes
 
@@ -164,6 +170,10 @@ class _Request(HeaderView):
 
     __slots__ = ()
     request: Request
+
+    def note(self, outcome: AuthOutcome) -> None:
+        # The environ is the server's own dict: its access log reads these keys.
+        note_environ(self.request.environ, outcome)
 
     def read_form(self) -> str | None:
         # Cached by Werkzeug, so the view can still read request.form or the data.

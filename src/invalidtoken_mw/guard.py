@@ -36,7 +36,7 @@ from invalidtoken_mw._grammar import QUERY_SEPARATORS_RE
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
 from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
-from invalidtoken_mw.log import AuthEventLog, RequestFacts
+from invalidtoken_mw.log import AuthEventLog, AuthOutcome, RequestFacts
 from invalidtoken_mw.ratelimit import EventRateLimiter
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.render import RenderedFailure, Renderer
@@ -44,13 +44,19 @@ from invalidtoken_mw.scopes import check_roles, check_scopes
 from invalidtoken_mw.settings import GuardSettings, TokenVerifier
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 
 __all__ = [
+    "ENVIRON_CLIENT_ID",
+    "ENVIRON_REASON",
+    "ENVIRON_STATUS",
+    "ENVIRON_SUB",
     "MAX_FORM_BYTES",
     "PREFLIGHT_STATUS",
+    "STATE_KEY",
     "Accepted",
     "AsyncRequestView",
+    "AuthOutcome",
     "Guard",
     "Rejected",
     "RequestHead",
@@ -59,6 +65,8 @@ __all__ = [
     "expose_challenge",
     "failure_from_exception",
     "is_cors_preflight",
+    "note_environ",
+    "note_scope",
 ]
 
 _EXPOSE = "access-control-expose-headers"
@@ -208,6 +216,41 @@ _QUERY = TokenSource.QUERY
 
 _PREFLIGHT = Rejected(RenderedFailure(PREFLIGHT_STATUS, (), b""))
 
+STATE_KEY = "invalidtoken"
+"""The key of the :class:`AuthOutcome` in the ASGI ``scope["state"]``."""
+ENVIRON_REASON = "invalidtoken.reason"
+"""WSGI environ key: the reason of a refusal (``"expired"``), a string."""
+ENVIRON_STATUS = "invalidtoken.status"
+"""WSGI environ key: the status of a refusal (``"401"``), a string."""
+ENVIRON_SUB = "invalidtoken.sub"
+"""WSGI environ key: the ``sub`` of an accepted token, as ``log_claims`` allows it."""
+ENVIRON_CLIENT_ID = "invalidtoken.client_id"
+"""WSGI environ key: the client of an accepted token, as ``log_claims`` allows it."""
+
+
+def note_scope(scope: MutableMapping[str, Any], outcome: AuthOutcome) -> None:
+    """Put ``outcome`` in an ASGI scope's ``state`` under :data:`STATE_KEY`.
+
+    A refusal of a request accepted before (a failure the application raised) keeps
+    the accepted ``sub`` and ``client_id``, as the WSGI environ keeps their keys.
+    """
+    state = scope.setdefault("state", {})
+    previous = state.get(STATE_KEY)
+    if outcome.reason is not None and isinstance(previous, AuthOutcome):
+        outcome = previous._replace(reason=outcome.reason, status=outcome.status)
+    state[STATE_KEY] = outcome
+
+
+def note_environ(environ: MutableMapping[str, Any], outcome: AuthOutcome) -> None:
+    """Put ``outcome`` in a WSGI environ as strings (what a server's access log reads)."""
+    if outcome.reason is not None:
+        environ[ENVIRON_REASON] = outcome.reason
+        environ[ENVIRON_STATUS] = str(outcome.status)
+    if outcome.sub is not None:
+        environ[ENVIRON_SUB] = outcome.sub
+    if outcome.client_id is not None:
+        environ[ENVIRON_CLIENT_ID] = outcome.client_id
+
 
 def _path_prefixes(paths: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Configured paths without a trailing slash, and the prefixes of what lies below them."""
@@ -293,6 +336,8 @@ class Guard:
             rate_limit=None if rate is None else EventRateLimiter(*rate),
             metrics=settings.metrics,
             log_accepted=settings.log_accepted,
+            log_claims=settings.log_claims,
+            hash_claims=settings.hash_claims,
         )
         self._log_accepted = settings.log_accepted
 
@@ -437,9 +482,12 @@ class Guard:
         except AuthFailure as failure:
             return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
-            self.events.accepted(lambda: self.facts(request), found.token)
+            self.events.accepted(lambda: self.facts(request), found.token, claims)
         else:
             self.events.count_accepted()
+        note = getattr(request, "note", None)
+        if note is not None:
+            note(self.events.accepted_outcome(claims))
         # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
         return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
@@ -470,9 +518,12 @@ class Guard:
         except AuthFailure as failure:
             return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
-            self.events.accepted(lambda: self.facts(request), found.token)
+            self.events.accepted(lambda: self.facts(request), found.token, claims)
         else:
             self.events.count_accepted()
+        note = getattr(request, "note", None)
+        if note is not None:
+            note(self.events.accepted_outcome(claims))
         # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
         return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
@@ -524,13 +575,33 @@ class Guard:
         failure = failure_from_exception(exc)
         if failure is None:
             return None
-        return Rejected(self._answer(failure, request, token), failure)
+        # The middleware accepted this token: its signature was checked and good.
+        verified = token is not None
+        return Rejected(self._answer(failure, request, token, verified=verified), failure)
+
+    def accepted_outcome(self, claims: Mapping[str, Any]) -> AuthOutcome:
+        """The :class:`AuthOutcome` of verified ``claims``, as ``log_claims`` allows."""
+        return self.events.accepted_outcome(claims)
 
     def _answer(
-        self, failure: AuthFailure, request: RequestHead, token: str | None
+        self,
+        failure: AuthFailure,
+        request: RequestHead,
+        token: str | None,
+        *,
+        verified: bool | None = None,
     ) -> RenderedFailure:
-        """Count and log the one ``auth_rejected`` event; return the answer to send."""
-        self.events.rejected(failure, lambda: self.facts(request), token)
+        """Count and log the one ``auth_rejected`` event; return the answer to send.
+
+        The outcome goes to the adapter's view (``note``), for outer middleware and the
+        server's access log.
+        """
+        self.events.rejected(
+            failure, lambda: self.facts(request), token, signature_verified=verified
+        )
+        note = getattr(request, "note", None)
+        if note is not None:
+            note(AuthOutcome(failure.reason.value, failure.reason.status))
         answer = self.renderer.render(
             failure, method=request.method, accept=request.header("accept")
         )
@@ -585,6 +656,8 @@ class Guard:
         """What the log event says about ``request`` (read only when an event is emitted)."""
         forwarded = self.client_ip_header
         request_id = self.request_id_header
+        # An adapter whose framework has routed the request knows its route template.
+        route = getattr(request, "route", None)
         return RequestFacts(
             method=request.method,
             path=request.full_path(),
@@ -593,6 +666,7 @@ class Guard:
             ),
             user_agent=request.header("user-agent"),
             request_id=request.header(request_id) if request_id else None,
+            route=route() if route is not None else None,
         )
 
 

@@ -21,6 +21,7 @@ import re
 import secrets
 import threading
 import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 import structlog
@@ -28,7 +29,7 @@ import structlog
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     from structlog.typing import EventDict
 
@@ -37,10 +38,14 @@ if TYPE_CHECKING:
     from invalidtoken_mw.reasons import AuthFailure
 
 __all__ = [
+    "CLIENT_ID_CLAIMS",
+    "DEFAULT_LOG_CLAIMS",
     "EVENT",
     "OTEL_FIELD_NAMES",
     "AuthEventLog",
+    "AuthOutcome",
     "RequestFacts",
+    "claim_names",
     "otel_field_names",
     "sanitize",
 ]
@@ -67,6 +72,25 @@ _CONTROL = re.compile(
 )
 _HEADER_FIELDS = ("alg", "kid", "typ")
 _CLAIM_FIELDS = ("iss", "sub", "aud", "jti", "exp", "iat", "nbf")
+CLIENT_ID_CLAIMS = ("azp", "client_id", "cid", "appid")
+"""Claims naming the client application, in the order read: the first string one is
+logged as ``client_id`` (``azp`` of OpenID Connect, ``client_id`` of RFC 9068 and
+Okta, ``cid`` of Okta, ``appid`` of Microsoft Entra ID v1)."""
+DEFAULT_LOG_CLAIMS = (*_CLAIM_FIELDS, "client_id", "scopes")
+"""The claim fields an event carries by default (``log_claims``): ``client_id`` is
+read from :data:`CLIENT_ID_CLAIMS`, ``scopes`` from ``scope`` (a space-separated
+string) or ``scp`` (a list)."""
+_TIME_CLAIMS = frozenset({"exp", "iat", "nbf"})
+# Fields of the events themselves: a logged claim may not take one of their names.
+_RESERVED = frozenset({
+    "event", "reason", "error", "status", "method", "path", "client_ip", "user_agent",
+    "request_id", "route", "missing_scopes", "suppressed", "token_fingerprint",
+    "signature_verified", "alg", "kid", "typ", "expired_for_s", "not_before_in_s",
+    "level", "timestamp", "logger",
+    *(f"{name}_at" for name in _TIME_CLAIMS),
+})  # fmt: skip
+_CLAIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
+_HASH_PREFIX = "hmac:"
 _FINGERPRINT_HEX = 16
 _PROCESS_KEY = secrets.token_bytes(32)
 
@@ -107,18 +131,93 @@ class RequestFacts(NamedTuple):
     client_ip: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
+    route: str | None = None
 
 
-def _peek(token: str) -> dict[str, Any]:
-    """Read, without trusting them, the header and claim fields worth logging."""
-    if len(token) > 16384 or not JWS_SHAPE.fullmatch(token):  # noqa: PLR2004 - log budget
-        return {}
-    header_b64, claims_b64, _ = token.split(".")
-    header = decode_object(header_b64) or {}
-    claims = decode_object(claims_b64) or {}
-    fields = {name: sanitize(header[name]) for name in _HEADER_FIELDS if name in header}
-    fields.update({name: sanitize(claims[name]) for name in _CLAIM_FIELDS if name in claims})
-    return fields
+def claim_names(
+    log_claims: Iterable[str] | None, hash_claims: Iterable[str] | None
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """Check ``log_claims`` and ``hash_claims`` once; their normal form.
+
+    Raises:
+        TypeError: Not a list of strings.
+        ValueError: A name that is not a claim name, one an event field already has,
+            a hashed name that is not logged, or a hashed time claim.
+    """
+    logged = DEFAULT_LOG_CLAIMS if log_claims is None else _names("log_claims", log_claims)
+    hashed = frozenset(() if hash_claims is None else _names("hash_claims", hash_claims))
+    for name in logged:
+        if name in _RESERVED or not _CLAIM_NAME.fullmatch(name):
+            raise ValueError(
+                f"log_claims: {name!r} cannot be logged as a claim: use a claim name such"
+                f" as 'sub' or 'tid' that is not an event field; the default is"
+                f" {list(DEFAULT_LOG_CLAIMS)!r}."
+            )
+    if not hashed <= set(logged):
+        unknown = sorted(hashed - set(logged))
+        raise ValueError(
+            f"hash_claims: {unknown!r} are not in log_claims; a hashed claim must be logged,"
+            " e.g. log_claims=[..., 'sub'], hash_claims=['sub']."
+        )
+    if hashed & _TIME_CLAIMS:
+        raise ValueError(
+            "hash_claims: exp, iat and nbf are times, not identities: log or drop them."
+        )
+    return logged, hashed
+
+
+def _names(option: str, value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, (str, bytes)) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{option} must be a list of claim names, e.g. {option}=['iss', 'sub'].")
+    return tuple(dict.fromkeys(value))
+
+
+def _client_id(claims: Mapping[str, Any]) -> str | None:
+    for name in CLIENT_ID_CLAIMS:
+        value = claims.get(name)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _printable(value: object) -> str | None:
+    """``value`` as a safe string: as it is when short and printable (no Cc, Cf, Zl, Zp)."""
+    if value is None:
+        return None
+    if type(value) is str and len(value) <= _MAX_STRING and value.isprintable():
+        return value
+    safe = sanitize(value)
+    return safe if isinstance(safe, str) else str(safe)
+
+
+def _scopes(claims: Mapping[str, Any]) -> object:
+    scope = claims.get("scope")
+    if isinstance(scope, str):
+        return scope.split()
+    return claims.get("scp")
+
+
+class AuthOutcome(NamedTuple):
+    """What the guard decided, for outer middleware and access logs.
+
+    In the ASGI ``scope["state"]["invalidtoken"]``; in the WSGI environ as strings
+    under ``invalidtoken.reason``, ``invalidtoken.status``, ``invalidtoken.sub`` and
+    ``invalidtoken.client_id``, each absent when ``None`` (the constants are in
+    :mod:`invalidtoken_mw.guard`).
+
+    Attributes:
+        reason: The reason of a refusal (its string value), ``None`` when accepted.
+        status: The status of a refusal, ``None`` when accepted.
+        sub: The accepted token's ``sub``: ``None`` when absent or left out of
+            ``log_claims``, its keyed fingerprint when in ``hash_claims``.
+        client_id: The accepted token's client (as the ``client_id`` log field), on the
+            same terms.
+    """
+
+    reason: str | None = None
+    status: int | None = None
+    sub: str | None = None
+    client_id: str | None = None
 
 
 class AuthEventLog:
@@ -134,15 +233,25 @@ class AuthEventLog:
             ``suppressed`` field.
         metrics: Counters told about every rejection, logged or not.
         log_accepted: Also emit an ``auth_accepted`` event at debug level.
+        log_claims: The claim fields events carry (:data:`DEFAULT_LOG_CLAIMS` by
+            default); ``client_id`` and ``scopes`` are derived, any other name is a
+            claim logged as it is.
+        hash_claims: Of ``log_claims``, those logged as a keyed fingerprint
+            (``"hmac:"`` and 16 hex digits, keyed like the token fingerprint) instead
+            of their value.
     """
 
     __slots__ = (
         "_accepted",
+        "_client_logged",
         "_counts",
         "_counts_lock",
         "_fingerprint_key",
+        "_hashed",
+        "_logged",
         "_logger",
         "_metrics",
+        "_sub_logged",
         "log_accepted",
         "rate_limit",
     )
@@ -154,8 +263,13 @@ class AuthEventLog:
         rate_limit: EventRateLimiter | None = None,
         metrics: Iterable[RejectionRecorder] = (),
         log_accepted: bool = False,
+        log_claims: Iterable[str] | None = None,
+        hash_claims: Iterable[str] | None = None,
     ) -> None:
         """Prepare the logger and the fingerprint key."""
+        self._logged, self._hashed = claim_names(log_claims, hash_claims)
+        self._sub_logged = "sub" in self._logged
+        self._client_logged = "client_id" in self._logged
         if fingerprint_key is not None and len(fingerprint_key) < 16:  # noqa: PLR2004
             raise ValueError("fingerprint_key must be at least 16 bytes of secret material.")
         self._fingerprint_key = fingerprint_key or _PROCESS_KEY
@@ -189,6 +303,75 @@ class AuthEventLog:
         digest = hmac.new(self._fingerprint_key, token.encode("utf-8", "replace"), hashlib.sha256)
         return digest.hexdigest()[:_FINGERPRINT_HEX]
 
+    def claim_fields(self, claims: Mapping[str, Any]) -> dict[str, Any]:
+        """The claim fields of an event (``log_claims``), sanitised or hashed."""
+        fields: dict[str, Any] = {}
+        for name in self._logged:
+            if name == "client_id":
+                value: object = _client_id(claims)
+            elif name == "scopes":
+                value = _scopes(claims)
+            else:
+                value = claims.get(name)
+            if value is None:
+                continue
+            fields[name] = self.hashed(value) if name in self._hashed else sanitize(value)
+        return fields
+
+    def hashed(self, value: object) -> str:
+        """A keyed fingerprint of a claim value (``hash_claims``): ``hmac:`` and 16 hex."""
+        text = value if isinstance(value, str) else repr(value)
+        return _HASH_PREFIX + self.fingerprint(text)
+
+    def identity(self, claims: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """``sub`` and ``client_id`` of verified claims as ``log_claims`` allows them.
+
+        A name left out of ``log_claims`` gives ``None``; a hashed one its fingerprint.
+        """
+        outcome = self.accepted_outcome(claims)
+        return outcome.sub, outcome.client_id
+
+    def accepted_outcome(self, claims: Mapping[str, Any]) -> AuthOutcome:
+        """The :class:`AuthOutcome` of an accepted request with verified ``claims``.
+
+        Runs for every accepted request, so one call does it all: plain printable
+        strings take no regex, and the tuple skips the NamedTuple's generated __new__.
+        """
+        sub = claims.get("sub") if self._sub_logged else None
+        client = None
+        if self._client_logged:
+            client = claims.get("azp")
+            if type(client) is not str:
+                client = _client_id(claims)
+        if self._hashed:
+            sub, client = self._shown("sub", sub), self._shown("client_id", client)
+        else:
+            if sub is not None and not (
+                type(sub) is str and len(sub) <= _MAX_STRING and sub.isprintable()
+            ):
+                sub = _printable(sub)
+            if client is not None and not (len(client) <= _MAX_STRING and client.isprintable()):
+                client = _printable(client)
+        return tuple.__new__(AuthOutcome, (None, None, sub, client))
+
+    def _shown(self, name: str, value: object) -> str | None:
+        if value is None:
+            return None
+        if name in self._hashed:
+            return self.hashed(value)
+        return _printable(value)
+
+    def _peek(self, token: str) -> dict[str, Any]:
+        """Read, without trusting them, the header and claim fields worth logging."""
+        if len(token) > 16384 or not JWS_SHAPE.fullmatch(token):  # noqa: PLR2004 - log budget
+            return {}
+        header_b64, claims_b64, _ = token.split(".")
+        header = decode_object(header_b64) or {}
+        claims = decode_object(claims_b64) or {}
+        fields = {name: sanitize(header[name]) for name in _HEADER_FIELDS if name in header}
+        fields.update(self.claim_fields(claims))
+        return fields
+
     def stats(self) -> dict[str, int]:
         """A snapshot of rejections (by reason value) and acceptances since start-up."""
         with self._counts_lock:
@@ -205,17 +388,24 @@ class AuthEventLog:
         next(self._accepted)
 
     def accepted(
-        self, request: RequestFacts | Callable[[], RequestFacts], token: str | None
+        self,
+        request: RequestFacts | Callable[[], RequestFacts],
+        token: str | None,
+        claims: Mapping[str, Any] | None = None,
     ) -> None:
         """Count an accepted request; log ``auth_accepted`` at debug when enabled.
 
         ``request`` may be a function giving the facts: it is called only to log.
+        ``claims`` (verified) add their ``log_claims`` fields, for an audit trail.
         """
         self.count_accepted()
         if self.log_accepted:
             fields = _request_fields(request)
             if token:
                 fields["token_fingerprint"] = self.fingerprint(token)
+            if claims:
+                fields.update(self.claim_fields(claims))
+                _time_fields(fields, expiry=False)
             self._logger.debug("auth_accepted", **fields)
 
     def rejected(
@@ -223,11 +413,15 @@ class AuthEventLog:
         failure: AuthFailure,
         request: RequestFacts | Callable[[], RequestFacts],
         token: str | None,
+        *,
+        signature_verified: bool | None = None,
     ) -> None:
         """Count a refused request and emit its one ``auth_rejected`` event (unless flooded).
 
         ``request`` may be a function giving the facts: it is called only when the
         event is emitted, not for a rejection the rate limit suppresses.
+        ``signature_verified`` (default: the failure's own) says whether the logged
+        claims were vouched for by a good signature.
         """
         reason = failure.reason
         self._count(reason.value)
@@ -260,7 +454,10 @@ class AuthEventLog:
             fields["suppressed"] = suppressed
         if token:
             fields["token_fingerprint"] = self.fingerprint(token)
-            fields.update(_peek(token))
+            fields.update(self._peek(token))
+            fields["signature_verified"] = (
+                failure.signature_verified if signature_verified is None else signature_verified
+            )
             _time_fields(fields)
         if reason.is_server_fault or "unexpected_error" in fields:
             self._logger.error(EVENT, **fields)
@@ -285,10 +482,29 @@ def _request_fields(request: RequestFacts | Callable[[], RequestFacts]) -> dict[
         fields["user_agent"] = sanitize(request.user_agent)
     if request.request_id is not None:
         fields["request_id"] = sanitize(request.request_id)
+    if request.route is not None:
+        fields["route"] = sanitize(request.route)
     return fields
 
 
-def _time_fields(fields: dict[str, Any]) -> None:
+def _iso(value: float) -> str | None:
+    """An epoch time as ISO 8601 UTC to the second (``2026-12-01T14:38:11Z``)."""
+    try:
+        moment = datetime.fromtimestamp(int(value), timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None  # beyond what a datetime holds: the epoch value is logged alone
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _time_fields(fields: dict[str, Any], *, expiry: bool = True) -> None:
+    for name in ("exp", "iat", "nbf"):
+        value = fields.get(name)
+        if _is_number(value) and math.isfinite(value):
+            iso = _iso(value)
+            if iso is not None:
+                fields[f"{name}_at"] = iso
+    if not expiry:
+        return
     now = time.time()
     exp = fields.get("exp")
     # A future nbf, or failing that a future iat, is what makes a token not yet valid.

@@ -27,7 +27,7 @@ raises into its own 500 page before an ASGI middleware can see it, so an
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import jwt
 from quart import Blueprint, Quart, Response, current_app, g, has_request_context, request
@@ -48,7 +48,13 @@ from invalidtoken_mw._extension import (
     guard_from_config,
     required_roles,
 )
-from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
+from invalidtoken_mw.guard import (
+    MAX_FORM_BYTES,
+    AuthOutcome,
+    Guard,
+    Rejected,
+    note_scope,
+)
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import validate_scopes
 
@@ -169,6 +175,9 @@ class _Request(HeaderView):
 
     __slots__ = ()
     request: BaseRequestWebsocket
+
+    def note(self, outcome: AuthOutcome) -> None:
+        note_scope(cast("dict[str, Any]", self.request.scope), outcome)
 
     async def read_form(self) -> str | None:
         # Cached by Quart, so the view can still read the form or the data.

@@ -219,7 +219,7 @@ class AuthFailure(Exception):  # noqa: N818 - the name is public API; it is a fa
             client), e.g. ``{"unexpected_error": "TypeError"}``.
     """
 
-    __slots__ = ("context", "description", "reason", "scopes")
+    __slots__ = ("context", "description", "reason", "scopes", "signature_verified")
 
     def __init__(
         self,
@@ -234,6 +234,9 @@ class AuthFailure(Exception):  # noqa: N818 - the name is public API; it is a fa
         self.description: str = description or self.reason.description
         self.scopes: tuple[str, ...] = tuple(scopes)
         self.context: Mapping[str, object] = context or {}
+        #: Whether the token's signature had been checked, and was good, before this
+        #: failure was decided (set by the verifier; logged as ``signature_verified``).
+        self.signature_verified: bool = False
         super().__init__(self.reason.value, self.description)
 
     @property

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from invalidtoken_mw.challenge import ChallengeSettings
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
+from invalidtoken_mw.log import claim_names
 from invalidtoken_mw.render import (
     DEFAULT_PROBLEM_TYPE_BASE,
     DEFAULT_RETRY_AFTER,
@@ -163,6 +164,19 @@ def _rate_limit(value: object) -> tuple[int, float] | None:
             f"{option} needs burst >= 1 and per_second > 0, e.g. (50, 10.0); got {value!r}."
         )
     return burst, rate
+
+
+def _claim_options(
+    log_claims: object, hash_claims: object
+) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """``log_claims`` and ``hash_claims`` checked together; ``None`` stays the default."""
+    logged = None if log_claims is None else as_list("log_claims", log_claims)
+    hashed = None if hash_claims is None else as_list("hash_claims", hash_claims)
+    checked_logged, checked_hashed = claim_names(logged, hashed)
+    return (
+        None if log_claims is None else checked_logged,
+        None if hash_claims is None else tuple(sorted(checked_hashed)),
+    )
 
 
 def _fingerprint_key(value: object) -> bytes | None:
@@ -359,6 +373,21 @@ class GuardSettings:
         default=False,
         metadata=_doc("Also emit an `auth_accepted` debug event for accepted requests."),
     )
+    log_claims: Sequence[str] | None = field(
+        default=None,
+        metadata=_doc(
+            "Claim fields the events carry (and `sub`/`client_id` put in the ASGI scope"
+            " and WSGI environ); `None`: `iss`, `sub`, `aud`, `jti`, `exp`, `iat`, `nbf`,"
+            " `client_id`, `scopes`. Leave `sub` out where it is personal data."
+        ),
+    )
+    hash_claims: Sequence[str] | None = field(
+        default=None,
+        metadata=_doc(
+            "Of `log_claims`, those logged as a keyed fingerprint (`hmac:` and 16 hex"
+            ' digits, keyed by `fingerprint_key`) instead of their value, e.g. `["sub"]`.'
+        ),
+    )
 
     def __post_init__(self) -> None:
         """Check every value once and store it in its one normal form."""
@@ -412,6 +441,8 @@ class GuardSettings:
             log_rate_limit=_rate_limit(self.log_rate_limit),
             metrics=tuple(self.metrics),
         )
+        log_claims, hash_claims = _claim_options(self.log_claims, self.hash_claims)
+        normal.update(log_claims=log_claims, hash_claims=hash_claims)
         for name, value in normal.items():
             object.__setattr__(self, name, value)
 

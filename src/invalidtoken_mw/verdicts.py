@@ -77,6 +77,7 @@ class _Refused(NamedTuple):
     context: Mapping[str, object]
     until: float
     version: int
+    signature_verified: bool
 
 
 def digest(token: str) -> bytes:
@@ -184,7 +185,9 @@ class VerdictCache:
             return self._accepted_hit(key, hit)
         if refused is not None:
             if time.time() < refused.until and refused.version == self._keys.version:
-                raise AuthFailure(refused.reason, refused.description, context=refused.context)
+                failure = AuthFailure(refused.reason, refused.description, context=refused.context)
+                failure.signature_verified = refused.signature_verified
+                raise failure
             self.forget(key)
         return None
 
@@ -193,7 +196,9 @@ class VerdictCache:
         if now >= hit.reuse_until:
             self.forget(key)
             if now >= hit.expires_at:
-                raise AuthFailure(Reason.EXPIRED)
+                expired = AuthFailure(Reason.EXPIRED)
+                expired.signature_verified = True  # the remembered verdict was verified
+                raise expired
             return None
         if hit.version != self._keys.version:
             # The key source changed since: keep the verdict only if its key is still there.
@@ -247,6 +252,7 @@ class VerdictCache:
             failure.context,
             time.time() + self._negative_ttl,
             version,
+            failure.signature_verified,
         )
         with self._lock:
             self._refused[key] = entry

@@ -697,6 +697,9 @@ class JWTVerifier:
         try:
             self._check(read, key)
         except AuthFailure as failure:
+            # _check verifies the signature first: any other failure was decided on
+            # claims the key vouched for (the log's signature_verified).
+            failure.signature_verified = failure.reason is not Reason.BAD_SIGNATURE
             # Decided after a signature check: worth remembering, as plain values.
             self._verdicts.remember_refusal(cache_key, failure, version)
             raise
@@ -713,6 +716,7 @@ class JWTVerifier:
 
     def _revoked(self, cache_key: bytes) -> NoReturn:
         failure = AuthFailure(Reason.REVOKED)
+        failure.signature_verified = True  # only verified claims are checked for revocation
         self._verdicts.forget(cache_key)
         self._verdicts.remember_refusal(cache_key, failure, self.keys.version)
         raise failure

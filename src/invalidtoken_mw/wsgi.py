@@ -17,7 +17,15 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from invalidtoken_mw.guard import MAX_FORM_BYTES, Guard, Rejected
+from invalidtoken_mw.guard import (
+    ENVIRON_CLIENT_ID,
+    ENVIRON_SUB,
+    MAX_FORM_BYTES,
+    AuthOutcome,
+    Guard,
+    Rejected,
+    note_environ,
+)
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -76,6 +84,17 @@ class _Request:
 
     def peer(self) -> str | None:
         return self.environ.get("REMOTE_ADDR")
+
+    def note(self, outcome: AuthOutcome) -> None:
+        if outcome.reason is None:
+            # An acceptance, on every request: the two keys set here, one call fewer.
+            _, _, sub, client_id = outcome
+            if sub is not None:
+                self.environ[ENVIRON_SUB] = sub
+            if client_id is not None:
+                self.environ[ENVIRON_CLIENT_ID] = client_id
+        else:
+            note_environ(self.environ, outcome)
 
     def read_form(self) -> str | None:
         """Read a form body for the token and put an equivalent stream back."""

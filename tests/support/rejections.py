@@ -90,8 +90,9 @@ class Rejection:
         """The exact field names of this rejection's event (without ``log_level``)."""
         fields = BASE_FIELDS | {"user_agent", "request_id"} | self.extra_fields
         if self.token is not None:
-            fields |= {"token_fingerprint"}
-        return fields
+            fields |= {"token_fingerprint", "signature_verified"}
+        # Each logged epoch time has its ISO 8601 twin.
+        return fields | {f"{name}_at" for name in ("exp", "iat", "nbf") if name in fields}
 
 
 def rejections(now: int | None = None) -> list[Rejection]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 import structlog
 
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
+from invalidtoken_mw.tracing import annotate_current_span
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -220,6 +221,9 @@ class AuthEventLog:
         self._count(reason.value)
         for recorder in self._metrics:
             recorder.record(reason)
+        # Before the flood limit: a sampled trace shows its refusal even when the log
+        # skipped it. Without a recording span this costs a lookup or two.
+        annotate_current_span(failure, token)
         suppressed = 0
         if self.rate_limit is not None:
             allowed = self.rate_limit.acquire(reason)

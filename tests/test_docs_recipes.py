@@ -92,7 +92,15 @@ def same_shape(shown: Any, produced: Any) -> bool:
 
 def test_every_recipe_on_the_page_is_checked_here() -> None:
     """A recipe added to the page needs its check below; none is forgotten."""
-    checked = {"structlog-json", "uvicorn-stdlib", "stdlib-only", "otel-logs", "ecs", "datadog"}
+    checked = {
+        "structlog-json",
+        "uvicorn-stdlib",
+        "gunicorn-stdlib",
+        "stdlib-only",
+        "otel-logs",
+        "ecs",
+        "datadog",
+    }
     assert checked == set(RECIPES)
 
 
@@ -149,15 +157,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_the_uvicorn_recipe_shares_one_json_stream(tmp_path: Path) -> None:
-    """uvicorn-stdlib: uvicorn's lines and ours, all JSON, on the same stream."""
-    script = tmp_path / "app.py"
-    script.write_text(RECIPES["uvicorn-stdlib"].code, encoding="utf-8")
-    port = _free_port()
-    env = {**os.environ, "PORT": str(port)}
+def serve_and_refuse(command: list[str], port: int, cwd: Path) -> list[dict[str, Any]]:
+    """Start ``command`` (a server on ``port``), GET /orders without a token, stop it.
+
+    Returns the server's standard error, every line parsed as JSON (one that is not
+    fails the test); standard output must stay empty.
+    """
     server = subprocess.Popen(  # noqa: S603 - our own interpreter, the page's code
-        [sys.executable, str(script)],
-        env=env,
+        command,
+        cwd=cwd,
+        env={**os.environ, "PORT": str(port)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -174,15 +183,49 @@ def test_the_uvicorn_recipe_shares_one_json_stream(tmp_path: Path) -> None:
                 time.sleep(0.05)
         assert 401 == response.status_code
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(signal.SIGTERM)
         stdout, stderr = server.communicate(timeout=TIMEOUT)
     assert "" == stdout
-    lines = [json.loads(line) for line in stderr.splitlines()]
-    loggers = {line["logger"] for line in lines}
-    assert {"uvicorn.error", "uvicorn.access", "invalidtoken_mw"} <= loggers
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
+def _check_stream(name: str, lines: list[dict[str, Any]], server_loggers: set[str]) -> None:
+    assert server_loggers | {"invalidtoken_mw"} <= {line["logger"] for line in lines}
     [ours] = [line for line in lines if line["event"] == "auth_rejected"]
+    shown = [json.loads(line) for line in shown_output(name)]
+    [shown_ours] = [line for line in shown if line["event"] == "auth_rejected"]
+    assert same_shape(shown_ours, ours), ours
+    # Every line, the server's included, has the keys of a line the page shows.
+    assert {tuple(sorted(line)) for line in shown} >= {tuple(sorted(line)) for line in lines}
+
+
+def test_the_uvicorn_recipe_shares_one_json_stream(tmp_path: Path) -> None:
+    """uvicorn-stdlib: uvicorn's lines and ours, all JSON, on the same stream."""
+    (tmp_path / "app.py").write_text(RECIPES["uvicorn-stdlib"].code, encoding="utf-8")
+    lines = serve_and_refuse([sys.executable, "app.py"], _free_port(), tmp_path)
+    _check_stream("uvicorn-stdlib", lines, {"uvicorn.error", "uvicorn.access"})
     [access] = [line for line in lines if line["logger"] == "uvicorn.access"]
     assert '"GET /orders HTTP/1.1" 401' in access["event"]
-    shown = [json.loads(line) for line in shown_output("uvicorn-stdlib")]
-    assert same_shape(shown[1], ours), ours
-    assert {tuple(sorted(line)) for line in shown} >= {tuple(sorted(line)) for line in lines}
+
+
+def test_the_gunicorn_recipe_shares_one_json_stream(tmp_path: Path) -> None:
+    """gunicorn-stdlib: gunicorn's lines and ours, all JSON, on the same stream."""
+    (tmp_path / "app.py").write_text(RECIPES["uvicorn-stdlib"].code, encoding="utf-8")
+    (tmp_path / "gunicorn.conf.py").write_text(RECIPES["gunicorn-stdlib"].code, encoding="utf-8")
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "gunicorn.conf.py",
+        "-k",
+        "uvicorn_worker.UvicornWorker",
+        "--no-control-socket",
+        "-b",
+        f"127.0.0.1:{port}",
+        "app:app",
+    ]
+    lines = serve_and_refuse(command, port, tmp_path)
+    _check_stream("gunicorn-stdlib", lines, {"gunicorn.error"})
+    assert any(line["event"].startswith("Listening at: ") for line in lines)

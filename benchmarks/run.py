@@ -421,6 +421,52 @@ async def memory(keys: AlgKeys, count: int) -> list[dict[str, Any]]:
     return found
 
 
+# Run in a fresh interpreter: the first figure needs a process that never imported
+# OpenTelemetry. Each figure is the best of five repeats, in ns per refusal.
+_TRACING_PROBE = """
+import json, sys, timeit
+from invalidtoken_mw import AuthFailure, Reason
+from invalidtoken_mw.tracing import annotate_current_span
+failure, number = AuthFailure(Reason.EXPIRED), int(sys.argv[1])
+def best(call):
+    return min(timeit.repeat(call, number=number, repeat=5)) / number * 1e9
+def annotate():
+    annotate_current_span(failure, None)
+found = {"not_imported": best(annotate)}
+import opentelemetry.trace
+found["no_sdk"] = best(annotate)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+with TracerProvider(sampler=ALWAYS_OFF).get_tracer("bench").start_as_current_span("GET"):
+    found["sampled_out"] = best(annotate)
+tracer = TracerProvider().get_tracer("bench")
+def span_only():
+    with tracer.start_as_current_span("GET"):
+        pass
+def span_annotated():
+    with tracer.start_as_current_span("GET"):
+        annotate_current_span(failure, None)
+found["recording"] = best(span_annotated) - best(span_only)
+print(json.dumps(found))
+"""
+TRACING_CALLS = {"smoke": 2_000, "full": 200_000}
+
+
+def tracing_cost(mode: str) -> dict[str, float]:
+    """What putting a refusal on the current span costs, tracing off (three ways) and on."""
+    completed = subprocess.run(  # noqa: S603 - our own interpreter, fixed code
+        [sys.executable, "-c", _TRACING_PROBE, str(TRACING_CALLS[mode])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if completed.returncode:
+        raise HarnessError(f"tracing probe failed: {completed.stderr[-2000:]}")
+    found: dict[str, float] = json.loads(completed.stdout)
+    return found
+
+
 async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
     """Run every scenario and the memory figures; return the results document."""
     plan, pool, count = MODES[mode]
@@ -445,6 +491,8 @@ async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
                 close()
     retained = await memory(keys[DEFAULT_ALG], count)
     report.print_memory(retained)
+    tracing = tracing_cost(mode)
+    report.print_tracing(tracing)
     meta = {
         "mode": mode,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -459,7 +507,12 @@ async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
         "memory_tokens": count,
         "versions": {p: _version(p) for p in (*PACKAGES, *(PEER_PACKAGES if peers else ()))},
     }
-    document: dict[str, Any] = {"meta": meta, "scenarios": results, "memory": retained}
+    document: dict[str, Any] = {
+        "meta": meta,
+        "scenarios": results,
+        "memory": retained,
+        "tracing": tracing,
+    }
     document["targets"] = report.targets(document)
     report.print_targets(document["targets"])
     return document

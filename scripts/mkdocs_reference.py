@@ -53,6 +53,7 @@ MODULES: tuple[str, ...] = (
     "redis_store",
     "log",
     "metrics",
+    "tracing",
     "ratelimit",
     "verdicts",
     "explain",

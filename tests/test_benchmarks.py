@@ -48,6 +48,7 @@ TARGET_CASES = [
     "RS256 refused: signed by another key (",
     "RS256 refused: signed by another key, about 8 KB (",
     "RS256 refused: junk of the largest size allowed (",
+    "a refusal put on the current span, tracing off",
     "resent RS256 token, Starlette route reads the claims",
     "resent RS256 token, Flask route reads the claims",
 ]
@@ -145,6 +146,19 @@ def test_smoke_run_measures_the_memory_kept_per_token(smoke: tuple[dict[str, Any
     for entry in memory.values():
         assert entry["tokens"] > 0
         assert math.isfinite(entry["bytes_per_token"])
+
+
+def test_smoke_run_measures_tracing_off_and_on(smoke: tuple[dict[str, Any], Path]) -> None:
+    """A refusal's span lookup is timed in each tracing state, and the page shows it."""
+    results, workdir = smoke
+    tracing = results["tracing"]
+    assert ["not_imported", "no_sdk", "sampled_out", "recording"] == list(tracing)
+    assert all(math.isfinite(ns) and ns > 0 for ns in tracing.values())
+    # Looking in sys.modules only must be cheaper than asking OpenTelemetry for a span.
+    assert tracing["not_imported"] < tracing["sampled_out"] < tracing["recording"]
+    cases = [row["case"] for row in results["targets"]]
+    assert "a refusal put on the current span, tracing off" in cases
+    assert "### Refusals on the current span (tracing)" in (workdir / "performance.md").read_text()
 
 
 def test_smoke_run_reports_every_target_with_a_number(

@@ -14,6 +14,10 @@ How samples are run (a convention for everyone writing docs):
 - ``<!-- no-run -->`` on the line before a block: not executed. Only for a sample that
   cannot run in a test (it needs a real identity provider or blocks forever); never
   for one that can.
+- ``<!-- recipe: name -->`` on the line before a block: a logging recipe, which
+  configures global state (``logging``, structlog, OpenTelemetry providers); not
+  executed here but in a fresh interpreter by ``tests/test_docs_recipes.py``, which
+  checks its output.
 - ``<!-- requires: module -->`` on the line before a block: executed only when
   ``module`` can be imported (samples of third-party libraries outside the dev group,
   such as the "before" half of a migration guide); skipped otherwise.
@@ -64,7 +68,7 @@ SECRET = "docs-secret-for-hs256-at-least-32-bytes"
 ISSUER = "https://id.example.com/"
 AUDIENCE = "api://orders"
 _FENCE = re.compile(r"^```python\s*$")
-_MARKER = re.compile(r"^<!--\s*(no-run|requires:\s*([\w.]+))\s*-->$")
+_MARKER = re.compile(r"^<!--\s*(no-run|requires:\s*([\w.]+)|recipe:\s*([\w-]+))\s*-->$")
 # The pages that must keep at least this many executed samples (a guard against the
 # extractor silently finding nothing).
 _MIN_SAMPLES = 30
@@ -80,6 +84,7 @@ class Sample:
     code: str
     no_run: bool = False
     requires: str | None = None
+    recipe: str | None = None
 
 
 def samples(page: Path) -> list[Sample]:
@@ -104,6 +109,7 @@ def samples(page: Path) -> list[Sample]:
                 "\n".join(lines[start:end]) + "\n",
                 no_run=bool(marker and marker.group(1) == "no-run"),
                 requires=marker.group(2) if marker else None,
+                recipe=marker.group(3) if marker else None,
             )
         )
         index = end + 1
@@ -156,7 +162,7 @@ def run_page(page: Path, namespace: dict[str, Any]) -> list[str]:
     """Execute the page's samples in order; return the ones skipped for a missing module."""
     skipped = []
     for sample in samples(page):
-        if sample.no_run:
+        if sample.no_run or sample.recipe:
             continue
         if sample.requires and importlib.util.find_spec(sample.requires) is None:
             skipped.append(f"{page.name}:{sample.line} needs {sample.requires}")

@@ -647,6 +647,8 @@ def test_otel_field_names_matches_the_semantic_conventions() -> None:
         "status": "http.response.status_code",
         "reason": "error.type",
         "request_id": "http.request.id",
+        # A string "error" beside error.type collides with ECS's error object.
+        "error": "invalidtoken.error",
     }
     assert expected == OTEL_FIELD_NAMES
 

@@ -204,7 +204,7 @@ def test_docs_schema_table_lists_every_field() -> None:
 
 def test_docs_otel_table_matches_the_processor() -> None:
     """The OpenTelemetry rename table in the docs is the one otel_field_names applies."""
-    assert OTEL_FIELD_NAMES == dict(doc_table("## OpenTelemetry / ECS field names"))
+    assert OTEL_FIELD_NAMES == dict(doc_table("## OpenTelemetry field names"))
 
 
 # -- other renderers and routes the application may choose -----------------------------

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 import structlog
 
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
+from invalidtoken_mw.reasons import Reason
+from invalidtoken_mw.tracing import annotate_current_span
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -39,13 +41,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLIENT_ID_CLAIMS",
+    "DATADOG_FIELD_NAMES",
     "DEFAULT_LOG_CLAIMS",
+    "ECS_FIELD_NAMES",
     "EVENT",
     "OTEL_FIELD_NAMES",
     "AuthEventLog",
     "AuthOutcome",
     "RequestFacts",
     "claim_names",
+    "datadog_field_names",
+    "ecs_field_names",
     "otel_field_names",
     "sanitize",
 ]
@@ -427,6 +433,9 @@ class AuthEventLog:
         self._count(reason.value)
         for recorder in self._metrics:
             recorder.record(reason)
+        # Before the flood limit: a sampled trace shows its refusal even when the log
+        # skipped it. Without a recording span this costs a lookup or two.
+        annotate_current_span(failure, token)
         suppressed = 0
         if self.rate_limit is not None:
             allowed = self.rate_limit.acquire(reason)
@@ -522,7 +531,9 @@ def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-# OpenTelemetry semantic conventions / ECS names for the event's fields.
+_MAPPED_EVENTS = frozenset({EVENT, "auth_accepted"})
+
+# OpenTelemetry semantic-convention names for the event's fields.
 OTEL_FIELD_NAMES: dict[str, str] = {
     "method": "http.request.method",
     "path": "url.path",
@@ -531,19 +542,116 @@ OTEL_FIELD_NAMES: dict[str, str] = {
     "status": "http.response.status_code",
     "reason": "error.type",
     "request_id": "http.request.id",
+    # Not left as "error": a name must not also be a namespace (error.type), and
+    # Elasticsearch maps "error" as an object, so the string would be refused.
+    "error": "invalidtoken.error",
 }
-"""The OpenTelemetry semantic-convention / ECS name of each renamed event field."""
+"""The OpenTelemetry semantic-convention name of each renamed event field.
+
+``error`` (the RFC 6750 code) has no convention and becomes ``invalidtoken.error``.
+"""
 
 
 def otel_field_names(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
-    """A structlog processor renaming ``auth_rejected`` fields to OpenTelemetry/ECS names.
+    """A structlog processor renaming ``auth_rejected`` fields to OpenTelemetry names.
 
     Add it to the application's processor chain before the renderer::
 
         structlog.configure(processors=[..., otel_field_names, structlog.processors.JSONRenderer()])
 
+    See :data:`OTEL_FIELD_NAMES`. Other events pass through unchanged.
+    """
+    if event_dict.get("event") not in _MAPPED_EVENTS:
+        return event_dict
+    return _renamed(event_dict, OTEL_FIELD_NAMES)
+
+
+ECS_FIELD_NAMES: dict[str, str] = {
+    "method": "http.request.method",
+    "path": "url.path",
+    "client_ip": "client.ip",
+    "user_agent": "user_agent.original",
+    "status": "http.response.status_code",
+    "request_id": "http.request.id",
+    "reason": "event.reason",
+    "error": "error.code",
+}
+"""The Elastic Common Schema name of each event field :func:`ecs_field_names` renames."""
+
+
+def ecs_field_names(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
+    """A structlog processor giving ``auth_rejected``/``auth_accepted`` ECS field names.
+
+    Renames per :data:`ECS_FIELD_NAMES` (``sub`` of ``auth_accepted`` becomes
+    ``user.id``; a refused token's ``sub`` is unverified and keeps its name) and adds
+    ``event.action`` (the event's name), ``event.category: ["authentication"]``,
+    ``event.outcome`` (``failure`` or ``success``) and, for a refusal, ``error.type``
+    (the reason) and ``error.message`` (its description). No field named ``error``
+    or ``event.*`` remains beside them. ``event`` itself is left for the renderer:
+    Elastic's ``ecs_logging.StructlogFormatter`` makes it ``message``; with another
+    renderer add ``structlog.processors.EventRenamer("message")`` after this one.
     Other events pass through unchanged.
     """
-    if event_dict.get("event") not in {EVENT, "auth_accepted"}:
+    event = event_dict.get("event")
+    if event not in _MAPPED_EVENTS:
         return event_dict
-    return {OTEL_FIELD_NAMES.get(key, key): value for key, value in event_dict.items()}
+    rejected = event == EVENT
+    renamed = _renamed(event_dict, ECS_FIELD_NAMES if rejected else _ECS_ACCEPTED)
+    renamed["event.action"] = event
+    renamed["event.category"] = ["authentication"]
+    renamed["event.outcome"] = "failure" if rejected else "success"
+    if renamed.get("error.code", "") is None:
+        del renamed["error.code"]  # missing_token and 503s answer without an error code
+    _describe(renamed, event_dict.get("reason"), "error.type", "error.message")
+    return renamed
+
+
+DATADOG_FIELD_NAMES: dict[str, str] = {
+    "method": "http.method",
+    "path": "http.url_details.path",
+    "client_ip": "network.client.ip",
+    "user_agent": "http.useragent",
+    # Datadog reserves "status" for the log's severity: the HTTP one must move.
+    "status": "http.status_code",
+    "request_id": "http.request_id",
+    "reason": "error.kind",
+    "error": "error.code",
+}
+"""The Datadog standard attribute of each event field :func:`datadog_field_names` renames."""
+
+
+def datadog_field_names(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
+    """A structlog processor giving ``auth_rejected``/``auth_accepted`` Datadog attributes.
+
+    Renames per :data:`DATADOG_FIELD_NAMES` (``sub`` of ``auth_accepted`` becomes
+    ``usr.id``; a refused token's ``sub`` is unverified and keeps its name) and adds
+    ``error.message`` (the reason's description) to a refusal. No ``status`` (Datadog's
+    severity) or ``error`` string remains. Other events pass through unchanged.
+    """
+    event = event_dict.get("event")
+    if event not in _MAPPED_EVENTS:
+        return event_dict
+    renamed = _renamed(event_dict, DATADOG_FIELD_NAMES if event == EVENT else _DATADOG_ACCEPTED)
+    if renamed.get("error.code", "") is None:
+        del renamed["error.code"]
+    _describe(renamed, event_dict.get("reason"), None, "error.message")
+    return renamed
+
+
+_ECS_ACCEPTED = {**ECS_FIELD_NAMES, "sub": "user.id"}
+_DATADOG_ACCEPTED = {**DATADOG_FIELD_NAMES, "sub": "usr.id"}
+
+
+def _renamed(event_dict: EventDict, names: dict[str, str]) -> EventDict:
+    return {names.get(key, key): value for key, value in event_dict.items()}
+
+
+def _describe(fields: EventDict, reason: object, type_key: str | None, message_key: str) -> None:
+    """Add the reason's type and description under the mapping's error keys."""
+    try:
+        known = Reason(reason)
+    except ValueError:
+        return
+    if type_key is not None:
+        fields[type_key] = known.value
+    fields[message_key] = known.description

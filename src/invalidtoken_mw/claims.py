@@ -26,7 +26,10 @@ from typing import Any, TypeAlias
 from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
-__all__ = ["ClaimPath", "ClaimRule", "ClaimRules", "ClaimValue"]
+__all__ = ["CLIENT_ID_CLAIMS", "ClaimPath", "ClaimRule", "ClaimRules", "ClaimValue", "client_id"]
+
+CLIENT_ID_CLAIMS = ("azp", "client_id", "cid", "appid")
+"""The claims naming the client, first present wins (OIDC, RFC 9068, Okta, Entra ID v1)."""
 
 ClaimValue: TypeAlias = str | int | float | bool
 """A JSON scalar a rule compares a claim with."""
@@ -36,6 +39,18 @@ ClaimRule: TypeAlias = ClaimValue | Collection[ClaimValue] | Callable[[Any], boo
 _NAMEABLE = re.compile(r"[A-Za-z0-9_:.\-]{1,64}")
 _SCALARS = (str, int, float, bool)
 _ABSENT: Any = object()
+
+
+def client_id(claims: Mapping[str, Any]) -> str | None:
+    """The client a token's claims name: the first string of :data:`CLIENT_ID_CLAIMS`.
+
+    Read as it is: callers that show it (logs, spans) make it safe their own way.
+    """
+    for name in CLIENT_ID_CLAIMS:
+        value = claims.get(name)
+        if isinstance(value, str):
+            return value
+    return None
 
 
 def _same(value: object, expected: ClaimValue) -> bool:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 import structlog
 
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
+from invalidtoken_mw.claims import CLIENT_ID_CLAIMS, client_id
 from invalidtoken_mw.reasons import Reason
 from invalidtoken_mw.tracing import annotate_current_span
 
@@ -78,10 +79,6 @@ _CONTROL = re.compile(
 )
 _HEADER_FIELDS = ("alg", "kid", "typ")
 _CLAIM_FIELDS = ("iss", "sub", "aud", "jti", "exp", "iat", "nbf")
-CLIENT_ID_CLAIMS = ("azp", "client_id", "cid", "appid")
-"""Claims naming the client application, in the order read: the first string one is
-logged as ``client_id`` (``azp`` of OpenID Connect, ``client_id`` of RFC 9068 and
-Okta, ``cid`` of Okta, ``appid`` of Microsoft Entra ID v1)."""
 DEFAULT_LOG_CLAIMS = (*_CLAIM_FIELDS, "client_id", "scopes")
 """The claim fields an event carries by default (``log_claims``): ``client_id`` is
 read from :data:`CLIENT_ID_CLAIMS`, ``scopes`` from ``scope`` (a space-separated
@@ -176,14 +173,6 @@ def _names(option: str, value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, (str, bytes)) or not all(isinstance(v, str) for v in value):
         raise TypeError(f"{option} must be a list of claim names, e.g. {option}=['iss', 'sub'].")
     return tuple(dict.fromkeys(value))
-
-
-def _client_id(claims: Mapping[str, Any]) -> str | None:
-    for name in CLIENT_ID_CLAIMS:
-        value = claims.get(name)
-        if isinstance(value, str):
-            return value
-    return None
 
 
 def _printable(value: object) -> str | None:
@@ -314,7 +303,7 @@ class AuthEventLog:
         fields: dict[str, Any] = {}
         for name in self._logged:
             if name == "client_id":
-                value: object = _client_id(claims)
+                value: object = client_id(claims)
             elif name == "scopes":
                 value = _scopes(claims)
             else:
@@ -348,7 +337,7 @@ class AuthEventLog:
         if self._client_logged:
             client = claims.get("azp")
             if type(client) is not str:
-                client = _client_id(claims)
+                client = client_id(claims)
         if self._hashed:
             sub, client = self._shown("sub", sub), self._shown("client_id", client)
         else:

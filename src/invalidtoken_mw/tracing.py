@@ -20,6 +20,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from invalidtoken_mw._jose import JWS_SHAPE, decode_object
+from invalidtoken_mw.claims import CLIENT_ID_CLAIMS, client_id
 
 if TYPE_CHECKING:
     from invalidtoken_mw.reasons import AuthFailure
@@ -41,9 +42,6 @@ The event also carries ``error.type`` (the reason): the span itself does not, be
 OpenTelemetry's HTTP conventions do not count a 4xx as a server span's failure, and
 ``error.type`` on a span marks it failed.
 """
-
-CLIENT_ID_CLAIMS = ("azp", "client_id", "cid", "appid")
-"""The claims naming the client, first present wins (OIDC, RFC 9068, Okta, Entra ID v1)."""
 
 _MAX_CLIENT_ID = 200
 _MAX_TOKEN = 16384
@@ -77,9 +75,7 @@ def _client_id(token: str) -> str | None:
     """The client the token names, read without trusting it; ``None`` if none or odd."""
     if len(token) > _MAX_TOKEN or not JWS_SHAPE.fullmatch(token):
         return None
-    claims = decode_object(token.split(".", 2)[1]) or {}
-    for name in CLIENT_ID_CLAIMS:
-        value = claims.get(name)
-        if isinstance(value, str) and value.isprintable() and value.strip():
-            return value[:_MAX_CLIENT_ID]
+    value = client_id(decode_object(token.split(".", 2)[1]) or {})
+    if value is not None and value.isprintable() and value.strip():
+        return value[:_MAX_CLIENT_ID]
     return None

@@ -566,3 +566,22 @@ def test_routed_asgi_frameworks_log_the_route_and_fill_the_scope(
     assert AuthOutcome("bad_signature", 401) == refused
     assert 200 == accepted.status_code
     assert AuthOutcome(None, None, SUB, CLIENT) == spy.seen[-1]
+
+
+def test_acceptance_outcomes_are_remembered_per_token_and_bounded() -> None:
+    """A resent token's outcome is looked up, not recomputed; each token keeps its own
+    subject (hashed as configured); the memo never grows past its bound."""
+    from invalidtoken_mw import Guard, GuardSettings  # noqa: PLC0415
+
+    guard = Guard(GuardSettings(verifier=make_verifier(), hash_claims=["sub"]))
+    outcomes = {}
+    for number in range(300):
+        token = mint(payload=claims(sub=f"user-{number}", azp=f"client-{number}"))
+        outcomes[number] = guard._accepted_outcome(token, guard.settings.verifier.verify(token))  # noqa: SLF001
+        # Claims of {} would give no subject: the same outcome means the memo answered.
+        assert guard._accepted_outcome(token, {}) is outcomes[number]  # noqa: SLF001
+    assert len(guard._outcomes) <= 256  # noqa: SLF001
+    subs = {outcome.sub for outcome in outcomes.values()}
+    assert len(subs) == 300
+    assert all(sub is not None and sub.startswith("hmac:") for sub in subs)
+    assert {f"client-{n}" for n in range(300)} == {o.client_id for o in outcomes.values()}

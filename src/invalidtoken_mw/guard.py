@@ -216,6 +216,9 @@ _QUERY = TokenSource.QUERY
 
 _PREFLIGHT = Rejected(RenderedFailure(PREFLIGHT_STATUS, (), b""))
 
+_OUTCOME_MEMO_SIZE = 256  # distinct tokens whose acceptance outcome is remembered
+_OUTCOME_MEMO_TOKEN = 2048  # longer tokens are not kept (as the extractor's memo)
+
 STATE_KEY = "invalidtoken"
 """The key of the :class:`AuthOutcome` in the ASGI ``scope["state"]``."""
 ENVIRON_REASON = "invalidtoken.reason"
@@ -340,6 +343,10 @@ class Guard:
             hash_claims=settings.hash_claims,
         )
         self._log_accepted = settings.log_accepted
+        # The outcome of an accepted token, by token: a pure function of its claims, so a
+        # resent token (the extractor's memo hands back the same string, its hash cached)
+        # costs one dict lookup instead of reading and checking the claims again.
+        self._outcomes: dict[str, AuthOutcome] = {}
 
     @classmethod
     def for_adapter(
@@ -487,7 +494,7 @@ class Guard:
             self.events.count_accepted()
         note = getattr(request, "note", None)
         if note is not None:
-            note(self.events.accepted_outcome(claims))
+            note(self._accepted_outcome(found.token, claims))
         # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
         return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
@@ -523,7 +530,7 @@ class Guard:
             self.events.count_accepted()
         note = getattr(request, "note", None)
         if note is not None:
-            note(self.events.accepted_outcome(claims))
+            note(self._accepted_outcome(found.token, claims))
         # tuple.__new__ skips the generated __new__ of the NamedTuple: the hot path.
         return tuple.__new__(Accepted, (claims, found.token, found.source is _QUERY))
 
@@ -578,6 +585,17 @@ class Guard:
         # The middleware accepted this token: its signature was checked and good.
         verified = token is not None
         return Rejected(self._answer(failure, request, token, verified=verified), failure)
+
+    def _accepted_outcome(self, token: str, claims: Mapping[str, Any]) -> AuthOutcome:
+        outcome = self._outcomes.get(token)
+        if outcome is None:
+            outcome = self.events.accepted_outcome(claims)
+            if len(token) > _OUTCOME_MEMO_TOKEN:
+                return outcome
+            if len(self._outcomes) >= _OUTCOME_MEMO_SIZE:
+                self._outcomes.clear()  # bounded; a race here only costs a recomputation
+            self._outcomes[token] = outcome
+        return outcome
 
     def accepted_outcome(self, claims: Mapping[str, Any]) -> AuthOutcome:
         """The :class:`AuthOutcome` of verified ``claims``, as ``log_claims`` allows."""

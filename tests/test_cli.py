@@ -626,6 +626,10 @@ def _demo_table(stdout: str) -> list[tuple[str, int, str]]:
     return rows
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_demo_serve_prints_curl_commands_that_work() -> None:
     """``demo --serve`` keeps serving; its first curl command gets a 200; Ctrl-C stops it."""
     process = subprocess.Popen(
@@ -633,6 +637,9 @@ def test_demo_serve_prints_curl_commands_that_work() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        # Ctrl-C as a terminal delivers it: a suite run as a background job of a script
+        # (CI runs two side by side) inherits SIGINT ignored, and so would the demo.
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - one signal call, no locks
     )
     watchdog = threading.Timer(90, process.kill)  # generous: a loaded CI machine is slow
     watchdog.start()

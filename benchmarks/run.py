@@ -277,6 +277,7 @@ def scenarios(
             )
         )
     found.append(_claims_scenario(key))
+    found.append(_metrics_scenario(key))
     if redis_url is not None:
         found.append(_redis_scenario(key, redis_url))
     return found
@@ -291,6 +292,17 @@ def _claims_scenario(keys: AlgKeys) -> Scenario:
     title = f"resent valid {DEFAULT_ALG} token, the route reads the claims"
     authorizations: list[str | None] = [f"Bearer {mint(keys)}"]
     return Scenario(f"claims_{keys.alg.lower()}", title, authorizations, OK, _by_framework(found))
+
+
+def _metrics_scenario(keys: AlgKeys) -> Scenario:
+    """A resent valid token with Prometheus and OpenTelemetry metrics on, beside off."""
+    found = _stacks(keys, None, ("starlette", "flask"))
+    for family, build in (("starlette", stacks.metrics_starlette), ("flask", stacks.metrics_flask)):
+        label = "invalidtoken-mw, Prometheus and OpenTelemetry metrics on"
+        found.append(Stack(f"ours_{family}_metrics", label, family, build(keys), ours=True))
+    title = f"resent valid {DEFAULT_ALG} token, metrics on"
+    authorizations: list[str | None] = [f"Bearer {mint(keys)}"]
+    return Scenario(f"metrics_{keys.alg.lower()}", title, authorizations, OK, _by_framework(found))
 
 
 def _redis_scenario(keys: AlgKeys, url: str) -> Scenario:

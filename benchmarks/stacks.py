@@ -28,7 +28,13 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from timing import PATH
 
-from invalidtoken_mw import InvalidTokenMiddleware, InvalidTokenWSGIMiddleware, JWTVerifier
+from invalidtoken_mw import (
+    InvalidTokenMiddleware,
+    InvalidTokenWSGIMiddleware,
+    JWTVerifier,
+    OpenTelemetryMetrics,
+    PrometheusMetrics,
+)
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -167,6 +173,31 @@ def claims_flask(keys: AlgKeys) -> Flask:
         return str(flask_request.environ["invalidtoken_mw.claims"]["sub"])
 
     wrapped = InvalidTokenWSGIMiddleware(app.wsgi_app, verifier=verifier(keys))
+    app.wsgi_app = wrapped  # type: ignore[method-assign]
+    return app
+
+
+def _metrics() -> list[Any]:
+    """Both metrics backends, each on its own registry or meter provider (the SDK's)."""
+    from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415 - bench-only
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("bench")
+    return [PrometheusMetrics(CollectorRegistry()), OpenTelemetryMetrics(meter)]
+
+
+def metrics_starlette(keys: AlgKeys) -> Starlette:
+    """``ours_starlette`` with Prometheus and OpenTelemetry metrics on."""
+    app = bare_starlette()
+    app.add_middleware(InvalidTokenMiddleware, verifier=verifier(keys), metrics=_metrics())
+    return app
+
+
+def metrics_flask(keys: AlgKeys) -> Flask:
+    """``ours_flask`` with Prometheus and OpenTelemetry metrics on."""
+    app = bare_flask()
+    wrapped = InvalidTokenWSGIMiddleware(app.wsgi_app, verifier=verifier(keys), metrics=_metrics())
     app.wsgi_app = wrapped  # type: ignore[method-assign]
     return app
 

@@ -51,6 +51,8 @@ TARGET_CASES = [
     "a refusal put on the current span, tracing off",
     "resent RS256 token, Starlette route reads the claims",
     "resent RS256 token, Flask route reads the claims",
+    "resent RS256 token, Starlette, Prometheus and OpenTelemetry metrics on",
+    "resent RS256 token, Flask, Prometheus and OpenTelemetry metrics on",
 ]
 
 

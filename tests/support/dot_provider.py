@@ -22,21 +22,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import importlib.util
 import re
 import secrets
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 
-from support.redis_server import free_port, in_ci
+from support.processes import answers, require_package, serving
+from support.redis_server import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -142,11 +139,7 @@ def _serve(directory: Path, port: int) -> None:
 
 def dot_available() -> None:
     """Fail under CI and skip elsewhere when django-oauth-toolkit is not installed."""
-    if importlib.util.find_spec("oauth2_provider") is None:
-        message = "django-oauth-toolkit is not installed (pip install --group dev)"
-        if in_ci():
-            pytest.fail(f"{message}; CI must run the real-provider tests", pytrace=False)
-        pytest.skip(message)
+    require_package("oauth2_provider", "django-oauth-toolkit")
 
 
 @dataclass(frozen=True)
@@ -215,15 +208,6 @@ class DOTProvider:
         return document
 
 
-def _ready(origin: str) -> bool:
-    try:
-        with httpx.Client(trust_env=False, timeout=1.0) as http:
-            answer = http.get(f"{origin}/o/.well-known/openid-configuration")
-    except httpx.HTTPError:
-        return False
-    return answer.status_code == 200
-
-
 @contextlib.contextmanager
 def running_dot(directory: Path) -> Iterator[DOTProvider]:
     """Start django-oauth-toolkit with a fresh project in ``directory``; stop it on exit."""
@@ -233,25 +217,15 @@ def running_dot(directory: Path) -> Iterator[DOTProvider]:
     log = directory / "provider.log"
     command = [sys.executable, "-m", "support.dot_provider", str(directory), str(port)]
     tests = Path(__file__).resolve().parent.parent
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            command, cwd=tests, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _ready(origin):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-3000:]
-                pytest.fail(f"django-oauth-toolkit did not start:\n{tail}", pytrace=False)
-            time.sleep(0.05)
+    with serving(
+        command,
+        cwd=tests,
+        log=log,
+        ready=lambda: answers(f"{origin}/o/.well-known/openid-configuration"),
+        name="django-oauth-toolkit",
+        timeout=START_TIMEOUT,
+    ):
         yield DOTProvider(origin=origin, log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 if __name__ == "__main__":

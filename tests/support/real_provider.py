@@ -17,17 +17,14 @@ elsewhere, as the Redis tests are.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 
-from support.redis_server import free_port, in_ci
+from support.processes import answers, require_package, serving
+from support.redis_server import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -71,11 +68,7 @@ users:
 
 def provider_available() -> None:
     """Fail under CI and skip elsewhere when the provider package is not installed."""
-    if importlib.util.find_spec("nanoidp") is None:
-        message = "nanoidp is not installed (pip install --group dev)"
-        if in_ci():
-            pytest.fail(f"{message}; CI must run the real-provider tests", pytrace=False)
-        pytest.skip(message)
+    require_package("nanoidp", "nanoidp")
 
 
 def discover(issuer: str) -> dict[str, Any]:
@@ -122,14 +115,6 @@ class RealProvider:
         return result
 
 
-def _ready(issuer: str) -> bool:
-    try:
-        with httpx.Client(trust_env=False, timeout=1.0) as http:
-            return http.get(f"{issuer}/.well-known/openid-configuration").status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @contextlib.contextmanager
 def running_provider(directory: Path) -> Iterator[RealProvider]:
     """Start the provider with a fresh configuration in ``directory``; stop it on exit."""
@@ -151,23 +136,13 @@ def running_provider(directory: Path) -> Iterator[RealProvider]:
     log = directory / "provider.log"
     command = [sys.executable, "-m", "nanoidp", "--config", str(config)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--strict-config"]
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            command, cwd=directory, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _ready(issuer):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-2000:]
-                pytest.fail(f"the OpenID provider did not start:\n{tail}", pytrace=False)
-            time.sleep(0.05)
+    with serving(
+        command,
+        cwd=directory,
+        log=log,
+        ready=lambda: answers(f"{issuer}/.well-known/openid-configuration"),
+        name="the OpenID provider",
+        timeout=START_TIMEOUT,
+    ):
         endpoint = discover(issuer)["token_endpoint"]
         yield RealProvider(issuer=issuer, token_endpoint=endpoint, log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)

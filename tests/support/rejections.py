@@ -46,24 +46,28 @@ PEEKED_FIELDS = frozenset({"alg", "kid", "typ", "iss", "sub", "aud", "jti", "exp
 Headers = list[tuple[str, str]]
 
 
-def doc_claims(now: int, **overrides: Any) -> dict[str, Any]:
-    """Claims like those of the documentation samples, valid for eleven minutes from ``now``."""
+DOC_LIFETIME_S = 660  # the documentation samples' tokens: eleven minutes
+LIVE_LIFETIME_S = 86_400  # tokens built when a test module is collected: the whole run
+
+
+def doc_claims(now: int, lifetime: int = DOC_LIFETIME_S, **overrides: Any) -> dict[str, Any]:
+    """Claims like those of the documentation samples, valid for ``lifetime`` from ``now``."""
     claims: dict[str, Any] = {
         "iss": "https://id.example.com/",
         "sub": "user-42",
         "aud": "api://orders",
         "jti": "a1b2",
-        "exp": now + 660,
+        "exp": now + lifetime,
         "iat": now,
     }
     claims.update(overrides)
     return claims
 
 
-def doc_token(reason: Reason, now: int, **overrides: Any) -> str:
+def doc_token(reason: Reason, now: int, lifetime: int = DOC_LIFETIME_S, **overrides: Any) -> str:
     """A documentation-like token; the signing secret differs per reason, so tokens differ."""
     secret = reason.value.encode().ljust(32, b"-")
-    return hs256_raw(DOC_HEADER, doc_claims(now, **overrides), secret)
+    return hs256_raw(DOC_HEADER, doc_claims(now, lifetime, **overrides), secret)
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,13 @@ class Rejection:
 
 
 def rejections(now: int | None = None) -> list[Rejection]:
-    """One rejection per reason, in ``Reason`` order, with times relative to ``now``."""
+    """One rejection per reason, in ``Reason`` order, with times relative to ``now``.
+
+    Without ``now`` the cases are for live tests, often built when a module is collected:
+    their tokens stay valid for a day, not the samples' eleven minutes, so a slow run
+    (two suites side by side on a loaded machine) never sees them expire mid-way.
+    """
+    lifetime = DOC_LIFETIME_S if now is not None else LIVE_LIFETIME_S
     now = int(time.time()) if now is None else now
     cases: list[Rejection] = []
     for reason in Reason:
@@ -121,7 +131,7 @@ def rejections(now: int | None = None) -> list[Rejection]:
                 extra.add("claim")
             elif reason is Reason.INSUFFICIENT_ROLE:
                 extra.add("missing_roles")
-            token = doc_token(reason, now, **overrides)
+            token = doc_token(reason, now, lifetime, **overrides)
             verdict = None if reason is Reason.INSUFFICIENT_SCOPE else reason
             cases.append(Rejection(reason, (f"Bearer {token}",), token, verdict, frozenset(extra)))
     return cases

@@ -121,9 +121,6 @@ INTROSPECTION_CAUSES: tuple[str, ...] = (
 )
 """Every ``cause`` of an ``introspection_failed`` event (and of a 503 it answers)."""
 
-_failure_log = _Throttle(interval=1.0)
-
-
 class _Entry(NamedTuple):
     """One remembered answer: claims (kept, copies handed out) or a refusal."""
 
@@ -242,6 +239,8 @@ class IntrospectionVerifier:
         self._metadata_lock = threading.Lock()
         self._metadata_failure: tuple[float, FetchFailure] | None = None
         self._calls = 0
+        # At most one introspection_failed event per cause per second, per verifier.
+        self._failure_log = _Throttle(interval=1.0)
 
     # -- public API -------------------------------------------------------------
 
@@ -376,7 +375,7 @@ class IntrospectionVerifier:
             self._log_failure(outcome)
 
     def _log_failure(self, failure: FetchFailure) -> None:
-        suppressed = _failure_log.acquire(failure.cause)
+        suppressed = self._failure_log.acquire(failure.cause)
         if suppressed is None:
             return
         fields = dict(failure.fields)

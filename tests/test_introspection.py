@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
-TOKEN = "2YotnFZFEjr1zCsicMWpAA-opaque-access-token"  # noqa: S105 - RFC 6749's example
+TOKEN = "2YotnFZFEjr1zCsicMWpAA-opaque-access-token"
 ISSUER = "https://id.example.com/"
 SCOPE = "orders:read"
 _LOG_LOCK = threading.Lock()  # capture_logs configures structlog globally: one at a time

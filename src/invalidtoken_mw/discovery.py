@@ -233,8 +233,9 @@ def _read_metadata(
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri:
         raise _MetadataError("no_jwks_uri")
-    if not _usable_url(jwks_uri, issuer_url):
+    if not _usable_url(jwks_uri, issuer_url, host_needed=False):
         # Keys fetched over plain http for an https issuer could be replaced on the path.
+        # (A jwks_uri without a host is the JWKS cache's to refuse: bad_jwks_uri.)
         raise _MetadataError("jwks_uri_not_https", jwks_uri=_shown(jwks_uri))
     algorithms = _algorithms(document, needed=algorithms_needed)
     endpoint = document.get("introspection_endpoint")
@@ -243,13 +244,13 @@ def _read_metadata(
     )
 
 
-def _usable_url(url: str, issuer_url: str) -> bool:
-    """An http(s) URL with a host, and https when the issuer is."""
+def _usable_url(url: str, issuer_url: str, *, host_needed: bool = True) -> bool:
+    """An http(s) URL (with a host, if ``host_needed``), and https when the issuer is."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     return (
         scheme in {"http", "https"}
-        and bool(parts.hostname)
+        and (bool(parts.hostname) or not host_needed)
         and (urlsplit(issuer_url).scheme != "https" or scheme == "https")
     )
 

@@ -121,6 +121,7 @@ INTROSPECTION_CAUSES: tuple[str, ...] = (
 )
 """Every ``cause`` of an ``introspection_failed`` event (and of a 503 it answers)."""
 
+
 class _Entry(NamedTuple):
     """One remembered answer: claims (kept, copies handed out) or a refusal."""
 

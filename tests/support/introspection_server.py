@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote_plus
 Mode = Literal["ok", "slow", "garbage", "status_500", "no_active", "not_object", "redirect"]
 
 CLIENT_ID = "orders-api"
-CLIENT_SECRET = "s3cret:with spaces&symbols=+/"  # noqa: S105 - a test credential
+CLIENT_SECRET = "s3cret:with spaces&symbols=+/"
 
 
 class Seen(NamedTuple):
@@ -78,21 +78,24 @@ class IntrospectionServer:
     def _answer(self, seen: Seen) -> tuple[int, dict[str, str], bytes]:
         if self.mode == "slow":
             self._released.wait(self.delay)
-        if self.mode == "garbage":
-            return 200, {"Content-Type": "text/html"}, b"<html>Gateway</html>"
-        if self.mode == "status_500":
-            return 500, {"Content-Type": "application/json"}, b'{"error":"server_error"}'
-        if self.mode == "redirect":
-            return 307, {"Location": "/elsewhere"}, b""
-        if self.mode == "not_object":
-            return 200, {"Content-Type": "application/json"}, b"[true]"
-        if self.mode == "no_active":
-            return 200, {"Content-Type": "application/json"}, b'{"scope":"orders:write"}'
+        fault = _FAULTS.get(self.mode)
+        if fault is not None:
+            return fault
         client = seen.basic or (seen.form.get("client_id", ""), seen.form.get("client_secret", ""))
         if client != (CLIENT_ID, CLIENT_SECRET):
             return 401, {"Content-Type": "application/json"}, b'{"error":"invalid_client"}'
         document = self.tokens.get(seen.form.get("token", ""), {"active": False})
         return 200, {"Content-Type": "application/json"}, json.dumps(document).encode()
+
+
+_JSON = {"Content-Type": "application/json"}
+_FAULTS: dict[str, tuple[int, dict[str, str], bytes]] = {
+    "garbage": (200, {"Content-Type": "text/html"}, b"<html>Gateway</html>"),
+    "status_500": (500, _JSON, b'{"error":"server_error"}'),
+    "redirect": (307, {"Location": "/elsewhere"}, b""),
+    "not_object": (200, _JSON, b"[true]"),
+    "no_active": (200, _JSON, b'{"scope":"orders:write"}'),
+}
 
 
 class _Server(ThreadingHTTPServer):

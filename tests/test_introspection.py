@@ -28,6 +28,7 @@ from invalidtoken_mw import (
     InvalidTokenWSGIMiddleware,
     MemoryRevocationStore,
     Reason,
+    introspection,
 )
 from invalidtoken_mw._sentences import Sentence
 from support.discovery_server import OIDC, DiscoveryServer
@@ -582,3 +583,43 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+def test_forget_makes_the_next_request_ask_again(endpoint: IntrospectionServer) -> None:
+    endpoint.tokens[TOKEN] = active()
+    verifier = make_verifier(endpoint.url)
+    verifier.verify(TOKEN)
+    del endpoint.tokens[TOKEN]  # revoked at the authorization server
+    verifier.forget(TOKEN)
+    with pytest.raises(AuthFailure, match="inactive_token"):
+        verifier.verify(TOKEN)
+    assert endpoint.calls == 2
+
+
+def test_a_flood_of_new_tokens_uses_a_bounded_pool_and_sheds_load(
+    endpoint: IntrospectionServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(introspection, "_MAX_PENDING", 20)
+    endpoint.mode = "slow"
+    endpoint.delay = 0.15
+    verifier = make_verifier(endpoint.url)
+    before = threading.active_count()
+
+    async def main() -> list[dict[str, Any] | BaseException]:
+        tokens = [f"flood-token-number-{i:04d}" for i in range(50)]
+        calls = (verifier.verify_async(token) for token in tokens)
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    with _LOG_LOCK, capture_logs() as events:
+        results = asyncio.run(main())
+        workers = threading.active_count() - before
+    reasons = [r.reason for r in results if isinstance(r, AuthFailure)]
+    assert len(reasons) == 50
+    # 20 waited for their answer (inactive); 30 were shed at once, never sent.
+    assert reasons.count(Reason.INACTIVE_TOKEN) == 20
+    assert reasons.count(Reason.INTROSPECTION_UNAVAILABLE) == 30
+    assert workers <= 8
+    assert endpoint.calls == 20
+    failed = [e for e in events if e["event"] == "introspection_failed"]
+    assert [e["cause"] for e in failed] == ["overloaded"]  # once a second at most
+    verifier.close()

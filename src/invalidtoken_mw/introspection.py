@@ -339,6 +339,12 @@ class IntrospectionVerifier:
 
     def _join(self, token: str, key: bytes) -> _Entry | FetchFailure | _Flight:
         """The remembered answer, the call in flight for ``key``, or a new call."""
+        joined = self._join_locked(token, key)
+        if isinstance(joined, FetchFailure):
+            self._log_failure(joined)
+        return joined
+
+    def _join_locked(self, token: str, key: bytes) -> _Entry | FetchFailure | _Flight:
         with self._lock:
             cache = self._cache
             entry = None if cache is None else cache.get(key)

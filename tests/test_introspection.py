@@ -623,3 +623,15 @@ def test_a_flood_of_new_tokens_uses_a_bounded_pool_and_sheds_load(
     failed = [e for e in events if e["event"] == "introspection_failed"]
     assert [e["cause"] for e in failed] == ["overloaded"]  # once a second at most
     verifier.close()
+
+
+def test_close_stops_the_workers_and_a_later_request_starts_new_ones(
+    endpoint: IntrospectionServer,
+) -> None:
+    endpoint.tokens[TOKEN] = active()
+    verifier = make_verifier(endpoint.url, cache_size=0)
+    assert verifier.verify(TOKEN)["sub"] == "user-42"
+    verifier.close()
+    assert verifier.verify(TOKEN)["sub"] == "user-42"
+    assert endpoint.calls == 2
+    verifier.close()

@@ -367,7 +367,15 @@ class IntrospectionVerifier:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(_WORKERS, "invalidtoken-mw-introspect")
             pool = self._pool
-        pool.submit(self._run, token, key, done, start + self._timeout)
+        try:
+            pool.submit(self._run, token, key, done, start + self._timeout)
+        except RuntimeError:
+            # close() raced this request, or the interpreter is shutting down: answer it.
+            with self._lock:
+                self._flights.pop(key, None)
+            failure = FetchFailure("unexpected_error", "the verifier's workers were stopped")
+            done.set_result(failure)
+            return failure
         return flight
 
     def _run(

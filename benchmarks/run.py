@@ -278,6 +278,7 @@ def scenarios(
         )
     found.append(_claims_scenario(key))
     found.append(_metrics_scenario(key))
+    found.append(_opaque_scenario(key))
     if redis_url is not None:
         found.append(_redis_scenario(key, redis_url))
     return found
@@ -303,6 +304,25 @@ def _metrics_scenario(keys: AlgKeys) -> Scenario:
     title = f"resent valid {DEFAULT_ALG} token, metrics on"
     authorizations: list[str | None] = [f"Bearer {mint(keys)}"]
     return Scenario(f"metrics_{keys.alg.lower()}", title, authorizations, OK, _by_framework(found))
+
+
+def _opaque_scenario(keys: AlgKeys) -> Scenario:
+    """A resent token answered from the IntrospectionVerifier's cache, beside the JWT path.
+
+    The same token goes to both: a JWT, which the loopback endpoint calls active, so the
+    opaque path hashes a longer token than a usual opaque one (a conservative figure).
+    Only the harness's first check request reaches the endpoint.
+    """
+    found = _stacks(keys, None, ("starlette", "flask"))
+    endpoint = stacks.IntrospectionEndpoint()
+    for family, build in (("starlette", stacks.opaque_starlette), ("flask", stacks.opaque_flask)):
+        label = "invalidtoken-mw + IntrospectionVerifier (cached answer)"
+        found.append(Stack(f"ours_{family}_opaque", label, family, build(endpoint.url), ours=True))
+    title = "resent opaque token, cached introspection answer, beside the cached JWT path"
+    authorizations: list[str | None] = [f"Bearer {mint(keys)}"]
+    return Scenario(
+        "opaque_cached", title, authorizations, OK, _by_framework(found), closers=[endpoint.close]
+    )
 
 
 def _redis_scenario(keys: AlgKeys, url: str) -> Scenario:

@@ -11,9 +11,12 @@ the scenario's defect and never a peer's configuration.
 
 from __future__ import annotations
 
+import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import jwt
@@ -29,6 +32,7 @@ from starlette.routing import Route
 from timing import PATH
 
 from invalidtoken_mw import (
+    IntrospectionVerifier,
     InvalidTokenMiddleware,
     InvalidTokenWSGIMiddleware,
     JWTVerifier,
@@ -206,5 +210,74 @@ def ours_flask(keys: AlgKeys, revocation: RevocationStore | None = None) -> Flas
     """Bare Flask with its ``wsgi_app`` wrapped in ``InvalidTokenWSGIMiddleware``."""
     app = bare_flask()
     wrapped = InvalidTokenWSGIMiddleware(app.wsgi_app, verifier=verifier(keys, revocation))
+    app.wsgi_app = wrapped  # type: ignore[method-assign]
+    return app
+
+
+# -- opaque tokens: IntrospectionVerifier with its answer cached ------------------------
+
+
+class IntrospectionEndpoint:
+    """A loopback RFC 7662 endpoint calling every token active; only the first request asks."""
+
+    def __init__(self) -> None:
+        """Start serving on a free port, in a thread."""
+        answer = json.dumps(
+            {
+                "active": True,
+                "iss": ISSUER,
+                "aud": AUDIENCE,
+                "sub": "user-42",
+                "scope": "orders:read",
+                "exp": int(time.time()) + 86_400,
+            }
+        ).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - its name
+                """Quiet."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/introspect"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def introspection_verifier(url: str) -> IntrospectionVerifier:
+    """An ``IntrospectionVerifier`` checking audience and issuer, as a service would."""
+    return IntrospectionVerifier(
+        url,
+        client_id="orders-api",
+        client_secret="bench-secret",  # noqa: S106 - a loopback benchmark credential
+        audience=AUDIENCE,
+        issuer=ISSUER,
+    )
+
+
+def opaque_starlette(url: str) -> Starlette:
+    """Bare Starlette plus ``InvalidTokenMiddleware`` with an ``IntrospectionVerifier``."""
+    app = bare_starlette()
+    app.add_middleware(InvalidTokenMiddleware, verifier=introspection_verifier(url))
+    return app
+
+
+def opaque_flask(url: str) -> Flask:
+    """Bare Flask wrapped in ``InvalidTokenWSGIMiddleware`` with an ``IntrospectionVerifier``."""
+    app = bare_flask()
+    wrapped = InvalidTokenWSGIMiddleware(app.wsgi_app, verifier=introspection_verifier(url))
     app.wsgi_app = wrapped  # type: ignore[method-assign]
     return app

@@ -49,6 +49,7 @@ TARGET_CASES = [
     "RS256 refused: signed by another key, about 8 KB (",
     "RS256 refused: junk of the largest size allowed (",
     "a refusal put on the current span, tracing off",
+    "resent opaque token, cached introspection answer, Starlette (ASGI)",
     "resent RS256 token, Starlette route reads the claims",
     "resent RS256 token, Flask route reads the claims",
     "resent RS256 token, Starlette, Prometheus and OpenTelemetry metrics on",
@@ -134,6 +135,19 @@ def test_smoke_run_times_routes_that_read_the_claims(smoke: tuple[dict[str, Any]
         assert rows[family]["bare"]
         assert 200 == rows[f"ours_{family}_claims"]["status"]
         assert rows[f"ours_{family}_claims"]["overhead_us"] is not None
+
+
+def test_smoke_run_times_a_cached_opaque_token_beside_the_jwt_path(
+    smoke: tuple[dict[str, Any], Path],
+) -> None:
+    """The opaque-token scenario answers 200 through the IntrospectionVerifier's cache."""
+    results, _ = smoke
+    rows = _rows(results, "opaque_cached")
+    for family in ("starlette", "flask"):
+        assert rows[family]["bare"]
+        assert 200 == rows[f"ours_{family}"]["status"]
+        assert 200 == rows[f"ours_{family}_opaque"]["status"]
+        assert rows[f"ours_{family}_opaque"]["overhead_us"] is not None
 
 
 def test_smoke_run_measures_the_memory_kept_per_token(smoke: tuple[dict[str, Any], Path]) -> None:

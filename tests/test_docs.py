@@ -51,6 +51,7 @@ import structlog
 import invalidtoken_mw
 from invalidtoken_mw import (
     GuardSettings,
+    IntrospectionVerifier,
     JWTVerifier,
     MemoryRevocationStore,
     Reason,
@@ -286,6 +287,7 @@ def test_reason_table_quotes_the_real_descriptions() -> None:
         install,
         MemoryRevocationStore.__init__,
         RedisRevocationStore.__init__,
+        IntrospectionVerifier.__init__,
     ],
     ids=[
         "JWTVerifier",
@@ -293,6 +295,7 @@ def test_reason_table_quotes_the_real_descriptions() -> None:
         "install",
         "MemoryRevocationStore",
         "RedisRevocationStore",
+        "IntrospectionVerifier",
     ],
 )
 def test_configuration_reference_names_every_option(documented: Any) -> None:

@@ -67,7 +67,11 @@ if TYPE_CHECKING:
 
 FACTS = RequestFacts("GET", "/orders", PEER[0], USER_AGENT, REQUEST_ID)
 CASES = {case.reason: case for case in rejections()}
-SERVER_FAULTS = {Reason.KEY_UNAVAILABLE, Reason.REVOCATION_UNAVAILABLE}
+SERVER_FAULTS = {
+    Reason.KEY_UNAVAILABLE,
+    Reason.REVOCATION_UNAVAILABLE,
+    Reason.INTROSPECTION_UNAVAILABLE,
+}
 HEX16 = re.compile(r"[0-9a-f]{16}")
 
 

@@ -41,7 +41,11 @@ if TYPE_CHECKING:
     from support.rejections import Rejection
 
 DOCS = Path(__file__).parent.parent / "docs" / "logging.md"
-SERVER_FAULTS = {Reason.KEY_UNAVAILABLE, Reason.REVOCATION_UNAVAILABLE}
+SERVER_FAULTS = {
+    Reason.KEY_UNAVAILABLE,
+    Reason.REVOCATION_UNAVAILABLE,
+    Reason.INTROSPECTION_UNAVAILABLE,
+}
 
 
 @pytest.fixture(autouse=True)

@@ -27,11 +27,13 @@ TAXONOMY: dict[str, tuple[int, str | None]] = {
     "insufficient_role": (403, "insufficient_scope"),
     "key_unavailable": (503, None),
     "revocation_unavailable": (503, None),
+    "inactive_token": (401, "invalid_token"),
+    "introspection_unavailable": (503, None),
 }
 
 
-def test_taxonomy_has_exactly_the_eighteen_documented_reasons() -> None:
-    """Reason has exactly the eighteen documented members in order; adding or dropping one fails."""
+def test_taxonomy_has_exactly_the_documented_reasons() -> None:
+    """Reason has exactly the twenty documented members in order; adding or dropping one fails."""
     assert list(TAXONOMY) == [reason.value for reason in Reason]
 
 
@@ -68,8 +70,12 @@ def test_rfc6750_error_codes_carry_their_status(error: str, status: int) -> None
 
 
 def test_only_503_reasons_are_server_faults() -> None:
-    """is_server_fault is true exactly for the two 503 reasons."""
-    expected = {Reason.KEY_UNAVAILABLE, Reason.REVOCATION_UNAVAILABLE}
+    """is_server_fault is true exactly for the three 503 reasons."""
+    expected = {
+        Reason.KEY_UNAVAILABLE,
+        Reason.REVOCATION_UNAVAILABLE,
+        Reason.INTROSPECTION_UNAVAILABLE,
+    }
     assert expected == {reason for reason in Reason if reason.is_server_fault}
 
 

@@ -15,6 +15,7 @@ from invalidtoken_mw.envconfig import verifier_from_env
 from invalidtoken_mw.explain import Check, Explanation
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
 from invalidtoken_mw.guard import Accepted, Guard, Rejected, TokenVerifier
+from invalidtoken_mw.introspection import IntrospectionVerifier
 from invalidtoken_mw.jwks import JWKSCache
 from invalidtoken_mw.keys import KeySource, StaticKeys, VerifyingKey
 from invalidtoken_mw.log import AuthEventLog, RequestFacts, otel_field_names
@@ -49,6 +50,7 @@ __all__ = [
     "ExtractedToken",
     "Guard",
     "GuardSettings",
+    "IntrospectionVerifier",
     "InvalidTokenMiddleware",
     "InvalidTokenWSGIMiddleware",
     "IssuerMetadata",

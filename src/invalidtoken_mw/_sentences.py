@@ -56,7 +56,13 @@ class Sentence:
     INSUFFICIENT_ROLE_ANY: Final = (
         "The access token grants none of the roles this request accepts; any one of them will do."
     )
-    # Both 503 reasons: the client can only wait, whichever dependency is down.
+    # The authorization server's introspection answered "active": false (RFC 7662 §2.2),
+    # which does not say why: expired, revoked, or never issued by it.
+    INACTIVE_TOKEN: Final = (
+        "The access token is not active: the authorization server no longer accepts it,"
+        " or never issued it. Obtain a new one and retry."
+    )
+    # Every 503 reason: the client can only wait, whichever dependency is down.
     UNAVAILABLE: Final = "The service cannot check access tokens right now. Retry later."
 
     # -- How the request carries its credentials (invalid_request) ----------------------

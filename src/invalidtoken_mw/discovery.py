@@ -56,7 +56,13 @@ if TYPE_CHECKING:
 
     from invalidtoken_mw.keys import VerifyingKey
 
-__all__ = ["ASYMMETRIC_ALGORITHMS", "DiscoveryKeys", "IssuerMetadata", "metadata_urls"]
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "DiscoveryKeys",
+    "IssuerMetadata",
+    "download_metadata",
+    "metadata_urls",
+]
 
 _log = structlog.get_logger("invalidtoken_mw")
 
@@ -91,12 +97,16 @@ class IssuerMetadata:
             ``id_token_signing_alg_values_supported`` (``("RS256",)`` when the document
             advertises none, as RFC 8414 documents may not).
         url: The location the document was read from.
+        introspection_endpoint: The RFC 7662 introspection endpoint the document names
+            (RFC 8414 §2), if any: what :class:`~invalidtoken_mw.IntrospectionVerifier`
+            posts opaque tokens to when given ``issuer_url``.
     """
 
     issuer: str
     jwks_uri: str
     algorithms: tuple[str, ...]
     url: str
+    introspection_endpoint: str | None = None
 
 
 _DETAILS = {
@@ -108,6 +118,8 @@ _DETAILS = {
     "jwks_uri_not_https": "the document's jwks_uri is not https for an https issuer",
     "no_asymmetric_algorithm": "the issuer advertises no asymmetric signing algorithm",
     "bad_jwks_uri": "the document's jwks_uri is not a usable http(s) URL",
+    "no_introspection_endpoint": "the metadata document has no usable"
+    " introspection_endpoint (an http(s) URL, https for an https issuer)",
 }
 
 
@@ -177,11 +189,15 @@ def _read_metadata(
     *,
     algorithms_needed: bool = True,
     template: str | None = None,
+    introspection_needed: bool = False,
 ) -> IssuerMetadata:
     """Check one metadata document (OIDC Discovery §4.3, RFC 8414 §3.3).
 
     ``template``: a multi-tenant issuer template the document may state instead of
     ``issuer_url`` (Microsoft Entra ID's ``common`` and ``organizations`` documents).
+    ``introspection_needed``: the document must name an ``introspection_endpoint``
+    (under the ``jwks_uri`` rules) and needs no ``jwks_uri``: an authorization server
+    that issues only opaque tokens may publish no keys (RFC 8414 §2).
 
     Raises:
         _MetadataError: The document is unusable; its ``cause`` says why.
@@ -201,17 +217,42 @@ def _read_metadata(
             f" {issuer_url!r} (compare them character for character, trailing '/' included)",
             document_issuer=_shown(issuer),
         )
+    if introspection_needed:
+        endpoint = document.get("introspection_endpoint")
+        if not isinstance(endpoint, str) or not _usable_url(endpoint, issuer_url):
+            # Credentials posted over plain http for an https issuer could be read on the path.
+            raise _MetadataError("no_introspection_endpoint", endpoint=_shown(endpoint))
+        jwks_uri = document.get("jwks_uri")
+        return IssuerMetadata(
+            issuer,
+            jwks_uri if isinstance(jwks_uri, str) else "",
+            _algorithms(document, needed=False),
+            url,
+            endpoint,
+        )
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri:
         raise _MetadataError("no_jwks_uri")
-    scheme = urlsplit(jwks_uri).scheme.lower()
-    if scheme not in {"http", "https"} or (
-        urlsplit(issuer_url).scheme == "https" and scheme != "https"
-    ):
+    if not _usable_url(jwks_uri, issuer_url, host_needed=False):
         # Keys fetched over plain http for an https issuer could be replaced on the path.
+        # (A jwks_uri without a host is the JWKS cache's to refuse: bad_jwks_uri.)
         raise _MetadataError("jwks_uri_not_https", jwks_uri=_shown(jwks_uri))
     algorithms = _algorithms(document, needed=algorithms_needed)
-    return IssuerMetadata(issuer, jwks_uri, algorithms, url)
+    endpoint = document.get("introspection_endpoint")
+    return IssuerMetadata(
+        issuer, jwks_uri, algorithms, url, endpoint if isinstance(endpoint, str) else None
+    )
+
+
+def _usable_url(url: str, issuer_url: str, *, host_needed: bool = True) -> bool:
+    """An http(s) URL (with a host, if ``host_needed``), and https when the issuer is."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return (
+        scheme in {"http", "https"}
+        and (bool(parts.hostname) or not host_needed)
+        and (urlsplit(issuer_url).scheme != "https" or scheme == "https")
+    )
 
 
 class DiscoveryKeys:
@@ -510,42 +551,13 @@ class DiscoveryKeys:
         )
 
     def _download(self, deadline: float) -> IssuerMetadata:
-        last = len(self._urls) - 1
-        for i, url in enumerate(self._urls):
-            try:
-                body, _ = _get(url, _remaining(deadline), self._tls, _ACCEPT)
-            except urllib.error.HTTPError as exc:
-                if exc.code in _HTTP_CLIENT_ERRORS and i < last:
-                    continue  # not published here: try the next location
-                failure = describe(exc)
-                if failure is None:  # pragma: no cover - describe answers every HTTPError
-                    raise
-                raise _MetadataError(
-                    failure.cause, failure.detail, url=url, **failure.fields
-                ) from None
-            except _FETCH_ERRORS as exc:
-                failure = describe(exc)
-                if failure is None:  # pragma: no cover - describe answers every exception
-                    raise
-                raise _MetadataError(
-                    failure.cause,
-                    failure.detail,
-                    url=url,
-                    **failure.fields,
-                    error_type=type(exc).__name__,
-                ) from None
-            try:
-                return _read_metadata(
-                    body,
-                    self.issuer_url,
-                    url,
-                    algorithms_needed=self._restrict,
-                    template=self._template,
-                )
-            except _MetadataError as exc:
-                exc.facts["url"] = url
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover - the last location raises
+        return download_metadata(
+            self.issuer_url,
+            deadline,
+            self._tls,
+            algorithms_needed=self._restrict,
+            template=self._template,
+        )
 
     def _new_jwks(self, metadata: IssuerMetadata) -> JWKSCache:
         try:
@@ -554,6 +566,62 @@ class DiscoveryKeys:
             raise _MetadataError(
                 "bad_jwks_uri", url=metadata.url, jwks_uri=_shown(metadata.jwks_uri)
             ) from None
+
+
+def download_metadata(
+    issuer_url: str,
+    deadline: float,
+    tls: ssl.SSLContext,
+    *,
+    algorithms_needed: bool = True,
+    template: str | None = None,
+    introspection_needed: bool = False,
+) -> IssuerMetadata:
+    """Fetch and check ``issuer_url``'s metadata, trying each of :func:`metadata_urls`.
+
+    Blocking: for a fetch thread. ``deadline`` (``time.monotonic()``) bounds every
+    location tried. A 4xx moves on to the next location; any other failure stops.
+
+    Raises:
+        FetchProblem: The document could not be fetched or is unusable; its ``cause``
+            names why and its ``fields`` (``url`` among them) go to the log.
+    """
+    urls = metadata_urls(issuer_url)
+    last = len(urls) - 1
+    for i, url in enumerate(urls):
+        try:
+            body, _ = _get(url, _remaining(deadline), tls, _ACCEPT)
+        except urllib.error.HTTPError as exc:
+            if exc.code in _HTTP_CLIENT_ERRORS and i < last:
+                continue  # not published here: try the next location
+            failure = describe(exc)
+            if failure is None:  # pragma: no cover - describe answers every HTTPError
+                raise
+            raise _MetadataError(failure.cause, failure.detail, url=url, **failure.fields) from None
+        except _FETCH_ERRORS as exc:
+            failure = describe(exc)
+            if failure is None:  # pragma: no cover - describe answers every exception
+                raise
+            raise _MetadataError(
+                failure.cause,
+                failure.detail,
+                url=url,
+                **failure.fields,
+                error_type=type(exc).__name__,
+            ) from None
+        try:
+            return _read_metadata(
+                body,
+                issuer_url,
+                url,
+                algorithms_needed=algorithms_needed,
+                template=template,
+                introspection_needed=introspection_needed,
+            )
+        except _MetadataError as exc:
+            exc.facts["url"] = url
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover - the last location raises
 
 
 def _wait(flight: tuple[Future[None], float]) -> None:

@@ -339,6 +339,22 @@ class _SafeRedirectHandler(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
+class _NoRedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows no redirect: the 3xx itself becomes the ``HTTPError`` (``http_status``)."""
+
+    def redirect_request(  # noqa: PLR0917 - the signature is urllib's
+        self,
+        req: urllib.request.Request,  # noqa: ARG002 - urllib's signature
+        fp: Any,  # noqa: ANN401, ARG002 - urllib's untyped file object
+        code: int,  # noqa: ARG002 - urllib's signature
+        msg: str,  # noqa: ARG002 - urllib's signature
+        headers: HTTPMessage,  # noqa: ARG002 - urllib's signature
+        newurl: str,  # noqa: ARG002 - urllib's signature
+    ) -> urllib.request.Request | None:
+        """Refuse every redirect (urllib then raises the 3xx as an ``HTTPError``)."""
+        return None
+
+
 def _checked_tls(ssl_context: ssl.SSLContext | None) -> ssl.SSLContext:
     """The TLS context for ``https`` fetches: the given one if it checks certificates."""
     if ssl_context is None:
@@ -779,15 +795,44 @@ def _get(url: str, timeout: float, tls: ssl.SSLContext, accept: str) -> tuple[by
             other than 2xx, with ``code``).
         ValueError: The body is larger than 1 MiB.
     """
+    body, headers, _ = _request(url, timeout, tls, accept)
+    return body, headers
+
+
+def _request(
+    url: str,
+    timeout: float,
+    tls: ssl.SSLContext,
+    accept: str,
+    *,
+    data: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    follow_redirects: bool = True,
+) -> tuple[bytes, Message, int]:
+    """:func:`_get`, or a POST of ``data`` (token introspection): body, headers, status.
+
+    ``follow_redirects=False`` answers a 3xx as an ``HTTPError``: a POST that carries
+    client credentials must not be replayed to wherever a redirect points.
+
+    Raises:
+        OSError: As :func:`_get`.
+        ValueError: The body is larger than 1 MiB.
+    """
     deadline = time.monotonic() + timeout
     # One opener per fetch: its handlers carry this fetch's deadline through redirects.
     opener = urllib.request.build_opener(
-        _SafeRedirectHandler,
+        _SafeRedirectHandler if follow_redirects else _NoRedirectHandler,
         _DeadlineHTTPHandler(deadline),
         _DeadlineHTTPSHandler(deadline, tls),
     )
     request = urllib.request.Request(  # noqa: S310 - callers check the scheme is http(s)
-        url, headers={"Accept": accept, "User-Agent": f"invalidtoken-mw/{__version__}"}
+        url,
+        data=data,
+        headers={
+            "Accept": accept,
+            "User-Agent": f"invalidtoken-mw/{__version__}",
+            **(headers or {}),
+        },
     )
     try:
         response = opener.open(request, timeout=timeout)
@@ -805,7 +850,7 @@ def _get(url: str, timeout: float, tls: ssl.SSLContext, accept: str) -> tuple[by
                     "body_too_large", f"the response exceeds {_MAX_BODY_BYTES} bytes"
                 )
             chunks.append(chunk)
-        return b"".join(chunks), response.headers
+        return b"".join(chunks), response.headers, response.status
 
 
 def _fetch_timeout() -> TimeoutError:

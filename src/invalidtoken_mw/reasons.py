@@ -47,6 +47,8 @@ class Reason(str, Enum):
     INSUFFICIENT_ROLE = "insufficient_role"
     KEY_UNAVAILABLE = "key_unavailable"
     REVOCATION_UNAVAILABLE = "revocation_unavailable"
+    INACTIVE_TOKEN = "inactive_token"
+    INTROSPECTION_UNAVAILABLE = "introspection_unavailable"
 
     def __str__(self) -> str:
         """Return the wire value, so ``f"{reason}"`` is ``expired``, not ``Reason.EXPIRED``."""
@@ -198,6 +200,20 @@ _INFO: dict[Reason, _ReasonInfo] = {
         503,
         None,
         "Revocation check unavailable",
+        Sentence.UNAVAILABLE,
+    ),
+    # RFC 7662 §2.2: "active": false says only that the token is not usable now; the
+    # server need not say whether it expired, was revoked or never existed.
+    Reason.INACTIVE_TOKEN: _ReasonInfo(
+        401,
+        _INVALID_TOKEN,
+        "Access token not active",
+        Sentence.INACTIVE_TOKEN,
+    ),
+    Reason.INTROSPECTION_UNAVAILABLE: _ReasonInfo(
+        503,
+        None,
+        "Token introspection unavailable",
         Sentence.UNAVAILABLE,
     ),
 }

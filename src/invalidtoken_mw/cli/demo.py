@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from invalidtoken_mw.cli._term import EXIT_USAGE, EXIT_VALID, Style
+from invalidtoken_mw.introspection import IntrospectionVerifier
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.revocation import MemoryRevocationStore
 from invalidtoken_mw.testing import mint_token
@@ -39,8 +40,10 @@ AUDIENCE = "api://orders"
 KEY_ID = "demo-2026"
 JWKS_PATH = "/.well-known/jwks.json"
 OUTAGE_SUBJECT = "user-during-store-outage"
+INTROSPECTION_PATH = "/oauth2/introspect"
+OPAQUE_PREFIX = "demo-opaque-"
 _JWKS_COOLDOWN = 0.1  # short, so the demo's JWKS outage ends at once
-_FIXED_COLUMNS = 26 + 8 + 24  # request, status and reason
+_FIXED_COLUMNS = 26 + 8 + 27  # request, status and reason (introspection_unavailable fits)
 
 
 class DemoRequest(NamedTuple):
@@ -50,6 +53,7 @@ class DemoRequest(NamedTuple):
     method: str
     headers: dict[str, str]
     jwks_down: bool = False
+    introspection_down: bool = False
 
 
 def demo_requests(
@@ -107,7 +111,35 @@ def demo_requests(
         DemoRequest("no admin role", "DELETE", bearer(token())),
         DemoRequest("revoked", "GET", bearer(token(jti="revoked-1"))),
         DemoRequest("revocation store down", "GET", bearer(token(sub=OUTAGE_SUBJECT))),
+        DemoRequest(
+            "opaque token, not active", "GET", bearer(f"{OPAQUE_PREFIX}expired-or-revoked")
+        ),
+        DemoRequest(
+            "introspection down",
+            "GET",
+            bearer(f"{OPAQUE_PREFIX}while-the-endpoint-is-down"),
+            introspection_down=True,
+        ),
     ]
+
+
+class _DemoVerifier:
+    """The JWT verifier, and introspection for the demo's opaque tokens (by their prefix)."""
+
+    def __init__(self, jwt: JWTVerifier, opaque: IntrospectionVerifier) -> None:
+        self.jwt = jwt
+        self.opaque = opaque
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Verify ``token`` with the verifier for its kind."""
+        chosen = self.opaque if token.startswith(OPAQUE_PREFIX) else self.jwt
+        return chosen.verify(token)
+
+    async def verify_async(self, token: str) -> dict[str, Any]:
+        """:meth:`verify` without blocking the event loop."""
+        if token.startswith(OPAQUE_PREFIX):
+            return await self.opaque.verify_async(token)
+        return await self.jwt.verify_async(token)
 
 
 class _DemoRevocationStore(MemoryRevocationStore):
@@ -132,12 +164,18 @@ class _JWKSEndpoint:
         self.app = app
         self.body = json.dumps(jwks).encode()
         self.down = False
+        self.introspection_down = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # noqa: ANN401
-        if scope["type"] != "http" or scope["path"] != JWKS_PATH:
+        if scope["type"] == "http" and scope["path"] == INTROSPECTION_PATH:
+            # The demo's authorization server knows no opaque token: each is inactive.
+            down = self.introspection_down
+            status, body = (503, b"{}") if down else (200, b'{"active": false}')
+        elif scope["type"] != "http" or scope["path"] != JWKS_PATH:
             await self.app(scope, receive, send)
             return
-        status, body = (503, b"{}") if self.down else (200, self.body)
+        else:
+            status, body = (503, b"{}") if self.down else (200, self.body)
         headers = [(b"content-type", b"application/json"), (b"cache-control", b"max-age=300")]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -208,7 +246,13 @@ def _run(args: argparse.Namespace) -> int:
         revocation=store,
         jwks_cooldown=_JWKS_COOLDOWN,
     )
-    app = _JWKSEndpoint(create_app(verifier), {"keys": [jwk]})
+    opaque = IntrospectionVerifier(
+        base_url + INTROSPECTION_PATH,
+        client_id="orders-api",
+        client_secret="demo-secret",  # noqa: S106 - the demo's own loopback endpoint
+        inactive_ttl=0,
+    )
+    app = _JWKSEndpoint(create_app(_DemoVerifier(verifier, opaque)), {"keys": [jwk]})  # type: ignore[arg-type]
     other_key = ec.generate_private_key(ec.SECP256R1())
     requests = demo_requests(private_key, other_key, ttl=3600 if args.serve else 300)
     with _serving(app, sock):
@@ -222,6 +266,7 @@ def _run(args: argparse.Namespace) -> int:
             for number, request in enumerate(requests, 1):
                 _progress(number, len(requests))
                 app.down = request.jwks_down
+                app.introspection_down = request.introspection_down
                 response = client.request(request.method, "/orders", headers=request.headers)
                 if request.jwks_down:
                     app.down = False
@@ -269,12 +314,12 @@ def _progress(number: int, total: int) -> None:
 def _print_table(rows: list[tuple[str, int, str, str]], style: Style) -> None:
     # The challenge column takes what the terminal has left (160 columns when piped).
     room = max(shutil.get_terminal_size((160, 24)).columns - _FIXED_COLUMNS - 1, 20)
-    print(style.bold(f"{'request':<26}{'status':<8}{'reason':<24}WWW-Authenticate"))
+    print(style.bold(f"{'request':<26}{'status':<8}{'reason':<27}WWW-Authenticate"))
     for label, status, reason, challenge in rows:
         mark = style.ok(str(status)) if status < 400 else style.bad(str(status))  # noqa: PLR2004
         pad = " " * (8 - len(str(status)))
         shown = challenge if len(challenge) <= room else challenge[: room - 3] + "..."
-        print(f"{label:<26}{mark}{pad}{reason:<24}{shown}")
+        print(f"{label:<26}{mark}{pad}{reason:<27}{shown}")
 
 
 def _serve(base_url: str, requests: list[DemoRequest], style: Style) -> int:

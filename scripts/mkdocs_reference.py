@@ -39,6 +39,7 @@ MODULES: tuple[str, ...] = (
     "guard",
     "verify",
     "multi_issuer",
+    "any_token",
     "jwks",
     "discovery",
     "keys",

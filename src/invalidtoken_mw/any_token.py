@@ -95,15 +95,20 @@ class AnyTokenVerifier:
         For tools such as :func:`invalidtoken_mw.explain.explain`; nothing is verified.
         """
         member = self._routes.get(token)
-        if member is None:
-            member = self.jwt if JWS_SHAPE.fullmatch(token) else self.opaque
-            if len(token) <= _ROUTE_MEMO_CHARS:
-                # The route follows from the token alone; single dict operations are
-                # atomic, so threads may race here harmlessly.
-                if len(self._routes) >= _ROUTES_REMEMBERED:
-                    self._routes.clear()
-                self._routes[token] = member
+        return self._route(token) if member is None else member
+
+    def _route(self, token: str) -> TokenVerifier:
+        member = self.jwt if JWS_SHAPE.fullmatch(token) else self.opaque
+        if len(token) <= _ROUTE_MEMO_CHARS:
+            # The route follows from the token alone; single dict operations are atomic,
+            # so threads may race here harmlessly.
+            if len(self._routes) >= _ROUTES_REMEMBERED:
+                self._routes.clear()
+            self._routes[token] = member
         return member
+
+    # verify() and verify_async() look the route up inline: a resent token then costs one
+    # dict lookup and no extra call before its member's own verdict cache.
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid token, verified by the member its shape picks.
@@ -111,7 +116,10 @@ class AnyTokenVerifier:
         Raises:
             AuthFailure: The token is refused; ``.reason`` says why.
         """
-        return self.verifier_for(token).verify(token)
+        member = self._routes.get(token)
+        if member is None:
+            member = self._route(token)
+        return member.verify(token)
 
     async def verify_async(self, token: str) -> dict[str, Any]:
         """:meth:`verify` without blocking the event loop.
@@ -119,7 +127,10 @@ class AnyTokenVerifier:
         Raises:
             AuthFailure: The token is refused; ``.reason`` says why.
         """
-        return await self.verifier_for(token).verify_async(token)
+        member = self._routes.get(token)
+        if member is None:
+            member = self._route(token)
+        return await member.verify_async(token)
 
     def refresh_keys(self) -> None:
         """Call ``refresh_keys()`` of each member that has one (a JWT verifier's keys).

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     Serve = Callable[[AnyTokenVerifier], contextlib.AbstractContextManager[str]]
 
-OPAQUE = secrets.token_urlsafe(32)  # the one opaque token the stand-in knows
+OPAQUE = "Wq3vJ9xTnR2bLk7pZcYh0sDfGmUe5aKo"  # the one the stand-in knows; fixed: a test id
 OPAQUE_CLAIMS = {"sub": "service-a", "scope": "orders.read", "client_id": "svc"}
 
 

@@ -40,6 +40,7 @@ MODULES: tuple[str, ...] = (
     "verify",
     "multi_issuer",
     "introspection",
+    "any_token",
     "jwks",
     "discovery",
     "keys",

@@ -7,6 +7,7 @@ translate I/O. Two modules are not imported here: :mod:`invalidtoken_mw.testing`
 """
 
 from invalidtoken_mw._version import __version__
+from invalidtoken_mw.any_token import AnyTokenVerifier
 from invalidtoken_mw.asgi import InvalidTokenMiddleware
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
 from invalidtoken_mw.classify import failure_from_pyjwt
@@ -39,6 +40,7 @@ from invalidtoken_mw.wsgi import InvalidTokenWSGIMiddleware
 
 __all__ = [
     "Accepted",
+    "AnyTokenVerifier",
     "AuthEventLog",
     "AuthFailure",
     "ChallengeSettings",

@@ -21,12 +21,15 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from invalidtoken_mw._keyhealth import describe
+from invalidtoken_mw.any_token import AnyTokenVerifier
 from invalidtoken_mw.discovery import DiscoveryKeys
 from invalidtoken_mw.multi_issuer import MultiIssuerVerifier
 from invalidtoken_mw.reasons import AuthFailure, Reason
+from invalidtoken_mw.verify import JWTVerifier
 
 if TYPE_CHECKING:
-    from invalidtoken_mw.verify import JWTVerifier, ParsedToken
+    from invalidtoken_mw.settings import TokenVerifier
+    from invalidtoken_mw.verify import ParsedToken
 
 __all__ = ["Check", "Explanation", "explain", "human_duration"]
 
@@ -244,14 +247,32 @@ def _signature_check(verifier: JWTVerifier, parsed: ParsedToken) -> Check:
     return Check.ok("signature", f"signed with {parsed.alg}, key {parsed.kid or '(static)'}")
 
 
+def _explain_member(member: TokenVerifier, token: str, kind: str) -> Explanation:
+    """The verdict of a verifier whose checks :func:`explain` cannot take apart."""
+    checks = [Check.ok("kind", f"{kind}: verified by {type(member).__name__}")]
+    try:
+        claims = member.verify(token)
+    except AuthFailure as refused:
+        checks.append(Check.fail("verify", refused.description))
+        return Explanation(None, None, tuple(checks), refused)
+    checks.append(Check.ok("verify", "accepted"))
+    return Explanation(None, claims, tuple(checks))
+
+
 def explain(
-    verifier: JWTVerifier | MultiIssuerVerifier, token: str, *, now: float | None = None
+    verifier: JWTVerifier | MultiIssuerVerifier | AnyTokenVerifier,
+    token: str,
+    *,
+    now: float | None = None,
 ) -> Explanation:
     """Report every check of ``verifier`` on ``token``, continuing past failures.
 
     Needs no network with a static key; with a JWKS URL it may fetch the key set. A
     :class:`~invalidtoken_mw.MultiIssuerVerifier` is explained through the member its
-    routing picks for the token's ``iss``.
+    routing picks for the token's ``iss``. An
+    :class:`~invalidtoken_mw.AnyTokenVerifier` is explained through the member the
+    token's shape picks: a JWT verifier check by check, any other verifier (an opaque
+    token's introspection) by its verdict alone, which may call its server.
 
     Example::
 
@@ -260,6 +281,13 @@ def explain(
             print(report.failure.reason, [c.name for c in report.checks if c.passed is False])
     """
     now = time.time() if now is None else now
+    if isinstance(verifier, AnyTokenVerifier):
+        member = verifier.verifier_for(token)
+        if member is verifier.opaque:
+            return _explain_member(member, token, "not three base64url segments (not a JWT)")
+        if not isinstance(member, (JWTVerifier, MultiIssuerVerifier)):
+            return _explain_member(member, token, "three base64url segments (a JWT)")
+        verifier = member
     if isinstance(verifier, MultiIssuerVerifier):
         try:
             verifier = verifier.verifier_for(token)

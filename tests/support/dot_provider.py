@@ -9,12 +9,17 @@ its settings name and published in its JWKS.
 ``python -m support.dot_provider DIRECTORY PORT`` (run by :func:`running_dot`)
 configures a throwaway Django project - settings and URLs only: the toolkit's own URLs
 under ``/o/``, Django's own login view - with a SQLite database in ``DIRECTORY``, runs
-the migrations, registers one user and one RS256 OpenID client through the toolkit's
-own models, and serves the project with waitress on 127.0.0.1:``PORT``.
+the migrations, registers through the toolkit's own models one user, one RS256 OpenID
+client (authorization code), one confidential service client (client credentials)
+and the resource server's own confidential client, whose credentials it presents to
+the toolkit's RFC 7662 introspection endpoint, and serves the project with waitress
+on 127.0.0.1:``PORT``.
 
 :class:`DOTProvider` then signs in as the user, authorises the client (authorization
 code with PKCE) and exchanges the code at the token endpoint, all over HTTP as a
-browser and a client would.
+browser and a client would; it obtains the service's opaque access token by client
+credentials, introspects tokens (``/o/introspect/``) and revokes them through RFC 7009
+revocation (``/o/revoke_token/``), again over HTTP only.
 """
 
 from __future__ import annotations
@@ -46,6 +51,13 @@ CLIENT_SECRET = "orders-web-secret"
 USERNAME = "bob"
 PASSWORD = "bob-password"
 REDIRECT_URI = "http://127.0.0.1/callback"
+SERVICE_ID = "orders-batch"
+"""A confidential client that gets opaque access tokens by the client_credentials grant."""
+SERVICE_SECRET = "orders-batch-secret"
+RESOURCE_ID = "orders-api"
+"""The resource server's own confidential client: its credentials call introspection."""
+RESOURCE_SECRET = "orders-api-secret"
+SCOPE = "orders.read"
 
 
 def _serve(directory: Path, port: int) -> None:
@@ -92,7 +104,11 @@ def _serve(directory: Path, port: int) -> None:
         OAUTH2_PROVIDER={
             "OIDC_ENABLED": True,
             "OIDC_RSA_PRIVATE_KEY": pem,
-            "SCOPES": {"openid": "OpenID Connect"},
+            "SCOPES": {
+                "openid": "OpenID Connect",
+                SCOPE: "Read orders",
+                "introspection": "Introspect tokens",
+            },
             "PKCE_REQUIRED": True,
         },
     )
@@ -134,6 +150,16 @@ def _serve(directory: Path, port: int) -> None:
         algorithm=application.RS256_ALGORITHM,
         skip_authorization=True,
     )
+    # The toolkit lets any authenticated confidential client call /o/introspect/ (by
+    # client_secret_basic or client_secret_post); the resource server has its own.
+    for client_id, secret in ((SERVICE_ID, SERVICE_SECRET), (RESOURCE_ID, RESOURCE_SECRET)):
+        application.objects.create(
+            name=client_id,
+            client_id=client_id,
+            client_secret=secret,
+            client_type=application.CLIENT_CONFIDENTIAL,
+            authorization_grant_type=application.GRANT_CLIENT_CREDENTIALS,
+        )
     waitress.serve(get_wsgi_application(), host="127.0.0.1", port=port, _quiet=True)
 
 
@@ -153,6 +179,50 @@ class DOTProvider:
     def issuer(self) -> str:
         """The issuer: the toolkit mounted under ``/o``."""
         return f"{self.origin}/o"
+
+    @property
+    def introspection_url(self) -> str:
+        """The toolkit's RFC 7662 introspection endpoint (its discovery does not name it)."""
+        return f"{self.issuer}/introspect/"
+
+    @property
+    def revocation_url(self) -> str:
+        """The toolkit's RFC 7009 revocation endpoint."""
+        return f"{self.issuer}/revoke_token/"
+
+    def service_token(self) -> dict[str, Any]:
+        """A fresh opaque access token of the service client: the client_credentials grant."""
+        with httpx.Client(trust_env=False) as http:
+            answer = http.post(
+                f"{self.issuer}/token/",
+                data={"grant_type": "client_credentials", "scope": SCOPE},
+                auth=(SERVICE_ID, SERVICE_SECRET),
+            )
+        answer.raise_for_status()
+        document: dict[str, Any] = answer.json()
+        return document
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """The toolkit's introspection response for ``token``, asked as the resource server."""
+        with httpx.Client(trust_env=False) as http:
+            answer = http.post(
+                self.introspection_url,
+                data={"token": token},
+                auth=(RESOURCE_ID, RESOURCE_SECRET),
+            )
+        answer.raise_for_status()
+        document: dict[str, Any] = answer.json()
+        return document
+
+    def revoke(self, token: str) -> None:
+        """Revoke the service's ``token`` at the toolkit's revocation endpoint."""
+        with httpx.Client(trust_env=False) as http:
+            answer = http.post(
+                self.revocation_url,
+                data={"token": token, "token_type_hint": "access_token"},
+                auth=(SERVICE_ID, SERVICE_SECRET),
+            )
+        answer.raise_for_status()
 
     def metadata(self) -> dict[str, Any]:
         """The toolkit's OpenID Connect discovery document."""

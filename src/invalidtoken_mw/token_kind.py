@@ -222,7 +222,8 @@ def _jwt_kind(header_b64: str, claims_b64: str) -> TokenKind | None:
     claims = _object(text)
     if claims is None:
         return TokenKind.JWS
-    if claims.get("typ") in _KEYCLOAK_REFRESH:
+    typ = claims.get("typ")
+    if type(typ) is str and typ in _KEYCLOAK_REFRESH:
         return TokenKind.REFRESH_TOKEN
     if _is_id_token(claims):
         return TokenKind.ID_TOKEN
@@ -246,7 +247,7 @@ if sys.version_info >= (3, 11):
     def _standard_base64(token: str) -> bytes | None:
         try:
             return binascii.a2b_base64(token, strict_mode=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a str that is not ASCII
             return None
 
 else:  # pragma: no cover - Python 3.10 has no strict mode

@@ -202,6 +202,7 @@ def test_every_named_kind_has_a_safe_fixed_sentence() -> None:
         if kind in {TokenKind.JWS, TokenKind.JWT_ACCESS_TOKEN, TokenKind.OPAQUE}:
             assert sentence is None
             continue
+        assert sentence is not None
         assert sentence in sentences
         assert sentence.startswith("This looks like ")
         assert sentence.isascii()

@@ -43,7 +43,17 @@ AUDIENCE = "api://orders"
 # What explain is told, as the middleware would be configured.
 VERIFY = ("--key", SECRET, "--issuer", ISSUER, "--audience", AUDIENCE)
 ANSI = re.compile(r"\x1b\[")
-TOP_LEVEL = {"valid", "reason", "status", "description", "header", "claims", "checks", "response"}
+TOP_LEVEL = {
+    "valid",
+    "reason",
+    "status",
+    "description",
+    "token_kind",
+    "header",
+    "claims",
+    "checks",
+    "response",
+}
 BODY_MEMBERS = {"type", "title", "status", "detail", "error", "error_description", "reason"}
 TRUNCATED = "the token has 2 segments: it looks truncated — copy it again"
 DEMO_BUDGET_S = 60

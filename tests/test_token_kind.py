@@ -15,10 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invalidtoken_mw import AuthFailure, Reason, TokenKind, detect_token_kind
+from invalidtoken_mw import AuthFailure, JWTVerifier, Reason, TokenKind, detect_token_kind
 from invalidtoken_mw._grammar import B64TOKEN_RE
 from invalidtoken_mw._sentences import Sentence
+from invalidtoken_mw.cli import main
+from invalidtoken_mw.explain import explain
 from invalidtoken_mw.token_kind import describe_refusal, kind_sentence
+from support.tokens import AUDIENCE, ISSUER, SECRET, claims, mint
 
 ALNUM = string.ascii_letters + string.digits
 BASE64URL = ALNUM + "-_"
@@ -254,3 +257,35 @@ def test_every_vendor_example_passes_the_bearer_grammar() -> None:
         for token in tokens:
             if token and kind is not TokenKind.BASIC_CREDENTIALS:
                 assert B64TOKEN_RE.fullmatch(token), kind
+
+
+# -- explain, the library and the command line -------------------------------------------
+
+
+def test_explain_names_the_kind_and_describes_as_the_middleware() -> None:
+    verifier = JWTVerifier(key=SECRET, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)
+    id_token = mint("HS256", claims(aud="web-client", azp="web-client"), key=SECRET)
+    report = explain(verifier, id_token)
+    assert report.token_kind is TokenKind.ID_TOKEN
+    assert report.failure is not None
+    assert (report.failure.reason, report.failure.description) == (
+        Reason.WRONG_AUDIENCE,
+        Sentence.KIND_ID_TOKEN,
+    )
+    assert report.to_dict()["token_kind"] == "id_token"
+    assert explain(verifier, mint("HS256", claims(), key=SECRET)).token_kind is TokenKind.JWS
+
+
+def test_the_cli_prints_the_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    token = EXAMPLES[TokenKind.STRIPE_SECRET_KEY][0]
+    assert main(["explain", "--key", SECRET.decode(), token]) == 1
+    out = capsys.readouterr().out
+    assert "Token kind  stripe_secret_key" in out
+    assert Sentence.KIND_STRIPE_SECRET_KEY in out
+    assert token not in out
+    assert main(["explain", "--json", "--key", SECRET.decode(), token]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["token_kind"], report["description"]) == (
+        "stripe_secret_key",
+        Sentence.KIND_STRIPE_SECRET_KEY,
+    )

@@ -137,7 +137,8 @@ class Sentence:
     )
 
     # -- What kind of credential the client sent (token_kind.describe_refusal) ---------
-    # Each names the kind, never any part of it, and says what the API expects.
+    # Each names the kind, never any part of it, and says what the API expects. A JWE
+    # has ENCRYPTED, which the verifier has always sent.
     KIND_ID_TOKEN: Final = (
         "This looks like an OpenID Connect ID token; this API accepts access tokens issued"
         " by its identity provider, not ID tokens."
@@ -145,10 +146,6 @@ class Sentence:
     KIND_REFRESH_TOKEN: Final = (
         "This looks like a refresh token; exchange it at the identity provider for an"
         " access token and send that."
-    )
-    KIND_JWE: Final = (
-        "This looks like an encrypted token (JWE); this API accepts signed access tokens"
-        " issued by its identity provider."
     )
     KIND_GITHUB_PERSONAL_ACCESS_TOKEN: Final = (
         "This looks like a GitHub personal access token; this API accepts access tokens"

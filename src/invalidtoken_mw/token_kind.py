@@ -340,7 +340,7 @@ def detect_token_kind(token: str) -> TokenKind:
 _SENTENCES: dict[TokenKind, str] = {
     TokenKind.ID_TOKEN: Sentence.KIND_ID_TOKEN,
     TokenKind.REFRESH_TOKEN: Sentence.KIND_REFRESH_TOKEN,
-    TokenKind.JWE: Sentence.KIND_JWE,
+    TokenKind.JWE: Sentence.ENCRYPTED,
     TokenKind.GITHUB_PERSONAL_ACCESS_TOKEN: Sentence.KIND_GITHUB_PERSONAL_ACCESS_TOKEN,
     TokenKind.GITHUB_OAUTH_TOKEN: Sentence.KIND_GITHUB_OAUTH_TOKEN,
     TokenKind.GITHUB_APP_TOKEN: Sentence.KIND_GITHUB_APP_TOKEN,

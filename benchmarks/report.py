@@ -32,6 +32,7 @@ METRICS_SLACK_US = {"starlette": 1.0, "flask": 3.0}
 # A resent opaque token answered from the introspection cache, ASGI: its overhead at most
 # the cached JWT path's plus this (issue 19's target).
 OPAQUE_SLACK_US = 1.0
+KIND_NS = 2000.0  # token-kind detection on a refusal, mean over one token of each kind
 TRACING_OFF_SHARE = 0.02  # tracing off: a refusal's span lookup <= this share of the refusal
 TRACING_STATES = {
     "not_imported": "OpenTelemetry never imported",
@@ -188,6 +189,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 (f"{on:+.1f} µs", f"{off:+.1f} + {slack:g} = {off + slack:+.1f} µs"),
             )
         )
+    found.append(_token_kind_target(results))
     return found
 
 
@@ -207,6 +209,25 @@ def _opaque_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             (f"{opaque:+.1f} µs", f"{jwt_path:+.1f} + {OPAQUE_SLACK_US:g} = {bound:+.1f} µs"),
         )
     ]
+
+
+def _token_kind_target(results: dict[str, Any]) -> dict[str, Any]:
+    """The detector's mean over one token of each kind, against the issue's 2 µs."""
+    mean = results["token_kinds"]["mean"]
+    return _target(
+        "token-kind detection on a refusal, one token of each kind",
+        f"mean ≤ {KIND_NS / 1000:g} µs per call",
+        mean,
+        KIND_NS,
+        (f"{mean / 1000:.2f} µs", f"{KIND_NS / 1000:g} µs"),
+    )
+
+
+def print_token_kinds(found: dict[str, float]) -> None:
+    """Print the nanoseconds one detect_token_kind call takes, by kind, and the mean."""
+    print("\n== token kinds: ns per detect_token_kind call")
+    for kind, ns in found.items():
+        print(f"   {kind:<44} {ns:>9.0f} ns")
 
 
 def _tracing_target(results: dict[str, Any]) -> dict[str, Any]:
@@ -395,6 +416,15 @@ nothing. Best of five repeats in a fresh interpreter, ns per refusal.
 |---|---:|
 {tracing}
 
+### Token-kind detection on a refusal
+
+What `detect_token_kind` spends naming what a refused token is (only a refusal pays it):
+best of five repeats per kind, ns per call; the target is on the mean.
+
+| kind | ns per call |
+|---|---:|
+{token_kinds}
+
 ## Method
 
 - **In-process calls, no network.** ASGI applications are awaited directly
@@ -519,6 +549,9 @@ def write_docs(results: dict[str, Any], directory: Path) -> None:
         tracing="\n".join(
             f"| {title} | {results['tracing'][state]:.0f} |"
             for state, title in TRACING_STATES.items()
+        ),
+        token_kinds="\n".join(
+            f"| {kind} | {ns:.0f} |" for kind, ns in results["token_kinds"].items()
         ),
         memory="\n".join(
             f"| {m['title']} | {m['token_bytes']} | {m['tokens']} | {m['bytes_per_token']:.0f} |"

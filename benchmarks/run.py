@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import datetime as dt
+import functools
 import gc
 import importlib.metadata
 import json
@@ -41,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +68,7 @@ from timing import (
 
 from invalidtoken_mw import RedisRevocationStore
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
+from invalidtoken_mw.token_kind import detect_token_kind
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -499,6 +503,64 @@ def tracing_cost(mode: str) -> dict[str, float]:
     return found
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _jwt(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    parts = (json.dumps(header).encode(), json.dumps(claims).encode(), b"s" * 32)
+    return ".".join(_b64url(part) for part in parts)
+
+
+def kind_samples() -> dict[str, str]:
+    """One token of each kind the detector names, built from the documented shapes."""
+    body = "aB3dE5gH7jK9mN1pQ2rS4tU6vW8xY0zA1bC2"  # 36 alphanumerics, no real secret
+    access = {"iss": ISSUER, "sub": "user-42", "aud": AUDIENCE, "scope": "orders:read"}
+    return {
+        "jws": _jwt({"alg": "RS256", "typ": "JWT", "kid": "k1"}, access),
+        "jwt_access_token": _jwt({"alg": "RS256", "typ": "at+jwt", "kid": "k1"}, access),
+        "id_token": _jwt(
+            {"alg": "RS256", "kid": "k1"},
+            {"iss": ISSUER, "sub": "user-42", "aud": "web", "azp": "web", "nonce": "n-0S6"},
+        ),
+        "refresh_token": _jwt({"alg": "HS512"}, {"typ": "Refresh", "azp": "web"}),
+        "jwe": _jwt({"alg": "RSA-OAEP", "enc": "A256GCM"}, {}) + ".iv.tag",
+        "github_personal_access_token": "ghp_" + body,
+        "github_oauth_token": "gho_" + body,
+        "github_app_token": "ghs_" + body,
+        "github_refresh_token": "ghr_" + body + body,
+        "slack_bot_token": "xoxb-1234567890-1234567890123-" + body[:24],
+        "slack_user_token": "xoxp-12345-67890-1928471-" + body[:32],
+        "slack_refresh_token": "xoxe-1-" + body,
+        "slack_token": "xoxa-2-" + body,
+        "stripe_secret_key": "sk_test_" + body[:24],
+        "stripe_restricted_key": "rk_live_" + body[:24],
+        "stripe_publishable_key": "pk_test_" + body[:24],
+        "google_access_token": "ya29." + body * 3,
+        "aws_access_key_id": "AKIA" + body[:16].upper(),
+        "discord_bot_token": f"{_b64url(b'123456789012345678')}.G5Nast.{body}",
+        "basic_credentials": base64.b64encode(b"alice:correct horse").decode(),
+        "opaque": _b64url(bytes(range(32))),
+    }
+
+
+KIND_CALLS = {"smoke": 2_000, "full": 100_000}
+
+
+def token_kind_cost(mode: str) -> dict[str, float]:
+    """Time detect_token_kind on one token of each kind (ns per call, best of five) and the mean."""
+    samples = kind_samples()
+    number = KIND_CALLS[mode]
+    found: dict[str, float] = {}
+    for kind, token in samples.items():
+        if detect_token_kind(token).value != kind:
+            raise HarnessError(f"the {kind} sample is detected as {detect_token_kind(token)}")
+        timer = timeit.Timer(functools.partial(detect_token_kind, token))
+        found[kind] = min(timer.repeat(repeat=5, number=number)) / number * 1e9
+    found["mean"] = statistics.fmean(found.values())
+    return found
+
+
 async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
     """Run every scenario and the memory figures; return the results document."""
     plan, pool, count = MODES[mode]
@@ -525,6 +587,8 @@ async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
     report.print_memory(retained)
     tracing = tracing_cost(mode)
     report.print_tracing(tracing)
+    kinds = token_kind_cost(mode)
+    report.print_token_kinds(kinds)
     meta = {
         "mode": mode,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -544,6 +608,7 @@ async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
         "scenarios": results,
         "memory": retained,
         "tracing": tracing,
+        "token_kinds": kinds,
     }
     document["targets"] = report.targets(document)
     report.print_targets(document["targets"])

@@ -51,6 +51,7 @@ MODULES: tuple[str, ...] = (
     "render",
     "classify",
     "extract",
+    "token_kind",
     "revocation",
     "redis_store",
     "log",

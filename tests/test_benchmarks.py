@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from invalidtoken_mw import TokenKind
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = [
     *(f"{kind}_{alg}" for kind in ("valid", "fresh") for alg in ("hs256", "rs256", "es256")),
@@ -54,6 +56,7 @@ TARGET_CASES = [
     "resent RS256 token, Flask route reads the claims",
     "resent RS256 token, Starlette, Prometheus and OpenTelemetry metrics on",
     "resent RS256 token, Flask, Prometheus and OpenTelemetry metrics on",
+    "token-kind detection on a refusal, one token of each kind",
 ]
 
 
@@ -231,3 +234,13 @@ def test_committed_page_was_written_by_the_current_harness() -> None:
     assert "python benchmarks/run.py --write-docs" in page
     assert all(f"(`{name}`)" in page for name in SCENARIOS)
     assert "## Targets" in page
+
+
+def test_smoke_run_measures_token_kind_detection(smoke: tuple[dict[str, Any], Path]) -> None:
+    """Every kind is timed (its sample detected as that kind), and the page shows it."""
+    results, workdir = smoke
+    kinds = results["token_kinds"]
+    assert {kind.value for kind in TokenKind} | {"mean"} == set(kinds)
+    assert all(math.isfinite(ns) and ns > 0 for ns in kinds.values())
+    page = (workdir / "performance.md").read_text()
+    assert "### Token-kind detection on a refusal" in page

@@ -43,7 +43,17 @@ AUDIENCE = "api://orders"
 # What explain is told, as the middleware would be configured.
 VERIFY = ("--key", SECRET, "--issuer", ISSUER, "--audience", AUDIENCE)
 ANSI = re.compile(r"\x1b\[")
-TOP_LEVEL = {"valid", "reason", "status", "description", "header", "claims", "checks", "response"}
+TOP_LEVEL = {
+    "valid",
+    "reason",
+    "status",
+    "description",
+    "token_kind",
+    "header",
+    "claims",
+    "checks",
+    "response",
+}
 BODY_MEMBERS = {"type", "title", "status", "detail", "error", "error_description", "reason"}
 TRUNCATED = "the token has 2 segments: it looks truncated — copy it again"
 DEMO_BUDGET_S = 60
@@ -612,6 +622,9 @@ def test_demo_runs_to_completion_and_its_table_shows_every_reason() -> None:
         done.stdout.count('  {"reason": '),
     )
     assert [("valid token", 200, "-")] == [row for row in table if row[1] < 400]
+    pasted = next(line for line in done.stdout.splitlines() if line.startswith("GitHub key"))
+    assert 'error_description="This looks like a GitHub' in pasted  # the kind is named
+    assert '"token_kind": "github_personal_access_token"' in done.stdout
 
 
 def _demo_table(stdout: str) -> list[tuple[str, int, str]]:

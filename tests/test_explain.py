@@ -373,6 +373,7 @@ def test_to_dict_of_a_refused_token() -> None:
         "reason": "wrong_audience",
         "status": 401,
         "description": "The access token was issued for another audience.",
+        "token_kind": "jws",
         "header": {"alg": "HS256", "typ": "JWT"},
         "claims": payload,
     }

@@ -216,6 +216,25 @@ def test_a_revoked_token_is_inactive_to_a_fresh_verifier(dot: DOTProvider, serve
     assert (401, "inactive_token") == (unknown.status_code, unknown.json()["reason"])
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_pasted_vendor_key_is_inactive_and_named(dot: DOTProvider, server: str) -> None:
+    """A GitHub-shaped key the toolkit calls inactive: 401 inactive_token naming the kind.
+
+    The key is made here in GitHub's documented shape (not a real secret); the toolkit
+    never issued it, so it answers ``active: false`` and the description says what the
+    client sent instead of a bare "not active".
+    """
+    pasted = "ghp_" + "Zx8" * 12
+    with SERVE[server](dot_introspection(dot)) as base:
+        refused = get(base, pasted)
+    assert (401, "inactive_token") == (refused.status_code, refused.json()["reason"])
+    assert refused.json()["error_description"] == (
+        "This looks like a GitHub personal access token; this API accepts access tokens"
+        " issued by its identity provider."
+    )
+    assert pasted[4:20] not in refused.headers["www-authenticate"] + refused.text
+
+
 def test_client_secret_post_authenticates_the_resource_server(dot: DOTProvider) -> None:
     """The toolkit accepts the resource server's credentials in the form body too."""
     token = dot.service_token()["access_token"]

@@ -35,6 +35,7 @@ from invalidtoken_mw.render import (
 from invalidtoken_mw.revocation import MemoryRevocationStore, RevocationStore
 from invalidtoken_mw.scopes import check_scopes, granted_scopes
 from invalidtoken_mw.settings import GuardSettings
+from invalidtoken_mw.token_kind import TokenKind, detect_token_kind
 from invalidtoken_mw.verify import JWTVerifier, ParsedToken
 from invalidtoken_mw.wsgi import InvalidTokenWSGIMiddleware
 
@@ -74,12 +75,14 @@ __all__ = [
     "RevocationStore",
     "StaticKeys",
     "TokenExtractor",
+    "TokenKind",
     "TokenSource",
     "TokenVerifier",
     "VerifyingKey",
     "__version__",
     "build_challenge",
     "check_scopes",
+    "detect_token_kind",
     "failure_from_pyjwt",
     "granted_scopes",
     "otel_field_names",

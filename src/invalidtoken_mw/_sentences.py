@@ -142,6 +142,78 @@ class Sentence:
         "The access token's {claim} claim has a value this service does not accept."
     )
 
+    # -- What kind of credential the client sent (token_kind.describe_refusal) ---------
+    # Each names the kind, never any part of it, and says what the API expects. A JWE
+    # has ENCRYPTED, which the verifier has always sent.
+    KIND_ID_TOKEN: Final = (
+        "This looks like an OpenID Connect ID token; this API accepts access tokens issued"
+        " by its identity provider, not ID tokens."
+    )
+    KIND_REFRESH_TOKEN: Final = (
+        "This looks like a refresh token; exchange it at the identity provider for an"
+        " access token and send that."
+    )
+    KIND_GITHUB_PERSONAL_ACCESS_TOKEN: Final = (
+        "This looks like a GitHub personal access token; this API accepts access tokens"
+        " issued by its identity provider."
+    )
+    KIND_GITHUB_OAUTH_TOKEN: Final = (
+        "This looks like a GitHub OAuth token; this API accepts access tokens issued by its"
+        " identity provider."
+    )
+    KIND_GITHUB_APP_TOKEN: Final = (
+        "This looks like a GitHub App token; this API accepts access tokens issued by its"
+        " identity provider."
+    )
+    KIND_GITHUB_REFRESH_TOKEN: Final = (
+        "This looks like a GitHub refresh token; this API accepts access tokens issued by"
+        " its identity provider."
+    )
+    KIND_SLACK_BOT_TOKEN: Final = (
+        "This looks like a Slack bot token; this API accepts access tokens issued by its"
+        " identity provider."
+    )
+    KIND_SLACK_USER_TOKEN: Final = (
+        "This looks like a Slack user token; this API accepts access tokens issued by its"
+        " identity provider."
+    )
+    KIND_SLACK_REFRESH_TOKEN: Final = (
+        "This looks like a Slack refresh token; this API accepts access tokens issued by"
+        " its identity provider."
+    )
+    KIND_SLACK_TOKEN: Final = (
+        "This looks like a Slack token; this API accepts access tokens issued by its"
+        " identity provider."
+    )
+    KIND_STRIPE_SECRET_KEY: Final = (
+        "This looks like a Stripe secret key; this API accepts access tokens issued by its"
+        " identity provider. Roll the key if it was exposed."
+    )
+    KIND_STRIPE_RESTRICTED_KEY: Final = (
+        "This looks like a Stripe restricted key; this API accepts access tokens issued by"
+        " its identity provider."
+    )
+    KIND_STRIPE_PUBLISHABLE_KEY: Final = (
+        "This looks like a Stripe publishable key; this API accepts access tokens issued"
+        " by its identity provider."
+    )
+    KIND_GOOGLE_ACCESS_TOKEN: Final = (
+        "This looks like a Google OAuth access token; this API accepts access tokens issued"
+        " by its identity provider."
+    )
+    KIND_AWS_ACCESS_KEY_ID: Final = (
+        "This looks like an AWS access key ID; this API accepts access tokens issued by its"
+        " identity provider."
+    )
+    KIND_DISCORD_BOT_TOKEN: Final = (
+        "This looks like a Discord bot token; this API accepts access tokens issued by its"
+        " identity provider."
+    )
+    KIND_BASIC_CREDENTIALS: Final = (
+        "This looks like HTTP Basic credentials (a user name and password) sent as a bearer"
+        " token; this API accepts access tokens issued by its identity provider."
+    )
+
 
 def every_sentence() -> dict[str, str]:
     """The table as a mapping from each constant's name to its sentence (for tests, docs)."""

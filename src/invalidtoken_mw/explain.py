@@ -2,7 +2,11 @@
 
 :func:`explain` runs each of the verifier's checks on its own and keeps going past
 the first failure, so a person sees everything that is wrong at once. The verdict
-(:attr:`Explanation.failure`) is exactly what :meth:`JWTVerifier.verify` answers.
+(:attr:`Explanation.failure`) is exactly what :meth:`JWTVerifier.verify` answers,
+with the description the middleware sends: where the kind of credential explains the
+failure (an ID token, a GitHub key), the sentence naming it
+(:func:`~invalidtoken_mw.token_kind.describe_refusal`); :attr:`Explanation.token_kind`
+says what the token looks like.
 It reads the token's untrusted header and claims for display: the report is for the
 operator's terminal or a test, never for a response.
 
@@ -14,6 +18,7 @@ not know about it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,6 +30,7 @@ from invalidtoken_mw.any_token import AnyTokenVerifier
 from invalidtoken_mw.discovery import DiscoveryKeys
 from invalidtoken_mw.multi_issuer import MultiIssuerVerifier
 from invalidtoken_mw.reasons import AuthFailure, Reason
+from invalidtoken_mw.token_kind import TokenKind, describe_refusal, detect_token_kind
 from invalidtoken_mw.verify import JWTVerifier
 
 if TYPE_CHECKING:
@@ -90,12 +96,17 @@ class Check:
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    """Everything :func:`explain` found out about a token."""
+    """Everything :func:`explain` found out about a token.
+
+    ``token_kind`` is what the token looks like (:func:`~invalidtoken_mw.detect_token_kind`),
+    ``None`` where no token was looked at.
+    """
 
     header: dict[str, Any] | None
     claims: dict[str, Any] | None
     checks: tuple[Check, ...]
     failure: AuthFailure | None = field(default=None)
+    token_kind: TokenKind | None = field(default=None)
 
     @property
     def valid(self) -> bool:
@@ -109,6 +120,7 @@ class Explanation:
             "reason": None if self.failure is None else self.failure.reason.value,
             "status": 200 if self.failure is None else self.failure.status,
             "description": None if self.failure is None else self.failure.description,
+            "token_kind": None if self.token_kind is None else self.token_kind.value,
             "header": self.header,
             "claims": self.claims,
             "checks": [
@@ -280,7 +292,17 @@ def explain(
         if not report.valid:
             print(report.failure.reason, [c.name for c in report.checks if c.passed is False])
     """
-    now = time.time() if now is None else now
+    report = _explain(verifier, token, time.time() if now is None else now)
+    kind = detect_token_kind(token)
+    failure = report.failure
+    if failure is not None:
+        failure = describe_refusal(failure, kind)  # as the middleware describes it
+    return dataclasses.replace(report, failure=failure, token_kind=kind)
+
+
+def _explain(
+    verifier: JWTVerifier | MultiIssuerVerifier | AnyTokenVerifier, token: str, now: float
+) -> Explanation:
     if isinstance(verifier, AnyTokenVerifier):
         member = verifier.verifier_for(token)
         if member is verifier.opaque:

@@ -42,9 +42,12 @@ from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.render import RenderedFailure, Renderer
 from invalidtoken_mw.scopes import check_roles, check_scopes
 from invalidtoken_mw.settings import GuardSettings, TokenVerifier
+from invalidtoken_mw.token_kind import describe_refusal, detect_token_kind
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+
+    from invalidtoken_mw.token_kind import TokenKind
 
 __all__ = [
     "ENVIRON_CLIENT_ID",
@@ -426,7 +429,12 @@ class Guard:
     ) -> Accepted | Rejected:
         """Answer a failure of the sequence (or let an anonymous request through)."""
         if found is not None:
-            return Rejected(self._answer(failure, request, found.token), failure)
+            # The one place every adapter's refused token passes: what kind of credential
+            # it is goes to the log and, where the kind explains the failure (an ID token,
+            # a GitHub key), into the description. Only here: acceptance costs nothing.
+            kind = detect_token_kind(found.token)
+            failure = describe_refusal(failure, kind)
+            return Rejected(self._answer(failure, request, found.token, kind=kind), failure)
         answered = self._unextracted(failure, request, authorization, optional=optional)
         if answered is None:
             return self._anonymous(request)
@@ -608,14 +616,19 @@ class Guard:
         token: str | None,
         *,
         verified: bool | None = None,
+        kind: TokenKind | None = None,
     ) -> RenderedFailure:
         """Count and log the one ``auth_rejected`` event; return the answer to send.
 
         The outcome goes to the adapter's view (``note``), for outer middleware and the
-        server's access log.
+        server's access log; ``kind`` (what the refused token looked like) to the log.
         """
         self.events.rejected(
-            failure, lambda: self.facts(request), token, signature_verified=verified
+            failure,
+            lambda: self.facts(request),
+            token,
+            signature_verified=verified,
+            token_kind=None if kind is None else kind.value,
         )
         note = getattr(request, "note", None)
         if note is not None:

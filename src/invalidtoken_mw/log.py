@@ -89,6 +89,7 @@ _RESERVED = frozenset({
     "event", "reason", "error", "status", "method", "path", "client_ip", "user_agent",
     "request_id", "route", "missing_scopes", "suppressed", "token_fingerprint",
     "signature_verified", "alg", "kid", "typ", "expired_for_s", "not_before_in_s",
+    "token_kind",
     "level", "timestamp", "logger",
     *(f"{name}_at" for name in _TIME_CLAIMS),
 })  # fmt: skip
@@ -410,13 +411,16 @@ class AuthEventLog:
         token: str | None,
         *,
         signature_verified: bool | None = None,
+        token_kind: str | None = None,
     ) -> None:
         """Count a refused request and emit its one ``auth_rejected`` event (unless flooded).
 
         ``request`` may be a function giving the facts: it is called only when the
         event is emitted, not for a rejection the rate limit suppresses.
         ``signature_verified`` (default: the failure's own) says whether the logged
-        claims were vouched for by a good signature.
+        claims were vouched for by a good signature. ``token_kind`` (a
+        :class:`~invalidtoken_mw.token_kind.TokenKind` value) says what the token looked
+        like, logged as the ``token_kind`` field.
         """
         reason = failure.reason
         self._count(reason.value)
@@ -452,6 +456,8 @@ class AuthEventLog:
             fields["suppressed"] = suppressed
         if token:
             fields["token_fingerprint"] = self.fingerprint(token)
+            if token_kind is not None:
+                fields["token_kind"] = token_kind
             fields.update(self._peek(token))
             fields["signature_verified"] = (
                 failure.signature_verified if signature_verified is None else signature_verified

@@ -90,11 +90,17 @@ class Rejection:
         result += [("authorization", value) for value in self.authorization]
         return result + list(more)
 
-    def expected_fields(self) -> frozenset[str]:
-        """The exact field names of this rejection's event (without ``log_level``)."""
+    def expected_fields(self, *, guarded: bool = True) -> frozenset[str]:
+        """The exact field names of this rejection's event (without ``log_level``).
+
+        ``guarded``: logged by the guard (a middleware), which adds the ``token_kind``
+        of a token it found; an :class:`AuthEventLog` called directly has none.
+        """
         fields = BASE_FIELDS | {"user_agent", "request_id"} | self.extra_fields
         if self.token is not None:
             fields |= {"token_fingerprint", "signature_verified"}
+            if guarded:
+                fields |= {"token_kind"}
         # Each logged epoch time has its ISO 8601 twin.
         return fields | {f"{name}_at" for name in ("exp", "iat", "nbf") if name in fields}
 

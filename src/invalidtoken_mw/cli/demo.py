@@ -22,6 +22,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from invalidtoken_mw.any_token import AnyTokenVerifier
 from invalidtoken_mw.cli._term import EXIT_USAGE, EXIT_VALID, Style
 from invalidtoken_mw.introspection import IntrospectionVerifier
 from invalidtoken_mw.reasons import AuthFailure, Reason
@@ -41,7 +42,7 @@ KEY_ID = "demo-2026"
 JWKS_PATH = "/.well-known/jwks.json"
 OUTAGE_SUBJECT = "user-during-store-outage"
 INTROSPECTION_PATH = "/oauth2/introspect"
-OPAQUE_PREFIX = "demo-opaque-"
+OPAQUE_PREFIX = "demo-opaque-"  # the demo's opaque tokens (any non-JWT goes to introspection)
 _JWKS_COOLDOWN = 0.1  # short, so the demo's JWKS outage ends at once
 _FIXED_COLUMNS = 26 + 8 + 27  # request, status and reason (introspection_unavailable fits)
 
@@ -96,7 +97,7 @@ def demo_requests(
         DemoRequest("'Bearer' and nothing", "GET", {"authorization": "Bearer"}),
         DemoRequest("token in quotes", "GET", bearer(token("quoted"))),
         DemoRequest("truncated token", "GET", bearer(token("truncated"))),
-        DemoRequest("not a JWT", "GET", bearer("opaque-garbage")),
+        DemoRequest("three parts, not JSON", "GET", bearer("not.a.jwt")),
         DemoRequest("alg none", "GET", bearer(token("alg-none"))),
         DemoRequest("unknown kid", "GET", bearer(unknown_kid)),
         DemoRequest("signed by another key", "GET", bearer(token(key=other_key))),
@@ -111,6 +112,7 @@ def demo_requests(
         DemoRequest("no admin role", "DELETE", bearer(token())),
         DemoRequest("revoked", "GET", bearer(token(jti="revoked-1"))),
         DemoRequest("revocation store down", "GET", bearer(token(sub=OUTAGE_SUBJECT))),
+        DemoRequest("GitHub key pasted", "GET", bearer("ghp_" + "Demo0" * 7 + "X")),
         DemoRequest(
             "opaque token, not active", "GET", bearer(f"{OPAQUE_PREFIX}expired-or-revoked")
         ),
@@ -121,25 +123,6 @@ def demo_requests(
             introspection_down=True,
         ),
     ]
-
-
-class _DemoVerifier:
-    """The JWT verifier, and introspection for the demo's opaque tokens (by their prefix)."""
-
-    def __init__(self, jwt: JWTVerifier, opaque: IntrospectionVerifier) -> None:
-        self.jwt = jwt
-        self.opaque = opaque
-
-    def verify(self, token: str) -> dict[str, Any]:
-        """Verify ``token`` with the verifier for its kind."""
-        chosen = self.opaque if token.startswith(OPAQUE_PREFIX) else self.jwt
-        return chosen.verify(token)
-
-    async def verify_async(self, token: str) -> dict[str, Any]:
-        """:meth:`verify` without blocking the event loop."""
-        if token.startswith(OPAQUE_PREFIX):
-            return await self.opaque.verify_async(token)
-        return await self.jwt.verify_async(token)
 
 
 class _DemoRevocationStore(MemoryRevocationStore):
@@ -252,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
         client_secret="demo-secret",  # noqa: S106 - the demo's own loopback endpoint
         inactive_ttl=0,
     )
-    app = _JWKSEndpoint(create_app(_DemoVerifier(verifier, opaque)), {"keys": [jwk]})  # type: ignore[arg-type]
+    app = _JWKSEndpoint(create_app(AnyTokenVerifier(jwt=verifier, opaque=opaque)), {"keys": [jwk]})  # type: ignore[arg-type]
     other_key = ec.generate_private_key(ec.SECP256R1())
     requests = demo_requests(private_key, other_key, ttl=3600 if args.serve else 300)
     with _serving(app, sock):
@@ -285,7 +268,7 @@ def _run(args: argparse.Namespace) -> int:
     rejected = [e for e in events if e.get("event") == "auth_rejected"]
     print(f"\n{style.bold(f'{len(rejected)} auth_rejected log events')} (one per refusal):")
     for event in rejected:
-        shown = ("reason", "status", "path", "sub", "expired_for_s", "missing_scopes")
+        shown = ("reason", "status", "path", "token_kind", "sub", "expired_for_s", "missing_scopes")
         fields = {k: event[k] for k in shown if k in event}
         print("  " + json.dumps(fields))
     others = [e.get("event") for e in events if e.get("event") != "auth_rejected"]

@@ -213,6 +213,7 @@ def _run(args: argparse.Namespace) -> int:
             "reason": None if failure is None else failure.reason.value,
             "status": answer["status"],
             "description": None if failure is None else failure.description,
+            "token_kind": None if report.token_kind is None else report.token_kind.value,
             "header": header,
             "claims": claims,
             "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
@@ -221,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
         json.dump(data, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
-        shown = Explanation(header, claims, tuple(checks), failure)
+        shown = Explanation(header, claims, tuple(checks), failure, report.token_kind)
         _print_report(shown, answer, Style(sys.stdout))
     return EXIT_VALID if failure is None else EXIT_INVALID
 
@@ -238,6 +239,8 @@ def _print_report(report: Explanation, answer: dict[str, Any], style: Style) -> 
             "-" if check.passed is None else style.ok("PASS") if check.passed else style.bad("FAIL")
         )
         out.write(f"  {mark:>4}  {check.name:<16} {printable(check.detail)}\n")
+    if report.token_kind is not None:
+        out.write(f"\n{style.bold('Token kind')}  {report.token_kind.value}\n")
     failure = report.failure
     verdict = (
         style.ok("VALID") if failure is None else style.bad(f"REJECTED: {failure.reason.value}")

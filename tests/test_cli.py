@@ -622,9 +622,8 @@ def test_demo_runs_to_completion_and_its_table_shows_every_reason() -> None:
         done.stdout.count('  {"reason": '),
     )
     assert [("valid token", 200, "-")] == [row for row in table if row[1] < 400]
-    pasted = next(line for line in done.stdout.splitlines() if line.startswith("GitHub key"))
-    assert 'error_description="This looks like a GitHub' in pasted  # the kind is named
-    assert '"token_kind": "github_personal_access_token"' in done.stdout
+    assert ("GitHub key pasted", 401, "inactive_token") in table
+    assert '"token_kind": "github_personal_access_token"' in done.stdout  # the kind is named
 
 
 def _demo_table(stdout: str) -> list[tuple[str, int, str]]:

@@ -190,7 +190,36 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     found.append(_token_kind_target(results))
+    found.extend(_miss_targets(results))
     return found
+
+
+def _miss_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Concurrent requests for new opaque tokens: one introspection call per distinct token."""
+    found = []
+    for family, miss in results.get("introspection_misses", {}).items():
+        per_token = miss["calls"] / miss["tokens"]
+        found.append(
+            _target(
+                f"introspection miss, {miss['requests']} concurrent requests over"
+                f" {miss['tokens']} new tokens, {FRAMEWORKS[family]}",
+                "exactly one HTTP call per distinct token",
+                abs(per_token - 1.0),
+                0.0,
+                (f"{miss['calls']} calls ({per_token:g} per token)", "1 per token"),
+            )
+        )
+    return found
+
+
+def print_introspection_misses(found: dict[str, dict[str, int]]) -> None:
+    """Print the introspection calls concurrent requests for new tokens caused."""
+    print("\n== introspection misses: concurrent requests for new opaque tokens")
+    for family, miss in found.items():
+        print(
+            f"   {FRAMEWORKS[family]:<10} {miss['requests']} requests, {miss['tokens']} tokens:"
+            f" {miss['calls']} calls"
+        )
 
 
 def _opaque_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -425,6 +454,16 @@ best of five repeats per kind, ns per call; the target is on the mean.
 |---|---:|
 {token_kinds}
 
+### Introspection misses under concurrency
+
+100 requests at once (ASGI: one event loop; WSGI: 100 threads) over 5 opaque tokens the
+`IntrospectionVerifier` has never seen, against a loopback endpoint that answers after
+50 ms: the calls it received.
+
+| framework | requests | distinct tokens | introspection calls |
+|---|---:|---:|---:|
+{misses}
+
 ## Method
 
 - **In-process calls, no network.** ASGI applications are awaited directly
@@ -552,6 +591,10 @@ def write_docs(results: dict[str, Any], directory: Path) -> None:
         ),
         token_kinds="\n".join(
             f"| {kind} | {ns:.0f} |" for kind, ns in results["token_kinds"].items()
+        ),
+        misses="\n".join(
+            f"| {FRAMEWORKS[family]} | {m['requests']} | {m['tokens']} | {m['calls']} |"
+            for family, m in results.get("introspection_misses", {}).items()
         ),
         memory="\n".join(
             f"| {m['title']} | {m['token_bytes']} | {m['tokens']} | {m['bytes_per_token']:.0f} |"

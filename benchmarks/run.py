@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
@@ -561,6 +562,37 @@ def token_kind_cost(mode: str) -> dict[str, float]:
     return found
 
 
+MISS_REQUESTS = 100
+MISS_TOKENS = 5
+
+
+async def introspection_misses() -> dict[str, dict[str, int]]:
+    """100 concurrent requests over 5 new opaque tokens, ASGI and WSGI: calls the endpoint got.
+
+    The endpoint answers after 50 ms, so every request arrives while the first call for
+    its token is still out: single flight must turn each token's 20 requests into one call.
+    """
+    found: dict[str, dict[str, int]] = {}
+    for family in ("starlette", "flask"):
+        endpoint = stacks.IntrospectionEndpoint(delay=0.05)
+        tokens = [f"opaque-{secrets.token_urlsafe(24)}" for _ in range(MISS_TOKENS)]
+        headers = [f"Bearer {tokens[i % MISS_TOKENS]}" for i in range(MISS_REQUESTS)]
+        try:
+            if family == "starlette":
+                app = stacks.opaque_starlette(endpoint.url)
+                statuses = await asyncio.gather(*(asgi_status(app, h) for h in headers))
+            else:
+                wsgi = stacks.opaque_flask(endpoint.url)
+                with concurrent.futures.ThreadPoolExecutor(MISS_REQUESTS) as pool:
+                    statuses = list(pool.map(functools.partial(wsgi_status, wsgi), headers))
+        finally:
+            endpoint.close()
+        if set(statuses) != {OK}:
+            raise HarnessError(f"introspection misses ({family}): statuses {sorted(set(statuses))}")
+        found[family] = {"requests": MISS_REQUESTS, "tokens": MISS_TOKENS, "calls": endpoint.calls}
+    return found
+
+
 async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
     """Run every scenario and the memory figures; return the results document."""
     plan, pool, count = MODES[mode]
@@ -589,6 +621,8 @@ async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
     report.print_tracing(tracing)
     kinds = token_kind_cost(mode)
     report.print_token_kinds(kinds)
+    misses = await introspection_misses()
+    report.print_introspection_misses(misses)
     meta = {
         "mode": mode,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -609,6 +643,7 @@ async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
         "memory": retained,
         "tracing": tracing,
         "token_kinds": kinds,
+        "introspection_misses": misses,
     }
     document["targets"] = report.targets(document)
     report.print_targets(document["targets"])

@@ -217,11 +217,21 @@ def ours_flask(keys: AlgKeys, revocation: RevocationStore | None = None) -> Flas
 # -- opaque tokens: IntrospectionVerifier with its answer cached ------------------------
 
 
-class IntrospectionEndpoint:
-    """A loopback RFC 7662 endpoint calling every token active; only the first request asks."""
+class _BacklogServer(ThreadingHTTPServer):
+    """Listens with room for many concurrent first calls (the default backlog of 5 drops SYNs)."""
 
-    def __init__(self) -> None:
-        """Start serving on a free port, in a thread."""
+    request_queue_size = 128
+    daemon_threads = True
+
+
+class IntrospectionEndpoint:
+    """A loopback RFC 7662 endpoint calling every token active; it counts the calls it gets."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        """Start serving on a free port, in a thread; each answer waits ``delay`` seconds."""
+        self.calls = 0
+        counting = threading.Lock()
+        endpoint = self
         answer = json.dumps(
             {
                 "active": True,
@@ -236,6 +246,9 @@ class IntrospectionEndpoint:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with counting:
+                    endpoint.calls += 1
+                time.sleep(delay)  # a slow answer keeps concurrent requests waiting together
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
@@ -245,8 +258,7 @@ class IntrospectionEndpoint:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - its name
                 """Quiet."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _BacklogServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/introspect"

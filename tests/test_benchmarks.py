@@ -57,6 +57,10 @@ TARGET_CASES = [
     "resent RS256 token, Starlette, Prometheus and OpenTelemetry metrics on",
     "resent RS256 token, Flask, Prometheus and OpenTelemetry metrics on",
     "token-kind detection on a refusal, one token of each kind",
+    *(
+        f"introspection miss, 100 concurrent requests over 5 new tokens, {framework}"
+        for framework in ("Starlette", "Flask")
+    ),
 ]
 
 
@@ -244,3 +248,16 @@ def test_smoke_run_measures_token_kind_detection(smoke: tuple[dict[str, Any], Pa
     assert all(math.isfinite(ns) and ns > 0 for ns in kinds.values())
     page = (workdir / "performance.md").read_text()
     assert "### Token-kind detection on a refusal" in page
+
+
+def test_smoke_run_counts_introspection_calls_under_concurrent_misses(
+    smoke: tuple[dict[str, Any], Path],
+) -> None:
+    """100 concurrent requests over 5 new opaque tokens: 5 calls, on ASGI and on WSGI."""
+    results, workdir = smoke
+    misses = results["introspection_misses"]
+    assert {"starlette", "flask"} == set(misses)
+    assert all((100, 5, 5) == (m["requests"], m["tokens"], m["calls"]) for m in misses.values())
+    targets = [t for t in results["targets"] if t["case"].startswith("introspection miss")]
+    assert [True, True] == [t["passed"] for t in targets]
+    assert "### Introspection misses under concurrency" in (workdir / "performance.md").read_text()

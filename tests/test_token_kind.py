@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import string
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -18,7 +20,6 @@ from hypothesis import strategies as st
 from invalidtoken_mw import AuthFailure, JWTVerifier, Reason, TokenKind, detect_token_kind
 from invalidtoken_mw._grammar import B64TOKEN_RE
 from invalidtoken_mw._sentences import Sentence
-from invalidtoken_mw.cli import main
 from invalidtoken_mw.explain import explain
 from invalidtoken_mw.token_kind import describe_refusal, kind_sentence
 from support.tokens import AUDIENCE, ISSUER, SECRET, claims, mint
@@ -279,15 +280,28 @@ def test_explain_names_the_kind_and_describes_as_the_middleware() -> None:
     assert explain(verifier, mint("HS256", claims(), key=SECRET)).token_kind is TokenKind.JWS
 
 
-def test_the_cli_prints_the_kind(capsys: pytest.CaptureFixture[str]) -> None:
+def _explain_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``invalidtoken-mw explain ARGS`` in a subprocess.
+
+    In a subprocess, not through ``main()``: the command line configures structlog for
+    its process, which in-process would bind every later test's logger to a closed
+    capture stream.
+    """
+    command = [sys.executable, "-m", "invalidtoken_mw", "explain", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+
+
+def test_the_cli_prints_the_kind() -> None:
     token = EXAMPLES[TokenKind.STRIPE_SECRET_KEY][0]
-    assert main(["explain", "--key", SECRET.decode(), token]) == 1
-    out = capsys.readouterr().out
+    plain = _explain_cli("--key", SECRET.decode(), token)
+    assert plain.returncode == 1, plain.stderr
+    out = plain.stdout
     assert "Token kind  stripe_secret_key" in out
     assert Sentence.KIND_STRIPE_SECRET_KEY in out
     assert token not in out
-    assert main(["explain", "--json", "--key", SECRET.decode(), token]) == 1
-    report = json.loads(capsys.readouterr().out)
+    as_json = _explain_cli("--json", "--key", SECRET.decode(), token)
+    assert as_json.returncode == 1, as_json.stderr
+    report = json.loads(as_json.stdout)
     assert (report["token_kind"], report["description"]) == (
         "stripe_secret_key",
         Sentence.KIND_STRIPE_SECRET_KEY,

@@ -61,6 +61,7 @@ MODULES: tuple[str, ...] = (
     "verdicts",
     "explain",
     "envconfig",
+    "resource",
 )
 
 _SECTION = "API reference"

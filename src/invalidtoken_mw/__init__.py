@@ -32,6 +32,7 @@ from invalidtoken_mw.render import (
     problem_document,
     wants_problem_json,
 )
+from invalidtoken_mw.resource import ProtectedResource
 from invalidtoken_mw.revocation import MemoryRevocationStore, RevocationStore
 from invalidtoken_mw.scopes import check_scopes, granted_scopes
 from invalidtoken_mw.settings import GuardSettings
@@ -65,6 +66,7 @@ __all__ = [
     "OpenTelemetryMetrics",
     "ParsedToken",
     "PrometheusMetrics",
+    "ProtectedResource",
     "Reason",
     "RedisRevocationStore",
     "Rejected",

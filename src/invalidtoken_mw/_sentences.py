@@ -213,6 +213,11 @@ class Sentence:
         "This looks like HTTP Basic credentials (a user name and password) sent as a bearer"
         " token; this API accepts access tokens issued by its identity provider."
     )
+    # -- Protected-resource metadata (RFC 9728, RFC 8707) --------------------------------
+    ANOTHER_RESOURCE: Final = (
+        "The access token was issued for another resource; ask the authorization server"
+        " for a token for this resource."
+    )
 
 
 def every_sentence() -> dict[str, str]:

@@ -483,11 +483,18 @@ class InvalidTokenMiddleware:
         if self.is_async:
             return self._call_async(request)
         request.token_claims = None  # type: ignore[attr-defined]
+        # The RFC 9728 metadata path usually resolves to no view: answered before routing.
+        served = self.guard.serve_metadata(request.method or "GET", request.path_info)
+        if served is not None:
+            return _response(served)
         response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
         return self._finish(request, response)
 
     async def _call_async(self, request: HttpRequest) -> HttpResponseBase:
         request.token_claims = None  # type: ignore[attr-defined]
+        served = self.guard.serve_metadata(request.method or "GET", request.path_info)
+        if served is not None:
+            return _response(served)
         response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
         return self._finish(request, response)
 

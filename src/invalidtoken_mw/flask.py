@@ -208,6 +208,9 @@ def _authenticate() -> Response | None:
     state = _state()
     current: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001 - one proxy lookup
     context = g._get_current_object()  # noqa: SLF001 - one proxy lookup
+    served = state.guard.serve_metadata(current.method, current.path)
+    if served is not None:  # RFC 9728 metadata, whatever view the path would reach
+        return _response(served)
     # Exempt views and excluded paths never read the token: remember it, so that asking
     # for the claims there is a clear programming error instead of a false missing_token.
     if _is_marked(state, current, EXEMPT) or state.guard.is_public(current.path):

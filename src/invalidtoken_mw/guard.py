@@ -40,6 +40,12 @@ from invalidtoken_mw.log import AuthEventLog, AuthOutcome, RequestFacts
 from invalidtoken_mw.ratelimit import EventRateLimiter
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.render import RenderedFailure, Renderer
+from invalidtoken_mw.resource import (
+    MetadataAnswers,
+    ProtectedResource,
+    audience_plan,
+    wrong_resource,
+)
 from invalidtoken_mw.scopes import check_roles, check_scopes
 from invalidtoken_mw.settings import GuardSettings, TokenVerifier
 from invalidtoken_mw.token_kind import describe_refusal, detect_token_kind
@@ -350,6 +356,45 @@ class Guard:
         # resent token (the extractor's memo hands back the same string, its hash cached)
         # costs one dict lookup instead of reading and checking the claims again.
         self._outcomes: dict[str, AuthOutcome] = {}
+        self._init_resource(settings)
+
+    def _init_resource(self, settings: GuardSettings) -> None:
+        """RFC 9728 metadata answers and the RFC 8707 audience check, built once."""
+        #: The ``resource`` option (``None``: no metadata served, no audience check).
+        self.protected_resource = resource = ProtectedResource.of(settings.resource)
+        self._metadata: MetadataAnswers | None = None
+        #: The identifier ``aud`` must name, when the verifier does not already check it.
+        self._resource: str | None = None
+        if resource is None:
+            return
+        document = resource.document(
+            verifier=self.verifier,
+            scopes=self.scopes,
+            allow_body=self._allow_body,
+            allow_query=self._allow_query,
+        )
+        self._metadata = MetadataAnswers.build(resource, document)
+        self._has_public_paths = True  # the metadata path is answered before any token
+        if resource.check_audience and audience_plan(self.verifier, resource.resource):
+            self._resource = resource.resource
+
+    def serve_metadata(self, method: str, path: str) -> Rejected | None:
+        """The answer on the metadata path (RFC 9728 §3), or ``None`` for another path.
+
+        For adapters whose framework routes before the guard runs (Django, Litestar,
+        Flask's exempt views): the middlewares answer it in :meth:`authenticate`.
+        """
+        metadata = self._metadata
+        if metadata is None or path != metadata.path:
+            return None
+        return Rejected(metadata.answer(method))
+
+    def _public(self, request: RequestHead) -> Accepted | Rejected | None:
+        """The metadata document, or ``_PUBLIC`` on a public path; ``None`` otherwise."""
+        path = request.path
+        if self._metadata is not None and path == self._metadata.path:
+            return Rejected(self._metadata.answer(request.method))
+        return _PUBLIC if self.is_public(path) else None
 
     @classmethod
     def for_adapter(
@@ -428,6 +473,15 @@ class Guard:
         optional: bool,
     ) -> Accepted | Rejected:
         """Answer a failure of the sequence (or let an anonymous request through)."""
+        if (
+            failure.reason is Reason.WRONG_AUDIENCE
+            and self.protected_resource is not None
+            and failure.description is Reason.WRONG_AUDIENCE.description
+        ):
+            # The verifier's own audience check, said in terms of the resource.
+            failure = AuthFailure(
+                failure.reason, wrong_resource().description, context=failure.context
+            )
         if found is not None:
             # The one place every adapter's refused token passes: what kind of credential
             # it is goes to the log and, where the kind explains the failure (an ID token,
@@ -476,8 +530,8 @@ class Guard:
                 ``optional`` and ``optional_paths`` in the settings do this by
                 configuration.
         """
-        if self._has_public_paths and self.is_public(request.path):
-            return _PUBLIC
+        if self._has_public_paths and (public := self._public(request)) is not None:
+            return public
         if request.method == "OPTIONS" and self._is_preflight(request):
             return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
         found = None
@@ -492,6 +546,8 @@ class Guard:
                 query = request.query_string() if self._allow_query else ""
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = self.verifier.verify(found.token)
+            if self._resource is not None and not _names(claims.get("aud"), self._resource):
+                raise wrong_resource()
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
         except AuthFailure as failure:
@@ -510,8 +566,8 @@ class Guard:
         self, request: AsyncRequestView, *, optional: bool = False
     ) -> Accepted | Rejected:
         """:meth:`authenticate` without blocking the event loop (ASGI)."""
-        if self._has_public_paths and self.is_public(request.path):
-            return _PUBLIC
+        if self._has_public_paths and (public := self._public(request)) is not None:
+            return public
         if request.method == "OPTIONS" and self._is_preflight(request):
             return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
         found = None
@@ -528,6 +584,8 @@ class Guard:
                 query = request.query_string() if self._allow_query else ""
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = await self.verifier.verify_async(found.token)
+            if self._resource is not None and not _names(claims.get("aud"), self._resource):
+                raise wrong_resource()
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
         except AuthFailure as failure:
@@ -715,6 +773,13 @@ def expose_challenge(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str
     if not exposed:
         result.append((_EXPOSE, _CHALLENGE))
     return tuple(result)
+
+
+def _names(aud: object, resource: str) -> bool:
+    """Whether an ``aud`` claim (a string or a list) names ``resource`` (RFC 7519 §4.1.3)."""
+    if aud == resource:
+        return True
+    return isinstance(aud, list) and resource in aud
 
 
 def _private(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -37,7 +37,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jwt
-from litestar import Request, Response
+from litestar import Request, Response, route
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.plugins import InitPlugin
@@ -227,6 +227,11 @@ class InvalidTokenPlugin(InitPlugin):
         handlers[AuthFailure] = self._render_failure
         handlers[jwt.InvalidTokenError] = self._render_failure
         app_config.dependencies.setdefault(_CLAIMS, Provide(_token_claims, sync_to_thread=False))
+        resource = self.guard.protected_resource
+        if resource is not None:
+            # Litestar runs middleware only on a route: this one exists for the
+            # middleware to answer the RFC 9728 metadata on, as the guard does everywhere.
+            app_config.route_handlers.append(_metadata_route(resource.path))
         return app_config
 
     def stats(self) -> dict[str, int]:
@@ -251,6 +256,21 @@ class InvalidTokenPlugin(InitPlugin):
             headers=headers,
             media_type=headers.get("content-type"),
         )
+
+
+def _metadata_route(path: str) -> Any:  # noqa: ANN401 - a Litestar route handler
+    """A route on the metadata path; the middleware answers every request on it."""
+
+    @route(
+        path,
+        http_method=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+        sync_to_thread=False,
+    )
+    def protected_resource_metadata() -> None:  # pragma: no cover - never reached
+        return None
+
+    return protected_resource_metadata
 
 
 def _authenticated(scope: Mapping[str, Any]) -> _Authenticated | None:

@@ -30,6 +30,7 @@ from invalidtoken_mw.render import (
     ErrorBody,
     Renderer,
 )
+from invalidtoken_mw.resource import ProtectedResource, audience_plan
 from invalidtoken_mw.scopes import (
     DEFAULT_ROLE_CLAIMS,
     DEFAULT_SCOPE_CLAIMS,
@@ -186,6 +187,28 @@ def _fingerprint_key(value: object) -> bytes | None:
     if not isinstance(key, bytes) or len(key) < 16:  # noqa: PLR2004
         raise ValueError("fingerprint_key must be at least 16 bytes of secret material, or None.")
     return key
+
+
+def _resource_options(
+    settings: GuardSettings, resource_metadata: str | None
+) -> tuple[ProtectedResource | None, str | None]:
+    """``resource`` in its normal form, and the ``resource_metadata`` it implies.
+
+    The challenge points at the document the middleware serves; a different
+    ``resource_metadata`` next to ``resource`` would send clients elsewhere.
+    """
+    resource = ProtectedResource.of(settings.resource)
+    if resource is None:
+        return None, resource_metadata
+    if resource_metadata is not None and resource_metadata != resource.url:
+        raise ValueError(
+            f"resource_metadata={resource_metadata!r} contradicts resource="
+            f"{resource.resource!r}, whose metadata the middleware serves at"
+            f" {resource.url!r}: drop resource_metadata (it follows resource)."
+        )
+    if resource.check_audience:
+        audience_plan(settings.verifier, resource.resource)  # refuses a contradiction
+    return resource, resource.url
 
 
 class TokenVerifier(Protocol):
@@ -388,6 +411,16 @@ class GuardSettings:
             ' digits, keyed by `fingerprint_key`) instead of their value, e.g. `["sub"]`.'
         ),
     )
+    resource: ProtectedResource | str | None = field(
+        default=None,
+        metadata=_doc(
+            "This service's RFC 9728 resource identifier (an https URL) or a"
+            " `ProtectedResource(...)`: serves its metadata at"
+            " `/.well-known/oauth-protected-resource[/path]`, names that URL in every"
+            " challenge's `resource_metadata` and refuses tokens whose `aud` does not"
+            " name it ([protected resource](protected-resource.md))."
+        ),
+    )
 
     def __post_init__(self) -> None:
         """Check every value once and store it in its one normal form."""
@@ -410,6 +443,7 @@ class GuardSettings:
             raise ValueError("retry_after must be a whole number of seconds >= 0, e.g. 5.")
         error_uri = _optional_text("error_uri", self.error_uri)
         resource_metadata = _optional_text("resource_metadata", self.resource_metadata)
+        resource, resource_metadata = _resource_options(self, resource_metadata)
         # The challenge and the body check their own values (realm, URIs): build them
         # once here, so settings that exist are settings that work.
         challenge = ChallengeSettings(self.realm, error_uri, resource_metadata)
@@ -433,6 +467,7 @@ class GuardSettings:
             ),
             error_uri=error_uri,
             resource_metadata=resource_metadata,
+            resource=resource,
             max_token_bytes=max_token_bytes,
             retry_after=retry_after,
             request_id_header=_header_name("request_id_header", self.request_id_header),

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from structlog.testing import capture_logs
 
 from invalidtoken_mw import (
     AuthFailure,
@@ -512,3 +513,89 @@ def test_route_helpers_check_their_requirement_at_import(helper: Callable[..., A
         helper(max_age=-1)
     with pytest.raises(TypeError):
         helper(acr_values=MFA)
+
+
+# -- the log event -------------------------------------------------------------------
+
+
+def test_the_event_names_requirement_and_token_facts_but_never_the_token() -> None:
+    """required_acr_values / required_max_age / token_acr / auth_age go to the log only."""
+    guard = Guard(verifier=make_verifier(), realm="orders", acr_values=[MFA], max_age=600)
+    now = int(time.time())
+    weak = mint(payload=claims(acr="urn:example:pwd", auth_time=now))
+    stale = mint(payload=claims(acr=MFA, auth_time=now - 7200))
+    events = []
+    for token in (weak, stale):
+        view = _View(token)
+        with capture_logs() as logs:
+            outcome = guard.authenticate(view)
+        assert outcome.failure is not None  # type: ignore[union-attr]
+        [event] = logs
+        assert token not in repr(event)
+        events.append(event)
+    assert events[0]["reason"] == ERROR
+    assert (events[0]["required_acr_values"], events[0]["token_acr"]) == ([MFA], "urn:example:pwd")
+    assert events[0]["required_max_age"] == 600
+    assert events[0]["signature_verified"] is True
+    assert 7200 <= events[1]["auth_age"] < 7300
+    assert "token_acr" not in events[1]
+
+
+class _View:
+    """A minimal request view for the guard (GET /orders with one bearer token)."""
+
+    method = "GET"
+    path = "/orders"
+
+    def __init__(self, token: str) -> None:
+        self._headers = {"authorization": f"Bearer {token}"}
+
+    def header(self, name: str) -> str | None:
+        return self._headers.get(name)
+
+    def field_lines(self, name: str) -> list[str]:
+        return [self._headers[name]] if name in self._headers else []
+
+    def query_string(self) -> str:
+        return ""
+
+    def full_path(self) -> str:
+        return self.path
+
+    def peer(self) -> str | None:
+        return "127.0.0.1"
+
+    def read_form(self) -> str | None:
+        return None
+
+
+def test_route_and_app_wide_requirements_both_apply() -> None:
+    """A route's requirement adds to the app-wide one: each is checked on its own."""
+    guard = Guard(verifier=make_verifier(), max_age=600)
+    now = int(time.time())
+    fresh_pwd = mint(payload=claims(acr="urn:example:pwd", auth_time=now))
+    accepted = guard.authenticate(_View(fresh_pwd))
+    assert accepted.claims is not None  # type: ignore[union-attr]
+    with pytest.raises(AuthFailure) as caught:
+        guard.check_step_up(accepted.claims, ROUTE)  # type: ignore[union-attr]
+    assert caught.value.context["required_acr_values"] == [MFA, HWK]
+    stale_mfa = mint(payload=claims(acr=MFA, auth_time=now - 7200))
+    refused = guard.authenticate(_View(stale_mfa))
+    assert refused.failure.context["required_max_age"] == 600  # type: ignore[union-attr]
+    with pytest.raises(AuthFailure):
+        guard.check_step_up(None, ROUTE)  # an anonymous request
+
+
+def test_has_step_up_needs_a_requirement_on_the_view() -> None:
+    from support.django_project import configure  # noqa: PLC0415
+
+    configure()
+    from rest_framework.views import APIView  # noqa: PLC0415
+
+    from invalidtoken_mw.drf import HasStepUp  # noqa: PLC0415
+
+    class Bare(APIView):
+        pass
+
+    with pytest.raises(TypeError, match="required_acr_values"):
+        HasStepUp().has_permission(object(), Bare())  # type: ignore[arg-type]

@@ -500,7 +500,7 @@ class Guard:
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
             if self.step_up is not None:
-                check_step_up(claims, self.step_up, now=time.time(), leeway=self.step_up_leeway)
+                self._check_app_step_up(claims, self.step_up)
         except AuthFailure as failure:
             return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
@@ -538,7 +538,7 @@ class Guard:
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
             if self.step_up is not None:
-                check_step_up(claims, self.step_up, now=time.time(), leeway=self.step_up_leeway)
+                self._check_app_step_up(claims, self.step_up)
         except AuthFailure as failure:
             return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
@@ -586,6 +586,16 @@ class Guard:
         """
         granted = _ANONYMOUS if claims is None else claims
         check_roles(granted, roles, any_of=any_of, claim_names=self.role_claims)
+
+    def _check_app_step_up(self, claims: Mapping[str, Any], requirement: StepUp) -> None:
+        """The app-wide step-up check, on claims the verifier has just vouched for."""
+        try:
+            check_step_up(claims, requirement, now=time.time(), leeway=self.step_up_leeway)
+        except AuthFailure as failure:
+            # Decided on verified claims: the log's signature_verified says so, as it
+            # does for a route's check (reject() with the accepted token).
+            failure.signature_verified = True
+            raise
 
     def check_step_up(self, claims: Mapping[str, Any] | None, requirement: StepUp) -> None:
         """The step-up check of one route (RFC 9470): ``acr`` and/or ``auth_time``.

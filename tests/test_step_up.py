@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import authchallenge
 import pytest
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
@@ -474,6 +475,11 @@ def test_route_acr_values_in_every_adapter(served: Any) -> None:
     assert served.get("/pay", headers=_token(acr=HWK)).status_code == 200
     weak = served.get("/pay", headers=_token(acr="urn:example:pwd"))
     assert (weak.status_code, weak.headers["www-authenticate"]) == (401, PAY_CHALLENGE)
+    # An independent parser, strict about RFC 9110 and RFC 6750, reads the same values.
+    [independent] = authchallenge.parse_challenges(weak.headers["www-authenticate"], strict=True)
+    assert independent.scheme.lower() == "bearer"
+    assert independent.params["error"] == ERROR
+    assert independent.params["acr_values"].split(" ") == [MFA, HWK]
     assert weak.json()["reason"] == ERROR
     assert "urn:example:pwd" not in weak.text
     missing = served.get("/pay", headers=_token())
@@ -485,6 +491,8 @@ def test_route_max_age_in_every_adapter(served: Any) -> None:
     assert served.get("/fresh", headers=_token(auth_time=now - 10)).status_code == 200
     old = served.get("/fresh", headers=_token(auth_time=now - 3600))
     assert (old.status_code, old.headers["www-authenticate"]) == (401, FRESH_CHALLENGE)
+    [independent] = authchallenge.parse_challenges(old.headers["www-authenticate"], strict=True)
+    assert int(independent.params["max_age"]) == FRESH
     _expect_step_up(served.get("/fresh", headers=_token()), None, FRESH)
 
 

@@ -46,6 +46,7 @@ MODULES: tuple[str, ...] = (
     "keys",
     "reasons",
     "scopes",
+    "stepup",
     "claims",
     "challenge",
     "render",

@@ -29,11 +29,12 @@ TAXONOMY: dict[str, tuple[int, str | None]] = {
     "revocation_unavailable": (503, None),
     "inactive_token": (401, "invalid_token"),
     "introspection_unavailable": (503, None),
+    "insufficient_user_authentication": (401, "insufficient_user_authentication"),
 }
 
 
 def test_taxonomy_has_exactly_the_documented_reasons() -> None:
-    """Reason has exactly the twenty documented members in order; adding or dropping one fails."""
+    """Reason has exactly the documented members in order; adding or dropping one fails."""
     assert list(TAXONOMY) == [reason.value for reason in Reason]
 
 

@@ -36,6 +36,7 @@ from invalidtoken_mw.resource import ProtectedResource
 from invalidtoken_mw.revocation import MemoryRevocationStore, RevocationStore
 from invalidtoken_mw.scopes import check_scopes, granted_scopes
 from invalidtoken_mw.settings import GuardSettings
+from invalidtoken_mw.stepup import StepUp, check_step_up
 from invalidtoken_mw.token_kind import TokenKind, detect_token_kind
 from invalidtoken_mw.verify import JWTVerifier, ParsedToken
 from invalidtoken_mw.wsgi import InvalidTokenWSGIMiddleware
@@ -76,6 +77,7 @@ __all__ = [
     "RequestFacts",
     "RevocationStore",
     "StaticKeys",
+    "StepUp",
     "TokenExtractor",
     "TokenKind",
     "TokenSource",
@@ -84,6 +86,7 @@ __all__ = [
     "__version__",
     "build_challenge",
     "check_scopes",
+    "check_step_up",
     "detect_token_kind",
     "failure_from_pyjwt",
     "granted_scopes",

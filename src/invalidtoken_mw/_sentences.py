@@ -62,6 +62,14 @@ class Sentence:
         "The access token is not active: the authorization server no longer accepts it,"
         " or never issued it. Obtain a new one and retry."
     )
+    # RFC 9470: the token is fine, the user's authentication behind it is not enough.
+    # The challenge's acr_values and max_age say what is; the sentence never echoes the
+    # token's own acr or auth_time.
+    INSUFFICIENT_USER_AUTHENTICATION: Final = (
+        "The user's authentication behind the access token is not strong or recent enough"
+        " for this request. Authenticate again as the challenge's acr_values and max_age"
+        " ask, and retry with the new token."
+    )
     # Every 503 reason: the client can only wait, whichever dependency is down.
     UNAVAILABLE: Final = "The service cannot check access tokens right now. Retry later."
 
@@ -217,6 +225,24 @@ class Sentence:
     ANOTHER_RESOURCE: Final = (
         "The access token was issued for another resource; ask the authorization server"
         " for a token for this resource."
+    )
+
+    # -- How the user's authentication falls short (insufficient_user_authentication) --
+    STEP_UP_ACR: Final = (
+        "This request requires a stronger authentication of the user than the access"
+        " token records. Authenticate again with one of the challenge's acr_values and retry."
+    )
+    STEP_UP_NO_ACR: Final = (
+        "This request requires a known strength of user authentication, and the access"
+        " token has no acr claim. Authenticate again with one of the challenge's acr_values."
+    )
+    STEP_UP_MAX_AGE: Final = (
+        "This request requires a more recent authentication of the user. Authenticate"
+        " again (the challenge's max_age is the most seconds allowed) and retry."
+    )
+    STEP_UP_NO_AUTH_TIME: Final = (
+        "This request requires a recent authentication of the user, and the access token"
+        " has no usable auth_time claim. Authenticate again and retry."
     )
 
 

@@ -21,6 +21,7 @@ from invalidtoken_mw._grammar import (
     uri_problem,
 )
 from invalidtoken_mw.reasons import Reason
+from invalidtoken_mw.stepup import challenge_parameters
 
 if TYPE_CHECKING:
     from invalidtoken_mw.reasons import AuthFailure
@@ -164,6 +165,8 @@ def build_challenge(failure: AuthFailure, settings: ChallengeSettings) -> str | 
             scopes = [s for s in failure.scopes if SCOPE_TOKEN_RE.fullmatch(s)]
             if scopes:
                 parts.append(f'scope="{" ".join(dict.fromkeys(scopes))}"')
+        elif reason is Reason.INSUFFICIENT_USER_AUTHENTICATION:
+            parts.extend(challenge_parameters(failure.context))
     if settings.resource_metadata is not None:
         parts.append(f'resource_metadata="{settings.resource_metadata}"')
     return ", ".join(parts)

@@ -45,9 +45,10 @@ from invalidtoken_mw.guard import (
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import validate_roles, validate_scopes
 from invalidtoken_mw.settings import FIELDS, GuardSettings
+from invalidtoken_mw.stepup import StepUp
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
 
     from django.http import HttpRequest
     from django.http.response import HttpResponseBase
@@ -57,6 +58,7 @@ __all__ = [
     "InvalidTokenMiddleware",
     "check_roles",
     "check_scopes",
+    "check_step_up",
     "current_claims",
     "exempt",
     "failure_response",
@@ -67,6 +69,7 @@ __all__ = [
     "require_any_scope",
     "require_roles",
     "require_scopes",
+    "require_step_up",
 ]
 
 #: The name of the Django setting that configures the middleware.
@@ -250,6 +253,7 @@ class _Route(NamedTuple):
     optional: bool = False
     scopes: tuple[tuple[tuple[str, ...], bool], ...] = ()  # (scopes, any_of) each
     roles: tuple[tuple[tuple[str, ...], bool], ...] = ()  # (roles, any_of) each
+    step_up: tuple[StepUp, ...] = ()  # each must be met
 
 
 _DEFAULT_ROUTE = _Route()
@@ -269,6 +273,8 @@ def _mark(view: V, **changes: Any) -> V:  # noqa: ANN401 - a _Route field
         changes["scopes"] = (*route.scopes, *changes["scopes"])
     if "roles" in changes:
         changes["roles"] = (*route.roles, *changes["roles"])
+    if "step_up" in changes:
+        changes["step_up"] = (*route.step_up, *changes["step_up"])
     setattr(view, _ROUTE_ATTR, route._replace(**changes))
     return view
 
@@ -356,6 +362,31 @@ def require_any_role(*roles: str) -> Callable[[V], V]:
     return _roles_marker(roles, any_of=True, name="require_any_role")
 
 
+def require_step_up(
+    *, acr_values: Sequence[str] | None = None, max_age: int | None = None
+) -> Callable[[V], V]:
+    """Decorate a view so it needs a strong or recent user authentication.
+
+    RFC 9470 step-up: the token's ``acr`` must be one of ``acr_values`` and/or its
+    ``auth_time`` no older than ``max_age`` seconds (with the verifier's ``leeway``);
+    otherwise 401 ``insufficient_user_authentication``, whose challenge carries
+    ``acr_values`` / ``max_age`` so the client can have the user authenticate again.
+    Checked after the scopes and roles; decorators stack. The app-wide ``acr_values``
+    / ``max_age`` settings apply as well.
+
+    Raises:
+        ValueError: Neither ``acr_values`` nor ``max_age``, an empty ``acr_values``, a
+            value a challenge cannot carry, or a negative ``max_age`` (at import time).
+        TypeError: ``acr_values`` is a single string or ``max_age`` not an integer.
+    """
+    requirement = StepUp(acr_values, max_age)
+
+    def decorator(view: V) -> V:
+        return _mark(view, step_up=(requirement,))
+
+    return decorator
+
+
 # -- reading the outcome ---------------------------------------------------------------
 
 
@@ -400,6 +431,19 @@ def check_roles(request: object, roles: Iterable[str], *, any_of: bool = False) 
         AuthFailure: ``insufficient_role``, or ``missing_token`` without a token.
     """
     request_guard(request).check_roles(current_claims(request), roles, any_of=any_of)
+
+
+def check_step_up(request: object, requirement: StepUp) -> None:
+    """Check a step-up requirement inside a view, e.g. only for some HTTP methods.
+
+    Like :func:`require_step_up`; build ``requirement`` (a
+    :class:`~invalidtoken_mw.stepup.StepUp`) once, at import time.
+
+    Raises:
+        AuthFailure: ``insufficient_user_authentication``, or ``missing_token``
+            without a token.
+    """
+    request_guard(request).check_step_up(current_claims(request), requirement)
 
 
 def request_guard(request: object) -> Guard:
@@ -538,7 +582,7 @@ class InvalidTokenMiddleware:
     def _check_scopes(
         self, request: HttpRequest, view: _Request, route: _Route, outcome: Accepted
     ) -> HttpResponse | None:
-        if not (route.scopes or route.roles):
+        if not (route.scopes or route.roles or route.step_up):
             return None
         try:
             if outcome.claims is None:
@@ -547,6 +591,8 @@ class InvalidTokenMiddleware:
                 self.guard.check_scopes(outcome.claims, scopes, any_of=any_of)
             for roles, any_of in route.roles:
                 self.guard.check_roles(outcome.claims, roles, any_of=any_of)
+            for requirement in route.step_up:
+                self.guard.check_step_up(outcome.claims, requirement)
         except AuthFailure as failure:
             refused = self.guard.reject(failure, view, token=outcome.token)
             if refused is None:  # pragma: no cover - an AuthFailure is always one

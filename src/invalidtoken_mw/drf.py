@@ -12,7 +12,8 @@ request); the classes here read its outcome::
   (``request.user``, ``request.auth``), and our challenge for DRF's own 401s
   (``NotAuthenticated``).
 * :class:`HasScopes` and :class:`HasAnyScope` check the view's ``required_scopes``;
-  :class:`HasRoles` and :class:`HasAnyRole` its ``required_roles``.
+  :class:`HasRoles` and :class:`HasAnyRole` its ``required_roles``; :class:`HasStepUp`
+  its ``required_acr_values`` and ``required_max_age`` (RFC 9470 step-up).
 * An ``AuthFailure`` or PyJWT error raised in an ``APIView`` is re-raised by DRF's
   default exception handler and answered by the middleware; a project with its own
   ``EXCEPTION_HANDLER`` that answers every exception calls :func:`exception_handler`
@@ -26,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
-from invalidtoken_mw.django import check_roles, check_scopes, failure_response, request_guard
+from invalidtoken_mw.django import (
+    check_roles,
+    check_scopes,
+    check_step_up,
+    failure_response,
+    request_guard,
+)
+from invalidtoken_mw.stepup import StepUp
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -41,6 +49,7 @@ __all__ = [
     "HasAnyScope",
     "HasRoles",
     "HasScopes",
+    "HasStepUp",
     "InvalidTokenAuthentication",
     "TokenUser",
     "exception_handler",
@@ -178,6 +187,34 @@ class HasAnyRole(_RolePermission):
     """Needs at least one role of the view's ``required_roles``."""
 
     any_of = True
+
+
+class HasStepUp(BasePermission):
+    """Needs the view's step-up requirement (401 ``insufficient_user_authentication``).
+
+    The view sets ``required_acr_values`` (a list of accepted ``acr`` values) and/or
+    ``required_max_age`` (seconds since ``auth_time``); the requirement is checked
+    once per view class, on its first request, and kept. An anonymous request gets
+    ``missing_token`` (401).
+    """
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        """Check the token against the view's requirement (raising, to be answered)."""
+        view_class = type(view)
+        requirement = view_class.__dict__.get("_invalidtoken_step_up")
+        if not isinstance(requirement, StepUp):
+            acr_values = getattr(view, "required_acr_values", None)
+            max_age = getattr(view, "required_max_age", None)
+            if acr_values is None and max_age is None:
+                raise TypeError(
+                    "HasStepUp needs required_acr_values (e.g. ['urn:example:mfa']) and/or"
+                    f" required_max_age (e.g. 300) on {view_class.__name__}."
+                )
+            requirement = StepUp(acr_values, max_age)
+            # Built once per view class: a requirement is configuration, not per request.
+            view_class._invalidtoken_step_up = requirement  # type: ignore[attr-defined]  # noqa: SLF001
+        check_step_up(_django_request(request), requirement)
+        return True
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponseBase | None:

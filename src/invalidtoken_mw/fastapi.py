@@ -27,7 +27,8 @@ bearer scheme and each route's scopes, and ``/docs`` lets a person authorize::
 # No ``from __future__ import annotations``: FastAPI reads these dependencies'
 # annotations at run time, and ``require_scopes`` builds one from a local variable.
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Security
@@ -44,6 +45,7 @@ from invalidtoken_mw.guard import Guard, TokenVerifier, expose_challenge
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import check_roles, check_scopes, validate_roles, validate_scopes
 from invalidtoken_mw.settings import GuardSettings
+from invalidtoken_mw.stepup import DEFAULT_LEEWAY, StepUp, check_step_up
 
 __all__ = [
     "AUTH_ERROR_SCHEMA",
@@ -56,6 +58,7 @@ __all__ = [
     "require_any_scope",
     "require_roles",
     "require_scopes",
+    "require_step_up",
     "token_claims",
 ]
 
@@ -258,6 +261,36 @@ def require_any_role(*roles: str) -> Callable[..., Awaitable[dict[str, Any]]]:
         ValueError: No role, or one that is empty or holds a space (at import time).
     """
     return _role_checker(roles, any_of=True, name="require_any_role")
+
+
+def require_step_up(
+    *, acr_values: Sequence[str] | None = None, max_age: int | None = None
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """A dependency requiring a strong or recent authentication: ``Depends(require_step_up(...))``.
+
+    RFC 9470 step-up: the token's ``acr`` must be one of ``acr_values`` and/or its
+    ``auth_time`` no older than ``max_age`` seconds (with the verifier's ``leeway``);
+    otherwise 401 ``insufficient_user_authentication``, whose challenge carries
+    ``acr_values`` / ``max_age`` so the client can have the user authenticate again.
+    The app-wide ``acr_values`` / ``max_age`` settings apply as well.
+
+    Raises:
+        ValueError: Neither ``acr_values`` nor ``max_age``, an empty ``acr_values``, a
+            value a challenge cannot carry, or a negative ``max_age`` (at import time).
+        TypeError: ``acr_values`` is a single string or ``max_age`` not an integer.
+    """
+    requirement = StepUp(acr_values, max_age)
+
+    async def checker(request: Request, claims: TokenClaims) -> dict[str, Any]:
+        guard = _route_guard(request)
+        if guard is not None:
+            guard.check_step_up(claims, requirement)
+        else:
+            check_step_up(claims, requirement, now=time.time(), leeway=DEFAULT_LEEWAY)
+        return claims
+
+    checker.__name__ = "require_step_up"
+    return checker
 
 
 def install(

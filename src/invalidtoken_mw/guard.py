@@ -26,6 +26,7 @@ as a preflight only when it is one by the Fetch standard and nothing more: see
 
 from __future__ import annotations
 
+import time
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import unquote_plus
@@ -47,7 +48,8 @@ from invalidtoken_mw.resource import (
     wrong_resource,
 )
 from invalidtoken_mw.scopes import check_roles, check_scopes
-from invalidtoken_mw.settings import GuardSettings, TokenVerifier
+from invalidtoken_mw.settings import GuardSettings, TokenVerifier, step_up_of
+from invalidtoken_mw.stepup import DEFAULT_LEEWAY, StepUp, check_step_up
 from invalidtoken_mw.token_kind import describe_refusal, detect_token_kind
 
 if TYPE_CHECKING:
@@ -356,6 +358,9 @@ class Guard:
         # resent token (the extractor's memo hands back the same string, its hash cached)
         # costs one dict lookup instead of reading and checking the claims again.
         self._outcomes: dict[str, AuthOutcome] = {}
+        #: The app-wide step-up requirement (``acr_values``, ``max_age``), or ``None``.
+        self.step_up: StepUp | None = step_up_of(settings)
+        self.step_up_leeway: float = _step_up_leeway(self.verifier)
         self._init_resource(settings)
 
     def _init_resource(self, settings: GuardSettings) -> None:
@@ -550,6 +555,8 @@ class Guard:
                 raise wrong_resource()
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
+            if self.step_up is not None:
+                self._check_app_step_up(claims, self.step_up)
         except AuthFailure as failure:
             return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
@@ -588,6 +595,8 @@ class Guard:
                 raise wrong_resource()
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
+            if self.step_up is not None:
+                self._check_app_step_up(claims, self.step_up)
         except AuthFailure as failure:
             return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
@@ -635,6 +644,31 @@ class Guard:
         """
         granted = _ANONYMOUS if claims is None else claims
         check_roles(granted, roles, any_of=any_of, claim_names=self.role_claims)
+
+    def _check_app_step_up(self, claims: Mapping[str, Any], requirement: StepUp) -> None:
+        """The app-wide step-up check, on claims the verifier has just vouched for."""
+        try:
+            check_step_up(claims, requirement, now=time.time(), leeway=self.step_up_leeway)
+        except AuthFailure as failure:
+            # Decided on verified claims: the log's signature_verified says so, as it
+            # does for a route's check (reject() with the accepted token).
+            failure.signature_verified = True
+            raise
+
+    def check_step_up(self, claims: Mapping[str, Any] | None, requirement: StepUp) -> None:
+        """The step-up check of one route (RFC 9470): ``acr`` and/or ``auth_time``.
+
+        Build ``requirement`` once (``StepUp(acr_values=[...], max_age=300)``); it adds
+        to the app-wide ``acr_values`` / ``max_age``, which the guard checked already.
+        ``auth_time`` is judged with the verifier's ``leeway``. An anonymous request
+        (``claims`` is ``None``) fails like a token without ``acr`` or ``auth_time``.
+
+        Raises:
+            AuthFailure: ``insufficient_user_authentication`` (401), whose challenge
+                carries ``acr_values`` and/or ``max_age``.
+        """
+        granted = _ANONYMOUS if claims is None else claims
+        check_step_up(granted, requirement, now=time.time(), leeway=self.step_up_leeway)
 
     def reject(
         self, exc: BaseException, request: RequestHead, *, token: str | None = None
@@ -757,6 +791,15 @@ class Guard:
             request_id=request.header(request_id) if request_id else None,
             route=route() if route is not None else None,
         )
+
+
+def _step_up_leeway(verifier: object) -> float:
+    """The verifier's clock-skew leeway, for ``auth_time`` as for ``exp``; else 60 s."""
+    for name in ("leeway", "_leeway"):
+        value = getattr(verifier, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+    return DEFAULT_LEEWAY
 
 
 def expose_challenge(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

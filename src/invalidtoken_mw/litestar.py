@@ -46,9 +46,10 @@ from invalidtoken_mw.asgi import _deny, _Request
 from invalidtoken_mw.guard import Guard, Rejected
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import validate_roles, validate_scopes
+from invalidtoken_mw.stepup import StepUp
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from litestar.config.app import AppConfig
     from litestar.connection import ASGIConnection
@@ -70,6 +71,7 @@ __all__ = [
     "require_any_scope",
     "require_roles",
     "require_scopes",
+    "require_step_up",
 ]
 
 #: The ``opt`` key that makes a route public (the key Litestar's own authentication
@@ -383,3 +385,31 @@ def require_any_role(*roles: str) -> RouteGuard:
         ValueError: No role, or one that is empty or holds a space (at import time).
     """
     return _role_guard(validate_roles(roles), any_of=True, name="require_any_role")
+
+
+def require_step_up(
+    *, acr_values: Sequence[str] | None = None, max_age: int | None = None
+) -> RouteGuard:
+    """A Litestar guard requiring a strong or recent user authentication.
+
+    ``@get("/pay", guards=[require_step_up(acr_values=["urn:example:mfa"])])``.
+    RFC 9470 step-up: the token's ``acr`` must be one of ``acr_values`` and/or its
+    ``auth_time`` no older than ``max_age`` seconds (with the verifier's ``leeway``);
+    otherwise 401 ``insufficient_user_authentication``, whose challenge carries
+    ``acr_values`` / ``max_age`` so the client can have the user authenticate again.
+    The plugin's ``acr_values`` / ``max_age`` options apply as well.
+
+    Raises:
+        ValueError: Neither ``acr_values`` nor ``max_age``, an empty ``acr_values``, a
+            value a challenge cannot carry, or a negative ``max_age`` (at import time).
+        TypeError: ``acr_values`` is a single string or ``max_age`` not an integer.
+    """
+    requirement = StepUp(acr_values, max_age)
+
+    def check(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+        claims = _claims(connection.scope, "require_step_up")
+        authenticated = _authenticated(connection.scope)
+        assert authenticated is not None  # noqa: S101 - _claims checked it
+        authenticated.guard.check_step_up(claims, requirement)
+
+    return check

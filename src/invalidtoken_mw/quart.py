@@ -57,9 +57,10 @@ from invalidtoken_mw.guard import (
 )
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.scopes import validate_scopes
+from invalidtoken_mw.stepup import StepUp
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from quart.wrappers import BaseRequestWebsocket
 
@@ -71,6 +72,7 @@ __all__ = [
     "require_any_scope",
     "require_roles",
     "require_scopes",
+    "require_step_up",
 ]
 
 F = TypeVar("F", bound="Callable[..., Any]")
@@ -369,6 +371,36 @@ def _role_decorator(required: tuple[str, ...], *, any_of: bool) -> Callable[[F],
         @functools.wraps(view)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any view
             _state().guard.check_roles(current_claims(), required, any_of=any_of)
+            return await current_app.ensure_async(view)(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def require_step_up(
+    *, acr_values: Sequence[str] | None = None, max_age: int | None = None
+) -> Callable[[F], F]:
+    """Decorate a view so it needs a strong or recent user authentication.
+
+    RFC 9470 step-up: the token's ``acr`` must be one of ``acr_values`` and/or its
+    ``auth_time`` no older than ``max_age`` seconds (with the verifier's ``leeway``);
+    otherwise 401 ``insufficient_user_authentication``, whose challenge carries
+    ``acr_values`` / ``max_age`` so the client can have the user authenticate again.
+    An anonymous request (optional authentication) gets the bare 401. The app-wide
+    ``acr_values`` / ``max_age`` settings apply as well.
+
+    Raises:
+        ValueError: Neither ``acr_values`` nor ``max_age``, an empty ``acr_values``, a
+            value a challenge cannot carry, or a negative ``max_age`` (at import time).
+        TypeError: ``acr_values`` is a single string or ``max_age`` not an integer.
+    """
+    requirement = StepUp(acr_values, max_age)
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any view
+            _state().guard.check_step_up(current_claims(), requirement)
             return await current_app.ensure_async(view)(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

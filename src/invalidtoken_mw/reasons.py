@@ -49,6 +49,7 @@ class Reason(str, Enum):
     REVOCATION_UNAVAILABLE = "revocation_unavailable"
     INACTIVE_TOKEN = "inactive_token"
     INTROSPECTION_UNAVAILABLE = "introspection_unavailable"
+    INSUFFICIENT_USER_AUTHENTICATION = "insufficient_user_authentication"
 
     def __str__(self) -> str:
         """Return the wire value, so ``f"{reason}"`` is ``expired``, not ``Reason.EXPIRED``."""
@@ -215,6 +216,14 @@ _INFO: dict[Reason, _ReasonInfo] = {
         None,
         "Token introspection unavailable",
         Sentence.UNAVAILABLE,
+    ),
+    # RFC 9470 §3: a valid token whose authentication is too weak or too old; 401, so
+    # that the client authenticates the user again, and the challenge says how.
+    Reason.INSUFFICIENT_USER_AUTHENTICATION: _ReasonInfo(
+        401,
+        "insufficient_user_authentication",
+        "Insufficient user authentication",
+        Sentence.INSUFFICIENT_USER_AUTHENTICATION,
     ),
 }
 

@@ -37,6 +37,7 @@ from invalidtoken_mw.scopes import (
     validate_claim_names,
     validate_scopes,
 )
+from invalidtoken_mw.stepup import StepUp
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -51,6 +52,7 @@ __all__ = [
     "as_bool",
     "as_list",
     "as_number",
+    "step_up_of",
 ]
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
@@ -178,6 +180,33 @@ def _claim_options(
         None if log_claims is None else checked_logged,
         None if hash_claims is None else tuple(sorted(checked_hashed)),
     )
+
+
+def _step_up_options(acr_values: object, max_age: object) -> dict[str, object]:
+    """``acr_values`` and ``max_age`` in normal form, checked as a :class:`StepUp`."""
+    acr = None if acr_values is None else as_list("acr_values", acr_values, _SCOPE_SEPARATORS)
+    if acr is not None and not acr:
+        raise ValueError(
+            "acr_values is empty: name the accepted acr values, e.g. ['urn:example:mfa'],"
+            " or leave it out (None)."
+        )
+    age = None
+    if max_age is not None:
+        if isinstance(max_age, bool) or not isinstance(max_age, (int, str)):
+            raise TypeError(
+                f"max_age must be a whole number of seconds, e.g. 300, not {max_age!r}."
+            )
+        age = as_number("max_age", max_age, int, "300")
+    if acr is not None or age is not None:
+        StepUp(acr, age)  # raises for a value a challenge cannot carry, or a negative age
+    return {"acr_values": acr, "max_age": age}
+
+
+def step_up_of(settings: GuardSettings) -> StepUp | None:
+    """The app-wide step-up requirement of ``settings``, or ``None`` when there is none."""
+    if settings.acr_values is None and settings.max_age is None:
+        return None
+    return StepUp(settings.acr_values, settings.max_age)
 
 
 def _fingerprint_key(value: object) -> bytes | None:
@@ -421,6 +450,23 @@ class GuardSettings:
             " name it ([protected resource](protected-resource.md))."
         ),
     )
+    acr_values: Sequence[str] | None = field(
+        default=None,
+        metadata=_doc(
+            "Step-up (RFC 9470) for every protected request: the accepted `acr` values,"
+            " e.g. `['urn:example:mfa']`; a token with another `acr`, or none, gets 401"
+            " `insufficient_user_authentication` with `acr_values` in the challenge."
+            " Routes add their own ([step-up](step-up.md))."
+        ),
+    )
+    max_age: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Step-up (RFC 9470) for every protected request: the most seconds since the"
+            " token's `auth_time` (plus the verifier's `leeway`); an older authentication,"
+            " or none, gets 401 `insufficient_user_authentication` with `max_age`."
+        ),
+    )
 
     def __post_init__(self) -> None:
         """Check every value once and store it in its one normal form."""
@@ -478,6 +524,7 @@ class GuardSettings:
         )
         log_claims, hash_claims = _claim_options(self.log_claims, self.hash_claims)
         normal.update(log_claims=log_claims, hash_claims=hash_claims)
+        normal.update(_step_up_options(self.acr_values, self.max_age))
         for name, value in normal.items():
             object.__setattr__(self, name, value)
 

@@ -105,6 +105,12 @@ class Rejection:
         return fields | {f"{name}_at" for name in ("exp", "iat", "nbf") if name in fields}
 
 
+# Fields the failure's context adds to the event, for reasons added later (one entry each).
+_MORE_FIELDS: dict[Reason, frozenset[str]] = {
+    Reason.INSUFFICIENT_USER_AUTHENTICATION: frozenset({"required_acr_values", "token_acr"}),
+}
+
+
 def rejections(now: int | None = None) -> list[Rejection]:
     """One rejection per reason, in ``Reason`` order, with times relative to ``now``.
 
@@ -137,6 +143,7 @@ def rejections(now: int | None = None) -> list[Rejection]:
                 extra.add("claim")
             elif reason is Reason.INSUFFICIENT_ROLE:
                 extra.add("missing_roles")
+            extra |= _MORE_FIELDS.get(reason, frozenset())
             token = doc_token(reason, now, lifetime, **overrides)
             verdict = None if reason is Reason.INSUFFICIENT_SCOPE else reason
             cases.append(Rejection(reason, (f"Bearer {token}",), token, verdict, frozenset(extra)))
@@ -147,6 +154,11 @@ def rejections(now: int | None = None) -> list[Rejection]:
 SCRIPTED_CONTEXT: dict[Reason, dict[str, object]] = {
     Reason.WRONG_CLAIM: {"claim": "client_id"},
     Reason.INSUFFICIENT_ROLE: {"missing_roles": ["orders-admin"]},
+    # A route's step-up check (RFC 9470) refusing a password-only authentication.
+    Reason.INSUFFICIENT_USER_AUTHENTICATION: {
+        "required_acr_values": ["urn:example:mfa"],
+        "token_acr": "urn:example:pwd",
+    },
 }
 
 

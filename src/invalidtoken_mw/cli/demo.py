@@ -44,7 +44,7 @@ OUTAGE_SUBJECT = "user-during-store-outage"
 INTROSPECTION_PATH = "/oauth2/introspect"
 OPAQUE_PREFIX = "demo-opaque-"  # the demo's opaque tokens (any non-JWT goes to introspection)
 _JWKS_COOLDOWN = 0.1  # short, so the demo's JWKS outage ends at once
-_FIXED_COLUMNS = 26 + 8 + 27  # request, status and reason (introspection_unavailable fits)
+_FIXED_COLUMNS = 26 + 8 + 34  # request, status, reason (insufficient_user_authentication fits)
 
 
 class DemoRequest(NamedTuple):
@@ -122,6 +122,8 @@ def demo_requests(
             bearer(f"{OPAQUE_PREFIX}while-the-endpoint-is-down"),
             introspection_down=True,
         ),
+        # PUT /orders needs a multi-factor login (RFC 9470 step-up); this one used a password.
+        DemoRequest("password login, MFA route", "PUT", bearer(token(acr="urn:example:pwd"))),
     ]
 
 
@@ -297,12 +299,12 @@ def _progress(number: int, total: int) -> None:
 def _print_table(rows: list[tuple[str, int, str, str]], style: Style) -> None:
     # The challenge column takes what the terminal has left (160 columns when piped).
     room = max(shutil.get_terminal_size((160, 24)).columns - _FIXED_COLUMNS - 1, 20)
-    print(style.bold(f"{'request':<26}{'status':<8}{'reason':<27}WWW-Authenticate"))
+    print(style.bold(f"{'request':<26}{'status':<8}{'reason':<34}WWW-Authenticate"))
     for label, status, reason, challenge in rows:
         mark = style.ok(str(status)) if status < 400 else style.bad(str(status))  # noqa: PLR2004
         pad = " " * (8 - len(str(status)))
         shown = challenge if len(challenge) <= room else challenge[: room - 3] + "..."
-        print(f"{label:<26}{mark}{pad}{reason:<27}{shown}")
+        print(f"{label:<26}{mark}{pad}{reason:<34}{shown}")
 
 
 def _serve(base_url: str, requests: list[DemoRequest], style: Style) -> int:

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 
-from invalidtoken_mw.fastapi import TokenClaims, install, require_roles, require_scopes
+from invalidtoken_mw.fastapi import (
+    TokenClaims,
+    install,
+    require_roles,
+    require_scopes,
+    require_step_up,
+)
 
 if TYPE_CHECKING:
     from invalidtoken_mw.verify import JWTVerifier
@@ -20,8 +26,15 @@ __all__ = ["create_app"]
 ORDERS = [{"id": 1, "item": "coffee beans", "quantity": 2}]
 
 
+MFA_ACR = "urn:example:mfa"
+"""The ``acr`` a multi-factor login gets, required to replace the orders."""
+
+
 def create_app(verifier: JWTVerifier) -> FastAPI:
-    """The orders API: ``GET /orders`` needs ``orders:read``, ``POST`` ``orders:write``.
+    """The orders API: ``GET``, ``POST``, ``DELETE`` and ``PUT`` on ``/orders``.
+
+    ``GET`` needs ``orders:read``, ``POST`` ``orders:write``, ``DELETE`` the
+    ``orders-admin`` role and ``PUT`` a multi-factor login (``acr``, RFC 9470).
 
     ``/health`` is public; every other answer to a bad token comes from ``verifier``.
     """
@@ -43,5 +56,10 @@ def create_app(verifier: JWTVerifier) -> FastAPI:
     @app.delete("/orders", dependencies=[Depends(require_roles("orders-admin"))])
     def clear_orders() -> dict[str, Any]:
         return {"orders": ORDERS}  # the demo never deletes: admins see the list
+
+    # Replacing every order is sensitive: it needs a multi-factor login (RFC 9470).
+    @app.put("/orders", dependencies=[Depends(require_step_up(acr_values=[MFA_ACR]))])
+    def replace_orders() -> dict[str, Any]:
+        return {"orders": ORDERS}  # the demo never replaces: the list is shown
 
     return app

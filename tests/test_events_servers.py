@@ -197,6 +197,27 @@ def test_app_raised_failure_has_route_and_verified(
     assert AuthOutcome("insufficient_scope", 403, SUB, CLIENT) == spy.seen[-1]
 
 
+@pytest.mark.parametrize("server", ["uvicorn", "waitress"])
+def test_app_wide_scope_refusal_is_logged_verified(server: str) -> None:
+    """The middleware's own scope check runs on verified claims: signature_verified true."""
+    options: dict[str, Any] = {
+        "verifier": make_verifier(),
+        "scopes": ["orders:admin"],
+        "log_rate_limit": None,
+    }
+    if server == "uvicorn":
+        serving = run_uvicorn(InvalidTokenMiddleware(Starlette(), **options))
+    else:
+        serving = run_waitress(InvalidTokenWSGIMiddleware(plain_wsgi, **options))
+    with serving as base, client(base) as http:
+        response, [event] = events_of(http, "/orders/7", genuine())
+    assert (403, "insufficient_scope", True) == (
+        response.status_code,
+        event["reason"],
+        event["signature_verified"],
+    )
+
+
 def test_accepted_event_is_an_audit_record(asgi_default: tuple[httpx.Client, ScopeSpy]) -> None:
     """auth_accepted carries sub, iss, client_id and scopes; the scope has sub and client."""
     http, spy = asgi_default

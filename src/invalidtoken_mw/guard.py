@@ -539,7 +539,7 @@ class Guard:
             return public
         if request.method == "OPTIONS" and self._is_preflight(request):
             return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
-        found = None
+        found = claims = None
         authorization = request.field_lines("authorization")
         try:
             if self._header_only:
@@ -558,6 +558,8 @@ class Guard:
             if self.step_up is not None:
                 self._check_app_step_up(claims, self.step_up)
         except AuthFailure as failure:
+            if claims is not None:  # decided on claims the verifier vouched for
+                failure.signature_verified = True
             return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
             self.events.accepted(lambda: self.facts(request), found.token, claims)
@@ -577,7 +579,7 @@ class Guard:
             return public
         if request.method == "OPTIONS" and self._is_preflight(request):
             return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
-        found = None
+        found = claims = None
         authorization = request.field_lines("authorization")
         try:
             if self._header_only:
@@ -598,6 +600,8 @@ class Guard:
             if self.step_up is not None:
                 self._check_app_step_up(claims, self.step_up)
         except AuthFailure as failure:
+            if claims is not None:  # decided on claims the verifier vouched for
+                failure.signature_verified = True
             return self._refused(failure, request, found, authorization, optional=optional)
         if self._log_accepted:
             self.events.accepted(lambda: self.facts(request), found.token, claims)

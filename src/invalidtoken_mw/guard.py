@@ -33,8 +33,9 @@ from urllib.parse import unquote_plus
 import jwt
 
 from invalidtoken_mw._grammar import QUERY_SEPARATORS_RE
-from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
+from invalidtoken_mw.challenge import ChallengeSettings, build_challenge, build_dpop_challenges
 from invalidtoken_mw.classify import failure_from_pyjwt
+from invalidtoken_mw.dpop import DPoPVerifier
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
 from invalidtoken_mw.log import AuthEventLog, AuthOutcome, RequestFacts
 from invalidtoken_mw.ratelimit import EventRateLimiter
@@ -350,6 +351,7 @@ class Guard:
         # resent token (the extractor's memo hands back the same string, its hash cached)
         # costs one dict lookup instead of reading and checking the claims again.
         self._outcomes: dict[str, AuthOutcome] = {}
+        self._init_dpop(settings)
 
     @classmethod
     def for_adapter(
@@ -482,6 +484,8 @@ class Guard:
             return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
         found = None
         authorization = request.field_lines("authorization")
+        if self._dpop is not None and (self._dpop_only or DPoPVerifier.is_dpop(authorization)):
+            return self._authenticate_dpop(request, authorization, optional=optional)
         try:
             if self._header_only:
                 found = self.extractor.extract(authorization)
@@ -492,6 +496,8 @@ class Guard:
                 query = request.query_string() if self._allow_query else ""
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = self.verifier.verify(found.token)
+            if self._dpop is not None and DPoPVerifier.is_bound(claims):
+                raise AuthFailure(Reason.DPOP_BOUND_BEARER)  # RFC 9449 §7.2: no downgrade
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
         except AuthFailure as failure:
@@ -516,6 +522,8 @@ class Guard:
             return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
         found = None
         authorization = request.field_lines("authorization")
+        if self._dpop is not None and (self._dpop_only or DPoPVerifier.is_dpop(authorization)):
+            return await self._authenticate_dpop_async(request, authorization, optional=optional)
         try:
             if self._header_only:
                 found = self.extractor.extract(authorization)
@@ -528,6 +536,8 @@ class Guard:
                 query = request.query_string() if self._allow_query else ""
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = await self.verifier.verify_async(found.token)
+            if self._dpop is not None and DPoPVerifier.is_bound(claims):
+                raise AuthFailure(Reason.DPOP_BOUND_BEARER)  # RFC 9449 §7.2: no downgrade
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
         except AuthFailure as failure:
@@ -636,6 +646,8 @@ class Guard:
         answer = self.renderer.render(
             failure, method=request.method, accept=request.header("accept")
         )
+        if self._dpop is not None:
+            answer = self._dpop_answer(answer, failure, request)
         if request.header("origin") is not None:
             answer = RenderedFailure(answer.status, expose_challenge(answer.headers), answer.body)
         return answer
@@ -667,6 +679,128 @@ class Guard:
         if private:
             result = _private(result)
         return result
+
+    # -- DPoP (RFC 9449) ---------------------------------------------------------------
+
+    def _init_dpop(self, settings: GuardSettings) -> None:
+        """The DPoP verifier (``None`` when off: one attribute test per request)."""
+        mode = settings.dpop
+        self._dpop: DPoPVerifier | None = None
+        self._dpop_only = mode == "required"
+        #: The DPoP algorithms announced (``algs``; RFC 9728 ``dpop_signing_alg_values_supported``).
+        self.dpop_algorithms: tuple[str, ...] = tuple(settings.dpop_algorithms)
+        if mode == "off":
+            return
+        self._dpop = DPoPVerifier(
+            algorithms=self.dpop_algorithms,
+            iat_window=settings.dpop_iat_window,
+            leeway=settings.dpop_leeway,
+            replay_cache=settings.dpop_replay_cache,
+            nonce_secret=settings.dpop_nonce_secret,
+            nonce_lifetime=settings.dpop_nonce_lifetime,
+            trust_forwarded=settings.dpop_trust_forwarded,
+        )
+        self.bare_challenge = ", ".join(
+            self._dpop_challenges(AuthFailure(Reason.MISSING_TOKEN), dpop_scheme=False)
+        )
+
+    def _dpop_challenges(self, failure: AuthFailure, *, dpop_scheme: bool) -> tuple[str, ...]:
+        return build_dpop_challenges(
+            failure,
+            self.renderer.challenge,
+            self.dpop_algorithms,
+            bearer=not self._dpop_only,
+            dpop_scheme=dpop_scheme,
+        )
+
+    def _dpop_url(self, request: RequestHead) -> str:
+        """The request URI for ``htu``: the adapter's scheme and raw path, the Host."""
+        assert self._dpop is not None  # noqa: S101 - DPoP is on
+        target = getattr(request, "target", None)
+        scheme, path = target() if target is not None else ("http", request.full_path())
+        return self._dpop.url(scheme, request.header("host"), path, request.field_lines)
+
+    def _dpop_found(self, request: RequestHead, authorization: Sequence[str]) -> ExtractedToken:
+        """The token of ``Authorization: DPoP``; a bearer one where only DPoP is accepted fails."""
+        if not DPoPVerifier.is_dpop(authorization):
+            # dpop="required": whatever bearer token there is, it is the wrong method.
+            query = request.query_string() if self._allow_query else ""
+            self.extractor.extract(authorization, query_string=query)
+            raise AuthFailure(Reason.DPOP_REQUIRED)
+        token = DPoPVerifier.token_from(authorization, self.extractor.max_token_bytes)
+        return ExtractedToken(token, TokenSource.HEADER)
+
+    def _authenticate_dpop(
+        self, request: RequestView, authorization: Sequence[str], *, optional: bool
+    ) -> Accepted | Rejected:
+        """:meth:`authenticate` for ``Authorization: DPoP`` (or any request when required)."""
+        dpop = self._dpop
+        assert dpop is not None  # noqa: S101 - DPoP is on
+        found = None
+        try:
+            found = self._dpop_found(request, authorization)
+            proof = dpop.check(
+                request.field_lines("dpop"), request.method, self._dpop_url(request), found.token
+            )
+            claims = self.verifier.verify(found.token)
+            dpop.bind(proof, claims)
+            if self.scopes and not self._grants_scopes(claims):
+                check_scopes(claims, self.scopes, claim_names=self.scope_claims)
+            dpop.check_replay(proof)  # last: a refused proof takes no slot
+        except AuthFailure as failure:
+            return self._refused(failure, request, found, authorization, optional=optional)
+        return self._dpop_accepted(request, found, claims)
+
+    async def _authenticate_dpop_async(
+        self, request: AsyncRequestView, authorization: Sequence[str], *, optional: bool
+    ) -> Accepted | Rejected:
+        """:meth:`authenticate_async` for ``Authorization: DPoP``."""
+        dpop = self._dpop
+        assert dpop is not None  # noqa: S101 - DPoP is on
+        found = None
+        try:
+            found = self._dpop_found(request, authorization)
+            proof = dpop.check(
+                request.field_lines("dpop"), request.method, self._dpop_url(request), found.token
+            )
+            claims = await self.verifier.verify_async(found.token)
+            dpop.bind(proof, claims)
+            if self.scopes and not self._grants_scopes(claims):
+                check_scopes(claims, self.scopes, claim_names=self.scope_claims)
+            await dpop.check_replay_async(proof)  # last: a refused proof takes no slot
+        except AuthFailure as failure:
+            return self._refused(failure, request, found, authorization, optional=optional)
+        return self._dpop_accepted(request, found, claims)
+
+    def _dpop_accepted(
+        self, request: RequestHead, found: ExtractedToken, claims: dict[str, Any]
+    ) -> Accepted:
+        if self._log_accepted:
+            self.events.accepted(lambda: self.facts(request), found.token, claims)
+        else:
+            self.events.count_accepted()
+        note = getattr(request, "note", None)
+        if note is not None:
+            note(self._accepted_outcome(found.token, claims))
+        return Accepted(claims, found.token, private=False)
+
+    def _dpop_answer(
+        self, answer: RenderedFailure, failure: AuthFailure, request: RequestHead
+    ) -> RenderedFailure:
+        """The challenges of RFC 9449 §7.1 in place of the bearer one, and a nonce."""
+        assert self._dpop is not None  # noqa: S101 - DPoP is on
+        challenges = self._dpop_challenges(
+            failure, dpop_scheme=DPoPVerifier.is_dpop(request.field_lines("authorization"))
+        )
+        headers = [(k, v) for k, v in answer.headers if k != _CHALLENGE]
+        if challenges:
+            headers.append((_CHALLENGE, ", ".join(challenges)))
+        nonce = self._dpop.nonce()
+        if nonce is not None and answer.status == 401:  # noqa: PLR2004
+            headers.append(("dpop-nonce", nonce))
+            if request.header("origin") is not None:
+                headers.append((_EXPOSE, "dpop-nonce"))
+        return RenderedFailure(answer.status, tuple(headers), answer.body)
 
     # -- facts for the log -------------------------------------------------------------
 

@@ -54,6 +54,7 @@ MODULES: tuple[str, ...] = (
     "token_kind",
     "revocation",
     "redis_store",
+    "dpop",
     "log",
     "metrics",
     "tracing",

@@ -29,7 +29,7 @@ from support.redis_server import running_redis
 from support.servers import run_uvicorn, run_waitress
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
     from pathlib import Path
 
 SECRET = b"nonce-secret-for-tests-0123456789"
@@ -52,9 +52,13 @@ def _asgi(
     on_shutdown: Sequence[Callable[[], Any]] = (),
     **options: Any,  # noqa: ANN401
 ) -> InvalidTokenMiddleware:
-    app = Starlette(
-        routes=[Route("/orders", _claims, methods=["GET", "POST"])], on_shutdown=on_shutdown
-    )
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        for close in on_shutdown:
+            await close()
+
+    app = Starlette(routes=[Route("/orders", _claims, methods=["GET", "POST"])], lifespan=lifespan)
     return InvalidTokenMiddleware(app, verifier=issuer.verifier(), realm="orders", **options)
 
 

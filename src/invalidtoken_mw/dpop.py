@@ -49,6 +49,7 @@ __all__ = [
     "ReplayCache",
     "jwk_thumbprint",
     "normalize_htu",
+    "replay_key",
 ]
 
 DPOP_MODES = ("off", "allowed", "required")
@@ -113,6 +114,11 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
         raise ValueError("missing member")
     canonical = json.dumps(values, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
     return _b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+
+def replay_key(jkt: str, jti: str) -> str:
+    """The replay cache's key of a proof: its ``jti`` per key (RFC 9449 §11.1), hashed."""
+    return hashlib.sha256(f"{jkt}:{jti}".encode()).hexdigest()[:40]
 
 
 def _unquote_unreserved(match: re.Match[str]) -> str:
@@ -548,7 +554,7 @@ class DPoPVerifier:
         return isinstance(cnf, dict) and "jkt" in cnf
 
     def _replay_key(self, proof: DPoPProof) -> str:
-        return hashlib.sha256(f"{proof.jkt}:{proof.jti}".encode()).hexdigest()[:40]
+        return replay_key(proof.jkt, proof.jti)
 
     def _replayed(self, proof: DPoPProof) -> AuthFailure:
         return AuthFailure(Reason.DPOP_REPLAYED, context={"dpop_jkt": proof.jkt})

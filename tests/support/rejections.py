@@ -137,6 +137,8 @@ def rejections(now: int | None = None) -> list[Rejection]:
                 extra.add("claim")
             elif reason is Reason.INSUFFICIENT_ROLE:
                 extra.add("missing_roles")
+            elif reason in SCRIPTED_CONTEXT:
+                extra |= set(SCRIPTED_CONTEXT[reason])
             token = doc_token(reason, now, lifetime, **overrides)
             verdict = None if reason is Reason.INSUFFICIENT_SCOPE else reason
             cases.append(Rejection(reason, (f"Bearer {token}",), token, verdict, frozenset(extra)))
@@ -147,6 +149,17 @@ def rejections(now: int | None = None) -> list[Rejection]:
 SCRIPTED_CONTEXT: dict[Reason, dict[str, object]] = {
     Reason.WRONG_CLAIM: {"claim": "client_id"},
     Reason.INSUFFICIENT_ROLE: {"missing_roles": ["orders-admin"]},
+    # The DPoP checks name the proof key's RFC 7638 thumbprint (never the proof).
+    **{
+        reason: {"dpop_jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+        for reason in (
+            Reason.INVALID_DPOP_PROOF,
+            Reason.DPOP_REPLAYED,
+            Reason.DPOP_NONCE_REQUIRED,
+            Reason.DPOP_KEY_MISMATCH,
+            Reason.DPOP_REPLAY_UNAVAILABLE,
+        )
+    },
 }
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI
 
 from invalidtoken_mw.fastapi import TokenClaims, install, require_roles, require_scopes
+from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
     from invalidtoken_mw.verify import JWTVerifier
@@ -20,13 +21,14 @@ __all__ = ["create_app"]
 ORDERS = [{"id": 1, "item": "coffee beans", "quantity": 2}]
 
 
-def create_app(verifier: JWTVerifier) -> FastAPI:
+def create_app(verifier: JWTVerifier, **options: Any) -> FastAPI:  # noqa: ANN401 - GuardSettings
     """The orders API: ``GET /orders`` needs ``orders:read``, ``POST`` ``orders:write``.
 
     ``/health`` is public; every other answer to a bad token comes from ``verifier``.
+    ``PUT /orders`` takes DPoP-bound tokens only. ``options`` go to ``install``.
     """
     app = FastAPI(title="Orders API (invalidtoken-mw demo)")
-    install(app, verifier=verifier, realm="orders", exclude_paths=["/health"])
+    install(app, verifier=verifier, realm="orders", exclude_paths=["/health"], **options)
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -43,5 +45,12 @@ def create_app(verifier: JWTVerifier) -> FastAPI:
     @app.delete("/orders", dependencies=[Depends(require_roles("orders-admin"))])
     def clear_orders() -> dict[str, Any]:
         return {"orders": ORDERS}  # the demo never deletes: admins see the list
+
+    @app.put("/orders")
+    def replace_orders(claims: TokenClaims) -> dict[str, Any]:
+        # One route that takes proof-of-possession only: a bearer token is the wrong method.
+        if "jkt" not in (claims.get("cnf") or {}):
+            raise AuthFailure(Reason.DPOP_REQUIRED)
+        return {"orders": ORDERS}
 
     return app

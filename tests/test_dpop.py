@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,7 +26,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from invalidtoken_mw import GuardSettings, InvalidTokenMiddleware, InvalidTokenWSGIMiddleware
+from invalidtoken_mw import (
+    GuardSettings,
+    InvalidTokenMiddleware,
+    InvalidTokenWSGIMiddleware,
+    JWTVerifier,
+)
 from invalidtoken_mw.dpop import (
     DEFAULT_DPOP_ALGORITHMS,
     DPoPVerifier,
@@ -57,11 +64,11 @@ def ath(token: str = TOKEN) -> str:
 
 def proof(
     *,
-    key: Any = KEY,  # noqa: ANN401
+    key: Any = KEY,
     alg: str = "ES256",
     header: dict[str, Any] | None = None,
     drop: tuple[str, ...] = (),
-    **claims: Any,  # noqa: ANN401
+    **claims: Any,
 ) -> str:
     """A proof for GET URL with TOKEN at NOW; ``claims``/``header`` override, ``drop`` removes."""
     body: dict[str, Any] = {"jti": "j-1", "htm": "GET", "htu": URL, "iat": NOW, "ath": ath()}
@@ -73,11 +80,13 @@ def proof(
     return jwt.encode(body, key, algorithm=alg, headers=head)
 
 
-def verifier(**options: Any) -> DPoPVerifier:  # noqa: ANN401
+def verifier(**options: Any) -> DPoPVerifier:
     return DPoPVerifier(clock=lambda: NOW, **options)
 
 
-def refusal(lines: list[str], *, method: str = "GET", url: str = URL, **options: Any) -> AuthFailure:  # noqa: ANN401
+def refusal(
+    lines: list[str], *, method: str = "GET", url: str = URL, **options: Any
+) -> AuthFailure:
     with pytest.raises(AuthFailure) as caught:
         verifier(**options).check(lines, method, url, TOKEN)
     return caught.value
@@ -93,7 +102,13 @@ def test_thumbprint_matches_rfc7638_example() -> None:
     """RFC 7638 §3.1's example key gives its published thumbprint."""
     jwk = {
         "kty": "RSA",
-        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        "n": (
+            "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tS"
+            "oc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65Y"
+            "GjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrd"
+            "kt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKn"
+            "qDKgw"
+        ),
         "e": "AQAB",
         "alg": "RS256",
         "kid": "2011-04-29",
@@ -138,8 +153,10 @@ def test_typ_must_be_dpop_jwt(typ: str | None) -> None:
 
 def test_symmetric_and_none_algorithms_are_refused() -> None:
     """§4.3 (5): alg is an asymmetric algorithm, not none, and supported."""
-    hs = jwt.encode({"jti": "j"}, "s" * 32, algorithm="HS256", headers={"typ": "dpop+jwt", "jwk": JWK})
-    none = jwt.encode({"jti": "j"}, None, algorithm="none", headers={"typ": "dpop+jwt", "jwk": JWK})
+    hs = jwt.encode(
+        {"jti": "j"}, "s" * 32, algorithm="HS256", headers={"typ": "dpop+jwt", "jwk": JWK}
+    )
+    none = jwt.encode({"jti": "j"}, "", algorithm="none", headers={"typ": "dpop+jwt", "jwk": JWK})
     for value in (hs, none):
         assert "algorithm this service does not accept" in refusal([value]).description
 
@@ -192,7 +209,11 @@ def test_htm_must_match_the_method() -> None:
 
 @pytest.mark.parametrize(
     "htu",
-    ["https://api.example.com/other", "http://api.example.com/orders", "https://evil.example/orders"],
+    [
+        "https://api.example.com/other",
+        "http://api.example.com/orders",
+        "https://evil.example/orders",
+    ],
 )
 def test_htu_must_match_the_uri(htu: str) -> None:
     """§4.3 (9): htu matches the target URI (another path, scheme or host fails)."""
@@ -227,7 +248,9 @@ def test_nonce_required_when_configured() -> None:
     secret = b"0123456789abcdef0123"
     failure = refusal([proof()], nonce_secret=secret)
     assert failure.reason is Reason.DPOP_NONCE_REQUIRED
-    assert refusal([proof(nonce="made-up")], nonce_secret=secret).reason is Reason.DPOP_NONCE_REQUIRED
+    assert (
+        refusal([proof(nonce="made-up")], nonce_secret=secret).reason is Reason.DPOP_NONCE_REQUIRED
+    )
     nonce = verifier(nonce_secret=secret).nonce()
     assert verifier(nonce_secret=secret).check([proof(nonce=nonce)], "GET", URL, TOKEN)
 
@@ -299,7 +322,7 @@ def test_a_failing_replay_cache_is_a_503_never_a_500() -> None:
 
     class Down(MemoryReplayCache):
         def remember(self, key: str, ttl: int) -> bool:
-            raise ConnectionError(key)
+            raise ConnectionError(key, ttl)
 
     dpop = verifier(replay_cache=Down())
     with pytest.raises(AuthFailure) as caught:
@@ -317,29 +340,26 @@ def issuer() -> Iterator[LocalIssuer]:
     local.close()
 
 
-async def _claims(request: Any) -> JSONResponse:  # noqa: ANN401
+async def _claims(request: Any) -> JSONResponse:
     return JSONResponse({"sub": request.state.token_claims["sub"]})
 
 
-def asgi(issuer: LocalIssuer, **options: Any) -> httpx.Client:  # noqa: ANN401
+def asgi(issuer: LocalIssuer, **options: Any) -> TestClient:
     app = Starlette(routes=[Route("/orders", _claims)])
     mw = InvalidTokenMiddleware(app, verifier=issuer.verifier(), realm="orders", **options)
     return TestClient(mw, base_url="https://api.example.com")
 
 
-def wsgi(issuer: LocalIssuer, **options: Any) -> httpx.Client:  # noqa: ANN401
+def wsgi(issuer: LocalIssuer, **options: Any) -> httpx.Client:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         start_response("200 OK", [("content-type", "application/json")])
         return [json.dumps({"sub": environ["invalidtoken_mw.claims"]["sub"]}).encode()]
 
     mw = InvalidTokenWSGIMiddleware(app, verifier=issuer.verifier(), realm="orders", **options)
-    return httpx.Client(transport=httpx.WSGITransport(mw), base_url="https://api.example.com")  # type: ignore[arg-type]
+    return httpx.Client(transport=httpx.WSGITransport(mw), base_url="https://api.example.com")
 
 
-def live_proof(token: str, *, jti: str = "", **claims: Any) -> str:  # noqa: ANN401
-    import time
-    import uuid
-
+def live_proof(token: str, *, jti: str = "", **claims: Any) -> str:
     body = {"jti": jti or str(uuid.uuid4()), "htm": "GET", "htu": URL, "iat": int(time.time())}
     body.update(ath=ath(token), **claims)
     return jwt.encode(body, KEY, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": JWK})
@@ -347,8 +367,13 @@ def live_proof(token: str, *, jti: str = "", **claims: Any) -> str:  # noqa: ANN
 
 @pytest.fixture(params=["asgi", "wsgi"])
 def make(request: pytest.FixtureRequest, issuer: LocalIssuer) -> Callable[..., httpx.Client]:
-    factory = asgi if request.param == "asgi" else wsgi
-    return lambda **options: factory(issuer, **options)
+    factory: Callable[..., Any] = asgi if request.param == "asgi" else wsgi
+
+    def made(**options: Any) -> httpx.Client:
+        client: httpx.Client = factory(issuer, **options)
+        return client
+
+    return made
 
 
 def test_off_keeps_todays_answer_to_a_dpop_header(
@@ -356,7 +381,9 @@ def test_off_keeps_todays_answer_to_a_dpop_header(
 ) -> None:
     """dpop="off" (the default): `Authorization: DPoP` is no bearer token, as before."""
     token = issuer.token(cnf={"jkt": JKT})
-    answer = make().get("/orders", headers={"authorization": f"DPoP {token}", "dpop": live_proof(token)})
+    answer = make().get(
+        "/orders", headers={"authorization": f"DPoP {token}", "dpop": live_proof(token)}
+    )
     assert answer.status_code == 401
     assert answer.json()["reason"] == "missing_token"
     assert answer.headers["www-authenticate"] == 'Bearer realm="orders"'
@@ -375,7 +402,10 @@ def test_allowed_accepts_both_and_challenges_with_both(
     plain = issuer.token()
     assert client.get("/orders", headers={"authorization": f"Bearer {plain}"}).status_code == 200
     bare = client.get("/orders")
-    assert bare.headers["www-authenticate"] == f'Bearer realm="orders", DPoP realm="orders", algs="{ALGS}"'
+    assert (
+        bare.headers["www-authenticate"]
+        == f'Bearer realm="orders", DPoP realm="orders", algs="{ALGS}"'
+    )
 
 
 def test_required_refuses_bearer_without_error_code(
@@ -396,7 +426,9 @@ def test_bound_token_as_bearer_is_refused_when_allowed(
     token = issuer.token(cnf={"jkt": JKT})
     answer = make(dpop="allowed").get("/orders", headers={"authorization": f"Bearer {token}"})
     assert answer.json()["reason"] == "dpop_bound_bearer"
-    assert answer.headers["www-authenticate"].startswith('Bearer realm="orders", error="invalid_token"')
+    assert answer.headers["www-authenticate"].startswith(
+        'Bearer realm="orders", error="invalid_token"'
+    )
     assert answer.headers["www-authenticate"].endswith(f'DPoP realm="orders", algs="{ALGS}"')
 
 
@@ -453,8 +485,8 @@ def test_replayed_proof_through_the_guard_takes_one_cache_operation(
 
 def test_settings_reject_unknown_mode_and_expose_algorithms() -> None:
     """A clear ValueError for a bad mode; the algorithms are a plain settings attribute."""
-    issuer_verifier = object.__new__(type("V", (), {"verify": lambda *_: {}, "verify_async": lambda *_: {}}))
+    checked = JWTVerifier(key="k" * 32, algorithms=["HS256"])
     with pytest.raises(ValueError, match="dpop must be"):
-        GuardSettings(verifier=issuer_verifier, dpop="on")  # type: ignore[arg-type]
-    settings = GuardSettings(verifier=issuer_verifier, dpop="allowed", dpop_algorithms="ES256,EdDSA")  # type: ignore[arg-type]
+        GuardSettings(verifier=checked, dpop="on")
+    settings = GuardSettings(verifier=checked, dpop="allowed", dpop_algorithms="ES256,EdDSA")
     assert settings.dpop_algorithms == ("ES256", "EdDSA")

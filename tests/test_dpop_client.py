@@ -18,7 +18,6 @@ import pytest
 import requests
 from requests_oauth2client import DPoPKey, DPoPToken
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -31,6 +30,8 @@ from support.servers import run_uvicorn, run_waitress
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
     from pathlib import Path
+
+    from starlette.requests import Request
 
 SECRET = b"nonce-secret-for-tests-0123456789"
 ALGS = "ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA"
@@ -50,7 +51,7 @@ async def _claims(request: Request) -> JSONResponse:
 def _asgi(
     issuer: LocalIssuer,
     on_shutdown: Sequence[Callable[[], Any]] = (),
-    **options: Any,  # noqa: ANN401
+    **options: Any,
 ) -> InvalidTokenMiddleware:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -62,7 +63,7 @@ def _asgi(
     return InvalidTokenMiddleware(app, verifier=issuer.verifier(), realm="orders", **options)
 
 
-def _wsgi(issuer: LocalIssuer, **options: Any) -> InvalidTokenWSGIMiddleware:  # noqa: ANN401
+def _wsgi(issuer: LocalIssuer, **options: Any) -> InvalidTokenWSGIMiddleware:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         sub = environ["invalidtoken_mw.claims"]["sub"]
         start_response("200 OK", [("content-type", "application/json")])
@@ -82,7 +83,7 @@ def server(request: pytest.FixtureRequest, issuer: LocalIssuer) -> Iterator[Call
     """A factory serving the middleware (``dpop_*`` options) under uvicorn or waitress."""
     with contextlib.ExitStack() as stack:
 
-        def serve(**options: Any) -> str:  # noqa: ANN401
+        def serve(**options: Any) -> str:
             if request.param == "uvicorn":
                 return stack.enter_context(run_uvicorn(_asgi(issuer, **options)))
             return stack.enter_context(run_waitress(_wsgi(issuer, **options)))
@@ -125,9 +126,7 @@ def test_replayed_proof_is_refused(server: Callable[..., str], issuer: LocalIssu
     assert ', Bearer realm="orders"' in challenge
 
 
-def test_bound_token_as_bearer_is_refused(
-    server: Callable[..., str], issuer: LocalIssuer
-) -> None:
+def test_bound_token_as_bearer_is_refused(server: Callable[..., str], issuer: LocalIssuer) -> None:
     """RFC 9449 §7.2: a DPoP-bound token presented as Bearer is refused (no downgrade)."""
     base = server(dpop="allowed")
     key = DPoPKey.generate(alg="ES256")

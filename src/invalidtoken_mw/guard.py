@@ -496,8 +496,8 @@ class Guard:
                 query = request.query_string() if self._allow_query else ""
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = self.verifier.verify(found.token)
-            if self._dpop is not None and DPoPVerifier.is_bound(claims):
-                raise AuthFailure(Reason.DPOP_BOUND_BEARER)  # RFC 9449 §7.2: no downgrade
+            if self._dpop is not None:
+                _no_downgrade(claims)
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
         except AuthFailure as failure:
@@ -536,8 +536,8 @@ class Guard:
                 query = request.query_string() if self._allow_query else ""
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = await self.verifier.verify_async(found.token)
-            if self._dpop is not None and DPoPVerifier.is_bound(claims):
-                raise AuthFailure(Reason.DPOP_BOUND_BEARER)  # RFC 9449 §7.2: no downgrade
+            if self._dpop is not None:
+                _no_downgrade(claims)
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
         except AuthFailure as failure:
@@ -833,6 +833,12 @@ class Guard:
             request_id=request.header(request_id) if request_id else None,
             route=route() if route is not None else None,
         )
+
+
+def _no_downgrade(claims: Mapping[str, Any]) -> None:
+    """RFC 9449 §7.2: a DPoP-bound token (``cnf.jkt``) is never accepted as a bearer token."""
+    if DPoPVerifier.is_bound(claims):
+        raise AuthFailure(Reason.DPOP_BOUND_BEARER)
 
 
 def expose_challenge(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

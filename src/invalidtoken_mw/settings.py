@@ -544,8 +544,8 @@ def _dpop_options(settings: GuardSettings) -> dict[str, object]:
     mode = settings.dpop
     if not isinstance(mode, str) or mode.strip().lower() not in DPOP_MODES:
         raise ValueError(f'dpop must be "off", "allowed" or "required", got {mode!r}.')
-    secret = settings.dpop_nonce_secret
-    if isinstance(secret, str):
+    secret: object = settings.dpop_nonce_secret
+    if isinstance(secret, str):  # from Flask config or the environment
         secret = None if secret.strip().lower() in _OFF else secret.encode("utf-8")
     options: dict[str, object] = {
         "dpop": mode.strip().lower(),
@@ -561,7 +561,7 @@ def _dpop_options(settings: GuardSettings) -> dict[str, object]:
         algorithms=options["dpop_algorithms"],  # type: ignore[arg-type]
         iat_window=options["dpop_iat_window"],  # type: ignore[arg-type]
         leeway=options["dpop_leeway"],  # type: ignore[arg-type]
-        nonce_secret=secret,
+        nonce_secret=secret,  # type: ignore[arg-type]
         nonce_lifetime=options["dpop_nonce_lifetime"],  # type: ignore[arg-type]
         replay_cache=MemoryReplayCache(maxsize=1),
     )

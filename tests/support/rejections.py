@@ -105,7 +105,7 @@ class Rejection:
         return fields | {f"{name}_at" for name in ("exp", "iat", "nbf") if name in fields}
 
 
-def rejections(now: int | None = None) -> list[Rejection]:
+def rejections(now: int | None = None) -> list[Rejection]:  # noqa: C901 - one branch per special reason
     """One rejection per reason, in ``Reason`` order, with times relative to ``now``.
 
     Without ``now`` the cases are for live tests, often built when a module is collected:

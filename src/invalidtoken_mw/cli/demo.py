@@ -109,14 +109,16 @@ def demo_requests(
     nonce = DPoPVerifier(nonce_secret=DPOP_NONCE_SECRET).nonce()
 
     def dpop(
-        value: str, method: str = "GET", path: str = "/orders", jti: str = "", **more: Any
+        value: str, method: str = "GET", path: str = "/orders", jti: str = "", **more: object
     ) -> dict[str, str]:
-        claims = {"jti": jti or secrets.token_urlsafe(12), "htm": method}
+        claims: dict[str, object] = {"jti": jti or secrets.token_urlsafe(12), "htm": method}
         claims.update(htu=base_url + path, iat=int(time.time()), nonce=nonce)
         claims["ath"] = _b64url(hashlib.sha256(value.encode()).digest())
         claims.update(more)
         headers = {"typ": "dpop+jwt", "jwk": client_jwk}
-        proof = jwt.encode({k: v for k, v in claims.items() if v is not None}, client_key, "ES256", headers)
+        proof = jwt.encode(
+            {k: v for k, v in claims.items() if v is not None}, client_key, "ES256", headers
+        )
         return {"authorization": f"DPoP {value}", "dpop": proof}
 
     unbound_key = ec.generate_private_key(ec.SECP256R1())

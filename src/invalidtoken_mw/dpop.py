@@ -26,11 +26,12 @@ import hmac
 import importlib
 import json
 import re
+import sys
 import threading
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-import cachetools
 import jwt
 
 from invalidtoken_mw._sentences import Sentence
@@ -50,6 +51,7 @@ __all__ = [
     "jwk_thumbprint",
     "normalize_htu",
     "replay_key",
+    "token_hash",
 ]
 
 DPOP_MODES = ("off", "allowed", "required")
@@ -87,10 +89,29 @@ _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _NONCE_BYTES = 18  # 144 bits of HMAC output, 24 base64url characters
 
 
-def _b64url_decode(segment: str) -> bytes:
-    if not _B64URL.fullmatch(segment):
-        raise binascii.Error("not base64url")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+# base64url to base64, with '+', '/' and '=' (not base64url, RFC 7515 §2) made invalid.
+_TO_BASE64 = bytes.maketrans(b"-_+/=", b"+/***")
+_decode_json = json.JSONDecoder().decode
+
+if sys.version_info >= (3, 11):
+
+    def _b64url_decode(segment: str) -> bytes:
+        """Decode one base64url segment, strictly (one C call: a proof is read per request)."""
+        data = segment.encode("ascii").translate(_TO_BASE64)
+        return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
+
+else:  # pragma: no cover - Python 3.10 has no strict mode
+
+    def _b64url_decode(segment: str) -> bytes:
+        """Decode one base64url segment; any stray character fails."""
+        if not _B64URL.fullmatch(segment):
+            raise binascii.Error("not base64url")
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+@functools.lru_cache(maxsize=256)  # a resent token is checked once
+def _b64token(token: str) -> bool:
+    return _B64TOKEN.fullmatch(token) is not None
 
 
 def _b64url(data: bytes) -> str:
@@ -114,6 +135,12 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
         raise ValueError("missing member")
     canonical = json.dumps(values, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
     return _b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+
+@functools.lru_cache(maxsize=256)  # a client resends its token with each new proof
+def token_hash(token: str) -> str:
+    """The ``ath`` of ``token``: BASE64URL(SHA-256(ASCII(token))) (RFC 9449 §4.2)."""
+    return _b64url(hashlib.sha256(token.encode("ascii")).digest())
 
 
 def replay_key(jkt: str, jti: str) -> str:
@@ -141,6 +168,7 @@ def _remove_dot_segments(path: str) -> str:
     return "/" + "/".join(output) + tail
 
 
+@functools.lru_cache(maxsize=256)  # a service has few URLs; a hit skips the parse
 def normalize_htu(url: str) -> str | None:
     """``url`` without query and fragment, normalised per RFC 3986 §6.2.2 and §6.2.3.
 
@@ -198,18 +226,29 @@ class MemoryReplayCache:
         """Create an empty cache."""
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ValueError("MemoryReplayCache maxsize must be a positive int, e.g. 100000.")
-        self._seen: cachetools.TTLCache[str, bool] = cachetools.TTLCache(maxsize, ttl)
+        # Key -> expiry, in insertion order: with one ttl that is expiry order, so expired
+        # entries are always at the front (an OrderedDict pops there in O(1)).
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._maxsize = maxsize
+        self.ttl = ttl
         self._lock = threading.Lock()
         #: How many operations were made (for tests and benchmarks).
         self.operations = 0
 
-    def remember(self, key: str, ttl: int) -> bool:  # noqa: ARG002 - one ttl for all
-        """Record ``key``; ``False`` if it was already there."""
+    def remember(self, key: str, ttl: int) -> bool:
+        """Record ``key`` for ``ttl`` seconds; ``False`` if it was already there."""
+        now = time.monotonic()
         with self._lock:
             self.operations += 1
-            if key in self._seen:
+            seen = self._seen
+            while seen:
+                oldest = next(iter(seen))
+                if seen[oldest] > now and len(seen) < self._maxsize:
+                    break
+                del seen[oldest]
+            if key in seen:
                 return False
-            self._seen[key] = True
+            seen[key] = now + ttl
             return True
 
     async def remember_async(self, key: str, ttl: int) -> bool:
@@ -447,7 +486,7 @@ class DPoPVerifier:
         token = value[5:].strip(" ")
         if not token:
             raise AuthFailure(Reason.INVALID_REQUEST, Sentence.DPOP_NO_TOKEN)
-        if not _B64TOKEN.fullmatch(token):
+        if not _b64token(token):
             raise AuthFailure(Reason.MALFORMED_TOKEN, Sentence.BAD_CHARACTERS)
         return token
 
@@ -487,9 +526,9 @@ class DPoPVerifier:
         if header.refusal is not None:
             raise _invalid(header.refusal, dpop_alg=header.alg)
         try:
-            claims = json.loads(_b64url_decode(parts[1]))
+            claims = _decode_json(_b64url_decode(parts[1]).decode("utf-8"))
             signature = _b64url_decode(parts[2])
-        except (binascii.Error, ValueError, RecursionError):
+        except (binascii.Error, ValueError, RecursionError, UnicodeError):
             raise _invalid(Sentence.DPOP_NOT_JWS) from None
         if not isinstance(claims, dict):
             raise _invalid(Sentence.DPOP_NOT_JWS)
@@ -525,7 +564,7 @@ class DPoPVerifier:
         ath = claims.get("ath")
         if not isinstance(ath, str):
             raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="ath"), **context)
-        if not hmac.compare_digest(ath, _b64url(hashlib.sha256(token.encode("ascii")).digest())):
+        if not hmac.compare_digest(ath, token_hash(token)):
             raise _invalid(Sentence.DPOP_WRONG_ATH, **context)
         return DPoPProof(header.jkt, jti)
 
@@ -590,8 +629,8 @@ class DPoPVerifier:
     def _read_header(self, segment: str) -> _Header:  # noqa: PLR0911 - one answer per header check
         """Decode and check one proof header (remembered: a client resends its own)."""
         try:
-            header = json.loads(_b64url_decode(segment))
-        except (binascii.Error, ValueError, RecursionError):
+            header = _decode_json(_b64url_decode(segment).decode("utf-8"))
+        except (binascii.Error, ValueError, RecursionError, UnicodeError):
             return _Header(None, "", "", Sentence.DPOP_NOT_JWS)
         if not isinstance(header, dict):
             return _Header(None, "", "", Sentence.DPOP_NOT_JWS)

@@ -484,7 +484,7 @@ class Guard:
             return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
         found = None
         authorization = request.field_lines("authorization")
-        if self._dpop is not None and (self._dpop_only or DPoPVerifier.is_dpop(authorization)):
+        if self._dpop is not None and (self._dpop_only or _dpop_scheme(authorization)):
             return self._authenticate_dpop(request, authorization, optional=optional)
         try:
             if self._header_only:
@@ -496,7 +496,7 @@ class Guard:
                 query = request.query_string() if self._allow_query else ""
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = self.verifier.verify(found.token)
-            if self._dpop is not None:
+            if self._dpop is not None and "cnf" in claims:
                 _no_downgrade(claims)
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
@@ -522,7 +522,7 @@ class Guard:
             return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
         found = None
         authorization = request.field_lines("authorization")
-        if self._dpop is not None and (self._dpop_only or DPoPVerifier.is_dpop(authorization)):
+        if self._dpop is not None and (self._dpop_only or _dpop_scheme(authorization)):
             return await self._authenticate_dpop_async(request, authorization, optional=optional)
         try:
             if self._header_only:
@@ -536,7 +536,7 @@ class Guard:
                 query = request.query_string() if self._allow_query else ""
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = await self.verifier.verify_async(found.token)
-            if self._dpop is not None:
+            if self._dpop is not None and "cnf" in claims:
                 _no_downgrade(claims)
             if self.scopes and not self._grants_scopes(claims):
                 check_scopes(claims, self.scopes, claim_names=self.scope_claims)
@@ -833,6 +833,16 @@ class Guard:
             request_id=request.header(request_id) if request_id else None,
             route=route() if route is not None else None,
         )
+
+
+_D = frozenset("dD")
+
+
+def _dpop_scheme(authorization: Sequence[str]) -> bool:
+    """``Authorization: DPoP``: the first letter rules out ``Bearer`` at once (hot path)."""
+    return (
+        bool(authorization) and authorization[0][:1] in _D and DPoPVerifier.is_dpop(authorization)
+    )
 
 
 def _no_downgrade(claims: Mapping[str, Any]) -> None:

@@ -57,6 +57,9 @@ TARGET_CASES = [
     "resent RS256 token, Starlette, Prometheus and OpenTelemetry metrics on",
     "resent RS256 token, Flask, Prometheus and OpenTelemetry metrics on",
     "token-kind detection on a refusal, one token of each kind",
+    "valid DPoP request (fresh ES256 proof, resent token), ASGI",
+    "replay of a DPoP proof",
+    'Bearer path with dpop="allowed", ASGI',
 ]
 
 
@@ -244,3 +247,13 @@ def test_smoke_run_measures_token_kind_detection(smoke: tuple[dict[str, Any], Pa
     assert all(math.isfinite(ns) and ns > 0 for ns in kinds.values())
     page = (workdir / "performance.md").read_text()
     assert "### Token-kind detection on a refusal" in page
+
+
+def test_smoke_run_measures_dpop(smoke: tuple[dict[str, Any], Path]) -> None:
+    """The DPoP figures are measured: a replayed proof costs exactly one cache operation."""
+    results, _ = smoke
+    dpop = results["dpop"]
+    assert dpop["replay_operations"] == 1
+    assert all(math.isfinite(value) and value > 0 for value in dpop.values())
+    replay = next(t for t in results["targets"] if t["case"] == "replay of a DPoP proof")
+    assert replay["passed"]

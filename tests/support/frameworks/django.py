@@ -77,8 +77,9 @@ def build(
     verifier: TokenVerifier,
     *,
     error_body: Callable[[AuthFailure], Mapping[str, Any]] | None = None,
+    **options: Any,
 ) -> WSGIHandler:
     """Django's WSGI application with ``INVALIDTOKEN`` set as docs/django.md shows."""
     return wsgi_app(
-        urlpatterns, {"verifier": verifier, "realm": "orders", "error_body": error_body}
+        urlpatterns, {"verifier": verifier, "realm": "orders", "error_body": error_body, **options}
     )

@@ -34,10 +34,11 @@ def build(
     verifier: TokenVerifier,
     *,
     error_body: Callable[[AuthFailure], Mapping[str, Any]] | None = None,
+    **options: Any,
 ) -> FastAPI:
     """The matrix routes on an app protected by ``install()``."""
     app = FastAPI()
-    install(app, verifier=verifier, realm="orders", error_body=error_body)
+    install(app, verifier=verifier, realm="orders", error_body=error_body, **options)
 
     @app.get("/protected")
     def protected(claims: TokenClaims) -> dict[str, Any]:

@@ -34,10 +34,11 @@ def build(
     verifier: TokenVerifier,
     *,
     error_body: Callable[[AuthFailure], Mapping[str, Any]] | None = None,
+    **options: Any,
 ) -> Flask:
     """A fresh Flask application protected by the extension (realm "orders")."""
     app = Flask("matrix_flask_extension")
-    auth = InvalidToken(app, verifier=verifier, realm="orders", error_body=error_body)
+    auth = InvalidToken(app, verifier=verifier, realm="orders", error_body=error_body, **options)
 
     @app.get("/protected")
     def protected() -> dict[str, Any]:

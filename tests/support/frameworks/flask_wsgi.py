@@ -44,6 +44,7 @@ def build(
     verifier: TokenVerifier,
     *,
     error_body: Callable[[AuthFailure], Mapping[str, Any]] | None = None,
+    **options: Any,
 ) -> Flask:
     """A fresh Flask application behind ``InvalidTokenWSGIMiddleware`` (realm "orders")."""
     app = Flask("matrix_flask_wsgi")
@@ -90,5 +91,6 @@ def build(
         realm="orders",
         optional_paths=["/optional"],  # the middleware's per-path optional authentication
         error_body=error_body,
+        **options,
     )
     return app

@@ -70,8 +70,9 @@ def build(
     verifier: TokenVerifier,
     *,
     error_body: Callable[[AuthFailure], Mapping[str, Any]] | None = None,
+    **options: Any,
 ) -> Litestar:
     """The matrix routes with the plugin."""
-    plugin = InvalidTokenPlugin(verifier=verifier, realm="orders", error_body=error_body)
+    plugin = InvalidTokenPlugin(verifier=verifier, realm="orders", error_body=error_body, **options)
     handlers = [protected, raise_failure, raise_pyjwt, bare_401, optional, scopes_any, scopes_all]
     return Litestar(handlers, plugins=[plugin])

@@ -36,10 +36,11 @@ def build(
     verifier: TokenVerifier,
     *,
     error_body: Callable[[AuthFailure], Mapping[str, Any]] | None = None,
+    **options: Any,
 ) -> Quart:
     """The matrix routes with the extension."""
     app = Quart(__name__)
-    auth = InvalidToken(app, verifier=verifier, realm="orders", error_body=error_body)
+    auth = InvalidToken(app, verifier=verifier, realm="orders", error_body=error_body, **options)
 
     @app.get("/protected")
     async def protected() -> dict[str, Any]:

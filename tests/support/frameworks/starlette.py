@@ -33,10 +33,15 @@ def build(
     verifier: TokenVerifier,
     *,
     error_body: Callable[[AuthFailure], Mapping[str, Any]] | None = None,
+    **options: Any,
 ) -> Starlette:
     """The matrix routes behind one guard."""
     guard = Guard(
-        verifier=verifier, realm="orders", optional_paths=["/optional"], error_body=error_body
+        verifier=verifier,
+        realm="orders",
+        optional_paths=["/optional"],
+        error_body=error_body,
+        **options,
     )
 
     async def protected(request: Request) -> Response:

@@ -20,6 +20,8 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
@@ -490,3 +492,21 @@ def test_settings_reject_unknown_mode_and_expose_algorithms() -> None:
         GuardSettings(verifier=checked, dpop="on")
     settings = GuardSettings(verifier=checked, dpop="allowed", dpop_algorithms="ES256,EdDSA")
     assert settings.dpop_algorithms == ("ES256", "EdDSA")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.text(max_size=300)
+    | st.builds(
+        lambda a, b, c: f"{a}.{b}.{c}",
+        st.sampled_from([proof().split(".")[0], "e30", "W10", "eyJ0eXAiOiJkcG9wK2p3dCJ9"]),
+        st.text(alphabet="ABCDEFabcdef0123456789-_", max_size=80),
+        st.text(alphabet="ABCDEFabcdef0123456789-_", max_size=80),
+    ),
+    method=st.sampled_from(["GET", "POST", "get"]),
+    url=st.sampled_from([URL, "http://x", "not a url", ""]),
+)
+def test_any_header_value_is_a_refusal_never_a_crash(value: str, method: str, url: str) -> None:
+    """Whatever the DPoP header holds, the check refuses with an AuthFailure (never a 500)."""
+    with pytest.raises(AuthFailure):
+        verifier().check([value], method, url, TOKEN)

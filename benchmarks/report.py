@@ -191,6 +191,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     found.append(_token_kind_target(results))
     found.extend(_miss_targets(results))
+    found.extend(_dpop_targets(results))
     return found
 
 
@@ -220,6 +221,55 @@ def print_introspection_misses(found: dict[str, dict[str, int]]) -> None:
             f"   {FRAMEWORKS[family]:<10} {miss['requests']} requests, {miss['tokens']} tokens:"
             f" {miss['calls']} calls"
         )
+
+
+DPOP_SLACK_US = 15.0  # a valid DPoP request: at most the proof's signature check + this
+DPOP_BEARER_US = 0.5  # the Bearer path with dpop="allowed" beside dpop="off"
+
+
+def _dpop_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's three DPoP targets (absent from results made before DPoP)."""
+    dpop = results.get("dpop")
+    if not dpop:
+        return []
+    overhead, signature = dpop["valid_overhead_us"], dpop["signature_us"]
+    off, on = dpop["bearer_off_us"], dpop["bearer_allowed_us"]
+    ops = dpop["replay_operations"]
+    replay = _target(
+        "replay of a DPoP proof",
+        "refused with exactly one replay-cache operation",
+        ops,
+        1,
+        (f"{ops:.0f} operation(s)", "1 operation"),
+    )
+    replay["passed"] = ops == 1  # exactly one: none would mean no replay check at all
+    return [
+        _target(
+            "valid DPoP request (fresh ES256 proof, resent token), ASGI",
+            f"overhead ≤ the proof's signature check + {DPOP_SLACK_US:g} µs",
+            overhead,
+            signature + DPOP_SLACK_US,
+            (
+                f"{overhead:+.1f} µs",
+                f"{signature:.1f} + {DPOP_SLACK_US:g} = {signature + DPOP_SLACK_US:.1f} µs",
+            ),
+        ),
+        replay,
+        _target(
+            'Bearer path with dpop="allowed", ASGI',
+            f'within {DPOP_BEARER_US:g} µs of dpop="off"',
+            on - off,
+            DPOP_BEARER_US,
+            (f"{on:.2f} - {off:.2f} = {on - off:+.2f} µs", f"{DPOP_BEARER_US:g} µs"),
+        ),
+    ]
+
+
+def print_dpop(found: dict[str, float]) -> None:
+    """Print the DPoP figures."""
+    print("\n== DPoP")
+    for name, value in found.items():
+        print(f"   {name:<44} {value:>9.2f}")
 
 
 def _opaque_targets(results: dict[str, Any]) -> list[dict[str, Any]]:

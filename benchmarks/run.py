@@ -32,6 +32,7 @@ import contextlib
 import datetime as dt
 import functools
 import gc
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -60,6 +61,7 @@ from timing import (
     Timed,
     asgi_retained,
     asgi_runner,
+    asgi_scope,
     asgi_status,
     call_runner,
     interleave,
@@ -593,6 +595,143 @@ async def introspection_misses() -> dict[str, dict[str, int]]:
     return found
 
 
+# -- DPoP (RFC 9449) -------------------------------------------------------------------
+
+DPOP_CALLS = {"smoke": (40, 200), "full": (3000, 20_000)}  # fresh proofs; bearer calls
+
+
+async def _asgi_ok(_scope: Any, _receive: Any, send: Any) -> None:  # noqa: ANN401
+    await send({"type": "http.response.start", "status": OK, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _receive_empty() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def _dpop_scope(authorization: str, proof: str | None) -> dict[str, Any]:
+    scope = asgi_scope(authorization)
+    if proof is not None:
+        scope["headers"].append((b"dpop", proof.encode("ascii")))
+    return scope
+
+
+async def _per_call_ns(app: Any, scopes: list[dict[str, Any]]) -> list[int]:  # noqa: ANN401
+    """Each call's nanoseconds; a copy of each scope, as a server builds one per request."""
+    sent: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            sent.append(message["status"])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    times = []
+    for scope in scopes:
+        fresh = {**scope, "headers": list(scope["headers"])}
+        began = time.perf_counter_ns()
+        await app(fresh, receive, send)
+        times.append(time.perf_counter_ns() - began)
+    if any(status != sent[0] for status in sent):
+        raise HarnessError(f"DPoP benchmark: mixed statuses {sorted(set(sent))}")
+    return times
+
+
+async def dpop_cost(mode: str) -> dict[str, float]:
+    """DPoP's three figures, from direct ASGI calls.
+
+    A valid request with a fresh ES256 proof, beside the proof's
+    signature check alone; the replay-cache operations a replayed proof costs; the Bearer
+    path with DPoP allowed beside off.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from jwt.algorithms import ECAlgorithm  # noqa: PLC0415
+
+    from invalidtoken_mw import InvalidTokenMiddleware, JWTVerifier, MemoryReplayCache  # noqa: PLC0415
+    from invalidtoken_mw.dpop import jwk_thumbprint  # noqa: PLC0415
+
+    proofs_count, bearer_calls = DPOP_CALLS[mode]
+    keys = make_keys()["ES256"]
+    client = ec.generate_private_key(ec.SECP256R1())
+    jwk = ECAlgorithm.to_jwk(client.public_key(), as_dict=True)
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-4711", "iat": now, "exp": now + 7200}
+    bound = jwt.encode({**claims, "cnf": {"jkt": jwk_thumbprint(jwk)}}, keys.signing, "ES256")
+    plain = jwt.encode(claims, keys.signing, "ES256")
+    ath = _b64url(hashlib.sha256(bound.encode()).digest())
+    head = {"typ": "dpop+jwt", "jwk": jwk}
+    proofs = [
+        jwt.encode(
+            {
+                "jti": secrets.token_urlsafe(16),
+                "htm": "GET",
+                "htu": "http://api.example.com/orders",
+                "iat": now,
+                "ath": ath,
+            },
+            client,
+            "ES256",
+            head,
+        )
+        for _ in range(proofs_count + 1)
+    ]
+
+    def middleware(**options: Any) -> Any:  # noqa: ANN401
+        verifier = JWTVerifier(
+            key=keys.verifying, algorithms=["ES256"], issuer=ISSUER, audience=AUDIENCE
+        )
+        return InvalidTokenMiddleware(_asgi_ok, verifier=verifier, **options)
+
+    cache = MemoryReplayCache()
+    allowed = middleware(dpop="allowed", dpop_replay_cache=cache)
+    # Warm: the token's verdict and the proof header's key are cached, as for a client
+    # resending its token with a new proof each time.
+    warm = _dpop_scope(f"DPoP {bound}", proofs[-1])
+    await _per_call_ns(allowed, [warm])
+    # Interleaved, proof by proof, so that both figures see the same machine: the whole
+    # request through the middleware, the bare application, the signature check alone.
+    algorithm = ECAlgorithm(ECAlgorithm.SHA256)
+    public = algorithm.from_jwk(jwk)
+    ours_ns, bare_ns, signature_ns = [], [], []
+    for proof in proofs[:-1]:
+        scope = _dpop_scope(f"DPoP {bound}", proof)
+        ours_ns += await _per_call_ns(allowed, [scope])
+        bare_ns += await _per_call_ns(_asgi_ok, [scope])
+        signing_input, _, signature = proof.rpartition(".")
+        raw = base64url_decode(signature)
+        began = time.perf_counter_ns()
+        algorithm.verify(signing_input.encode(), public, raw)
+        signature_ns.append(time.perf_counter_ns() - began)
+    ours, bare = statistics.median(ours_ns), statistics.median(bare_ns)
+    # Replay: the last proof, accepted once above (warm), sent again.
+    before = cache.operations
+    statuses: list[int] = []
+
+    async def record(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await allowed({**warm, "headers": list(warm["headers"])}, _receive_empty, record)
+    if statuses != [401]:
+        raise HarnessError(f"DPoP benchmark: a replayed proof was answered {statuses}")
+    replay_ops = cache.operations - before
+    # Bearer with DPoP allowed beside DPoP off: interleaved blocks, the best block each.
+    off, on = middleware(), middleware(dpop="allowed")
+    bearer = [_dpop_scope(f"Bearer {plain}", None)] * max(bearer_calls // 10, 1)
+    best_off, best_on = [], []
+    for _ in range(10):
+        best_off.append(statistics.median(await _per_call_ns(off, bearer)))
+        best_on.append(statistics.median(await _per_call_ns(on, bearer)))
+    return {
+        "valid_overhead_us": (ours - bare) / 1000,
+        "signature_us": statistics.median(signature_ns) / 1000,
+        "replay_operations": float(replay_ops),
+        "bearer_off_us": min(best_off) / 1000,
+        "bearer_allowed_us": min(best_on) / 1000,
+    }
+
+
 async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
     """Run every scenario and the memory figures; return the results document."""
     plan, pool, count = MODES[mode]
@@ -623,6 +762,8 @@ async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
     report.print_token_kinds(kinds)
     misses = await introspection_misses()
     report.print_introspection_misses(misses)
+    dpop = await dpop_cost(mode)
+    report.print_dpop(dpop)
     meta = {
         "mode": mode,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -644,6 +785,7 @@ async def measure(mode: str, peers: ModuleType | None) -> dict[str, Any]:
         "tracing": tracing,
         "token_kinds": kinds,
         "introspection_misses": misses,
+        "dpop": dpop,
     }
     document["targets"] = report.targets(document)
     report.print_targets(document["targets"])

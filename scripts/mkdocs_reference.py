@@ -55,6 +55,7 @@ MODULES: tuple[str, ...] = (
     "token_kind",
     "revocation",
     "redis_store",
+    "dpop",
     "log",
     "metrics",
     "tracing",

@@ -61,6 +61,9 @@ TARGET_CASES = [
         f"introspection miss, 100 concurrent requests over 5 new tokens, {framework}"
         for framework in ("Starlette", "Flask")
     ),
+    "valid DPoP request (fresh ES256 proof, resent token), ASGI",
+    "replay of a DPoP proof",
+    'Bearer path with dpop="allowed", ASGI',
 ]
 
 
@@ -261,3 +264,13 @@ def test_smoke_run_counts_introspection_calls_under_concurrent_misses(
     targets = [t for t in results["targets"] if t["case"].startswith("introspection miss")]
     assert [True, True] == [t["passed"] for t in targets]
     assert "### Introspection misses under concurrency" in (workdir / "performance.md").read_text()
+
+
+def test_smoke_run_measures_dpop(smoke: tuple[dict[str, Any], Path]) -> None:
+    """The DPoP figures are measured: a replayed proof costs exactly one cache operation."""
+    results, _ = smoke
+    dpop = results["dpop"]
+    assert dpop["replay_operations"] == 1
+    assert all(math.isfinite(value) and value > 0 for value in dpop.values())
+    replay = next(t for t in results["targets"] if t["case"] == "replay of a DPoP proof")
+    assert replay["passed"]

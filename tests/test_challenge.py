@@ -500,7 +500,7 @@ def test_any_failure_builds_a_valid_challenge(
 def _expected_params(failure: AuthFailure, settings: ChallengeSettings) -> dict[str, str]:
     """The parameters RFC 6750 §3 wants for ``failure``, computed without the builder."""
     params = {"realm": settings.realm}
-    if failure.reason is not Reason.MISSING_TOKEN:
+    if failure.reason.error is not None:  # missing_token, dpop_required: no error (§3.1)
         params["error"] = str(failure.error)
         params["error_description"] = (
             clean_description(failure.description) or failure.reason.description

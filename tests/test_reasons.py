@@ -30,6 +30,13 @@ TAXONOMY: dict[str, tuple[int, str | None]] = {
     "inactive_token": (401, "invalid_token"),
     "introspection_unavailable": (503, None),
     "insufficient_user_authentication": (401, "insufficient_user_authentication"),
+    "invalid_dpop_proof": (401, "invalid_dpop_proof"),
+    "dpop_replayed": (401, "invalid_dpop_proof"),
+    "dpop_nonce_required": (401, "use_dpop_nonce"),
+    "dpop_key_mismatch": (401, "invalid_token"),
+    "dpop_bound_bearer": (401, "invalid_token"),
+    "dpop_required": (401, None),
+    "dpop_replay_unavailable": (503, None),
 }
 
 
@@ -71,11 +78,12 @@ def test_rfc6750_error_codes_carry_their_status(error: str, status: int) -> None
 
 
 def test_only_503_reasons_are_server_faults() -> None:
-    """is_server_fault is true exactly for the three 503 reasons."""
+    """is_server_fault is true exactly for the 503 reasons."""
     expected = {
         Reason.KEY_UNAVAILABLE,
         Reason.REVOCATION_UNAVAILABLE,
         Reason.INTROSPECTION_UNAVAILABLE,
+        Reason.DPOP_REPLAY_UNAVAILABLE,
     }
     assert expected == {reason for reason in Reason if reason.is_server_fault}
 

@@ -12,6 +12,7 @@ from invalidtoken_mw.asgi import InvalidTokenMiddleware
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
 from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.discovery import DiscoveryKeys, IssuerMetadata
+from invalidtoken_mw.dpop import DPoPVerifier, MemoryReplayCache, RedisReplayCache, ReplayCache
 from invalidtoken_mw.envconfig import verifier_from_env
 from invalidtoken_mw.explain import Check, Explanation
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
@@ -48,6 +49,7 @@ __all__ = [
     "AuthFailure",
     "ChallengeSettings",
     "Check",
+    "DPoPVerifier",
     "DiscoveryKeys",
     "ErrorBody",
     "EventRateLimiter",
@@ -62,6 +64,7 @@ __all__ = [
     "JWKSCache",
     "JWTVerifier",
     "KeySource",
+    "MemoryReplayCache",
     "MemoryRevocationStore",
     "MultiIssuerVerifier",
     "OpenTelemetryMetrics",
@@ -69,11 +72,13 @@ __all__ = [
     "PrometheusMetrics",
     "ProtectedResource",
     "Reason",
+    "RedisReplayCache",
     "RedisRevocationStore",
     "Rejected",
     "RejectionRecorder",
     "RenderedFailure",
     "Renderer",
+    "ReplayCache",
     "RequestFacts",
     "RevocationStore",
     "StaticKeys",

@@ -12,6 +12,7 @@ and role decorators' arguments.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 from invalidtoken_mw.guard import Accepted, Guard
 from invalidtoken_mw.scopes import validate_roles, validate_scopes
@@ -114,6 +115,8 @@ class _WerkzeugLike(Protocol):
     @property
     def remote_addr(self) -> str | None: ...
     @property
+    def scheme(self) -> str: ...
+    @property
     def headers(self) -> Any: ...  # noqa: ANN401 - Werkzeug's and Quart's Headers
 
 
@@ -149,6 +152,10 @@ class HeaderView:
     def peer(self) -> str | None:
         """The client's address as the server saw it."""
         return self.request.remote_addr
+
+    def target(self) -> tuple[str, str]:
+        """The scheme and the percent-encoded path, for DPoP's ``htu``."""
+        return str(self.request.scheme), quote(self.full_path())
 
     def route(self) -> str | None:
         """The matched URL rule (``/orders/<int:order_id>``), routing being done."""

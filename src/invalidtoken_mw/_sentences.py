@@ -245,6 +245,43 @@ class Sentence:
         " has no usable auth_time claim. Authenticate again and retry."
     )
 
+    # -- DPoP (RFC 9449): the defaults of its reasons, then what is wrong with a proof --
+    INVALID_DPOP_PROOF: Final = "The DPoP proof is invalid."
+    DPOP_REPLAYED: Final = (
+        "The DPoP proof has been used before; send a new proof with every request."
+    )
+    DPOP_NONCE_REQUIRED: Final = (
+        "The DPoP proof must carry the nonce this service sends in the DPoP-Nonce header."
+    )
+    DPOP_KEY_MISMATCH: Final = "The access token is bound to another key than the DPoP proof."
+    DPOP_BOUND_BEARER: Final = (
+        "The access token is bound to a DPoP key; send it with the DPoP scheme and a proof."
+    )
+    DPOP_REQUIRED: Final = "This resource requires a DPoP-bound access token and a DPoP proof."
+    DPOP_NO_TOKEN: Final = "The request names the DPoP scheme but carries no token."
+    DPOP_MISSING: Final = "The request carries no DPoP proof; send one DPoP header."
+    DPOP_SEVERAL: Final = "The request carries more than one DPoP proof; send exactly one."
+    DPOP_NOT_JWS: Final = "The DPoP proof is not a well-formed signed JWT."
+    DPOP_WRONG_TYP: Final = "The DPoP proof header must have typ dpop+jwt."
+    DPOP_ALGORITHM: Final = (
+        "The DPoP proof is signed with an algorithm this service does not accept."
+    )
+    DPOP_NO_JWK: Final = "The DPoP proof header must carry the public key as a valid jwk."
+    DPOP_PRIVATE_KEY: Final = (
+        "The DPoP proof header carries a private key; send only the public key."
+    )
+    DPOP_BAD_SIGNATURE: Final = "The DPoP proof signature is invalid."
+    DPOP_CLAIM_MISSING: Final = "The DPoP proof lacks a valid {claim} claim."
+    DPOP_WRONG_HTM: Final = "The DPoP proof was made for another HTTP method (htm)."
+    DPOP_WRONG_HTU: Final = "The DPoP proof was made for another URL (htu)."
+    DPOP_STALE: Final = (
+        "The DPoP proof is too old or from the future (iat); the clocks may disagree."
+    )
+    DPOP_WRONG_ATH: Final = "The DPoP proof was made for another access token (ath)."
+    DPOP_UNBOUND_TOKEN: Final = (
+        "The access token is not bound to a DPoP key; send it with the Bearer scheme."
+    )
+
 
 def every_sentence() -> dict[str, str]:
     """The table as a mapping from each constant's name to its sentence (for tests, docs)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from invalidtoken_mw.guard import (
     MAX_FORM_BYTES,
@@ -93,6 +94,10 @@ class _Request:
     def peer(self) -> str | None:
         client = self.scope.get("client")
         return str(client[0]) if client else None
+
+    def target(self) -> tuple[str, str]:
+        """The scheme and the path as sent (percent-encoded), for DPoP's ``htu``."""
+        return request_target(self.scope)
 
     def note(self, outcome: AuthOutcome) -> None:
         if outcome.reason is None:
@@ -224,6 +229,16 @@ class InvalidTokenMiddleware:
             **message,
             "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in finished],
         }
+
+
+def request_target(scope: Scope) -> tuple[str, str]:
+    """An ASGI scope's scheme (``ws`` read as ``http``) and raw path, without the query."""
+    scheme = str(scope.get("scheme") or "http")
+    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        return scheme, raw.decode("latin-1").split("?", 1)[0]
+    return scheme, quote(str(scope.get("root_path", "")) + str(scope.get("path", "")))
 
 
 async def _deny(scope: Scope, send: Send, refused: Rejected) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ChallengeSettings",
     "build_challenge",
+    "build_dpop_challenges",
     "clean_description",
     "failure_description",
 ]
@@ -170,3 +171,40 @@ def build_challenge(failure: AuthFailure, settings: ChallengeSettings) -> str | 
     if settings.resource_metadata is not None:
         parts.append(f'resource_metadata="{settings.resource_metadata}"')
     return ", ".join(parts)
+
+
+# The reasons whose error belongs to the DPoP challenge when both schemes are offered.
+_DPOP_ERRORS = frozenset({"invalid_dpop_proof", "use_dpop_nonce"})
+
+
+def build_dpop_challenges(
+    failure: AuthFailure,
+    settings: ChallengeSettings,
+    algorithms: tuple[str, ...],
+    *,
+    bearer: bool,
+    dpop_scheme: bool,
+) -> tuple[str, ...]:
+    """The ``WWW-Authenticate`` values of ``failure`` when DPoP is on (RFC 9449 §7.1).
+
+    A ``DPoP`` challenge with ``algs``, and a ``Bearer`` one when bearer tokens are
+    accepted too (``bearer``). The error goes to the scheme the request used
+    (``dpop_scheme``), and DPoP's own errors always to ``DPoP``; that challenge comes
+    first, the other stays bare. Nothing for a 5xx.
+    """
+    if failure.reason.is_server_fault:
+        return ()
+    own = build_challenge(failure, settings)
+    assert own is not None  # noqa: S101 - only server faults have none
+    params = own[len("Bearer ") :]
+    bare = f'realm="{settings.realm}"'
+    if settings.resource_metadata is not None:
+        bare += f', resource_metadata="{settings.resource_metadata}"'
+    algs = f'algs="{" ".join(algorithms)}"'
+    on_dpop = failure.reason.error in _DPOP_ERRORS or dpop_scheme or not bearer
+    dpop = f"DPoP {params}, {algs}" if on_dpop else f"DPoP {bare}, {algs}"
+    if not bearer:
+        return (dpop,)
+    # The challenge carrying the error comes first: clients (requests-oauth2client) read
+    # only the first scheme to decide whether to retry with a DPoP nonce.
+    return (dpop, f"Bearer {bare}") if on_dpop else (own, dpop)

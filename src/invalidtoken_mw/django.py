@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from urllib.parse import quote
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -192,6 +193,10 @@ class _Request:
     def peer(self) -> str | None:
         value = self.request.META.get("REMOTE_ADDR")
         return None if value is None else str(value)
+
+    def target(self) -> tuple[str, str]:
+        # The scheme as Django sees it (SECURE_PROXY_SSL_HEADER applies) and the path.
+        return str(self.request.scheme), quote(self.request.path)
 
     def note(self, outcome: AuthOutcome) -> None:
         # Under WSGI, META is the server's environ (its access log reads these keys);

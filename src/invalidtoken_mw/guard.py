@@ -26,6 +26,7 @@ as a preflight only when it is one by the Fetch standard and nothing more: see
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -34,8 +35,9 @@ from urllib.parse import unquote_plus
 import jwt
 
 from invalidtoken_mw._grammar import QUERY_SEPARATORS_RE
-from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
+from invalidtoken_mw.challenge import ChallengeSettings, build_challenge, build_dpop_challenges
 from invalidtoken_mw.classify import failure_from_pyjwt
+from invalidtoken_mw.dpop import DPoPVerifier
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
 from invalidtoken_mw.log import AuthEventLog, AuthOutcome, RequestFacts
 from invalidtoken_mw.ratelimit import EventRateLimiter
@@ -361,7 +363,12 @@ class Guard:
         #: The app-wide step-up requirement (``acr_values``, ``max_age``), or ``None``.
         self.step_up: StepUp | None = step_up_of(settings)
         self.step_up_leeway: float = _step_up_leeway(self.verifier)
+        self._init_dpop(settings)
         self._init_resource(settings)
+        # One attribute test on the hot path when no check on verified claims is configured.
+        self._checks_claims = bool(
+            self._resource is not None or self._dpop is not None or self.scopes or self.step_up
+        )
 
     def _init_resource(self, settings: GuardSettings) -> None:
         """RFC 9728 metadata answers and the RFC 8707 audience check, built once."""
@@ -372,6 +379,16 @@ class Guard:
         self._resource: str | None = None
         if resource is None:
             return
+        if self._dpop is not None and resource.dpop_signing_alg_values_supported is None:
+            # RFC 9728 §2: a resource accepting DPoP names the proof algorithms it takes.
+            resource = dataclasses.replace(
+                resource,
+                dpop_signing_alg_values_supported=self.dpop_algorithms,
+                dpop_bound_access_tokens_required=(
+                    self._dpop_only or resource.dpop_bound_access_tokens_required
+                ),
+            )
+            self.protected_resource = resource
         document = resource.document(
             verifier=self.verifier,
             scopes=self.scopes,
@@ -541,6 +558,8 @@ class Guard:
             return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
         found = claims = None
         authorization = request.field_lines("authorization")
+        if self._dpop is not None and (self._dpop_only or _dpop_scheme(authorization)):
+            return self._authenticate_dpop(request, authorization, optional=optional)
         try:
             if self._header_only:
                 found = self.extractor.extract(authorization)
@@ -551,12 +570,8 @@ class Guard:
                 query = request.query_string() if self._allow_query else ""
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = self.verifier.verify(found.token)
-            if self._resource is not None and not _names(claims.get("aud"), self._resource):
-                raise wrong_resource()
-            if self.scopes and not self._grants_scopes(claims):
-                check_scopes(claims, self.scopes, claim_names=self.scope_claims)
-            if self.step_up is not None:
-                self._check_app_step_up(claims, self.step_up)
+            if self._checks_claims:
+                self._check_bearer_claims(claims)
         except AuthFailure as failure:
             if claims is not None:  # decided on claims the verifier vouched for
                 failure.signature_verified = True
@@ -581,6 +596,8 @@ class Guard:
             return _PUBLIC if self.preflight_passthrough else _PREFLIGHT
         found = claims = None
         authorization = request.field_lines("authorization")
+        if self._dpop is not None and (self._dpop_only or _dpop_scheme(authorization)):
+            return await self._authenticate_dpop_async(request, authorization, optional=optional)
         try:
             if self._header_only:
                 found = self.extractor.extract(authorization)
@@ -593,12 +610,8 @@ class Guard:
                 query = request.query_string() if self._allow_query else ""
                 found = self.extractor.extract(authorization, query_string=query, form_body=form)
             claims = await self.verifier.verify_async(found.token)
-            if self._resource is not None and not _names(claims.get("aud"), self._resource):
-                raise wrong_resource()
-            if self.scopes and not self._grants_scopes(claims):
-                check_scopes(claims, self.scopes, claim_names=self.scope_claims)
-            if self.step_up is not None:
-                self._check_app_step_up(claims, self.step_up)
+            if self._checks_claims:
+                self._check_bearer_claims(claims)
         except AuthFailure as failure:
             if claims is not None:  # decided on claims the verifier vouched for
                 failure.signature_verified = True
@@ -648,6 +661,28 @@ class Guard:
         """
         granted = _ANONYMOUS if claims is None else claims
         check_roles(granted, roles, any_of=any_of, claim_names=self.role_claims)
+
+    def _check_bearer_claims(self, claims: Mapping[str, Any]) -> None:
+        """The checks on a bearer token's verified claims: no DPoP downgrade, then grants."""
+        if self._dpop is not None and "cnf" in claims:
+            _no_downgrade(claims)
+        self._check_granted(claims)
+
+    def _check_granted(self, claims: Mapping[str, Any]) -> None:
+        """What the configuration requires of verified claims, in order.
+
+        The resource identifier in ``aud`` (RFC 8707), the app-wide scopes, step-up.
+
+        Raises:
+            AuthFailure: ``wrong_audience``, ``insufficient_scope`` or
+                ``insufficient_user_authentication``.
+        """
+        if self._resource is not None and not _names(claims.get("aud"), self._resource):
+            raise wrong_resource()
+        if self.scopes and not self._grants_scopes(claims):
+            check_scopes(claims, self.scopes, claim_names=self.scope_claims)
+        if self.step_up is not None:
+            self._check_app_step_up(claims, self.step_up)
 
     def _check_app_step_up(self, claims: Mapping[str, Any], requirement: StepUp) -> None:
         """The app-wide step-up check, on claims the verifier has just vouched for."""
@@ -732,6 +767,8 @@ class Guard:
         answer = self.renderer.render(
             failure, method=request.method, accept=request.header("accept")
         )
+        if self._dpop is not None:
+            answer = self._dpop_answer(answer, failure, request)
         if request.header("origin") is not None:
             answer = RenderedFailure(answer.status, expose_challenge(answer.headers), answer.body)
         return answer
@@ -763,6 +800,130 @@ class Guard:
         if private:
             result = _private(result)
         return result
+
+    # -- DPoP (RFC 9449) ---------------------------------------------------------------
+
+    def _init_dpop(self, settings: GuardSettings) -> None:
+        """The DPoP verifier (``None`` when off: one attribute test per request)."""
+        mode = settings.dpop
+        self._dpop: DPoPVerifier | None = None
+        self._dpop_only = mode == "required"
+        #: The DPoP algorithms announced (``algs``; RFC 9728 ``dpop_signing_alg_values_supported``).
+        self.dpop_algorithms: tuple[str, ...] = tuple(settings.dpop_algorithms)
+        if mode == "off":
+            return
+        self._dpop = DPoPVerifier(
+            algorithms=self.dpop_algorithms,
+            iat_window=settings.dpop_iat_window,
+            leeway=settings.dpop_leeway,
+            replay_cache=settings.dpop_replay_cache,
+            nonce_secret=settings.dpop_nonce_secret,
+            nonce_lifetime=settings.dpop_nonce_lifetime,
+            trust_forwarded=settings.dpop_trust_forwarded,
+        )
+        self.bare_challenge = ", ".join(
+            self._dpop_challenges(AuthFailure(Reason.MISSING_TOKEN), dpop_scheme=False)
+        )
+
+    def _dpop_challenges(self, failure: AuthFailure, *, dpop_scheme: bool) -> tuple[str, ...]:
+        return build_dpop_challenges(
+            failure,
+            self.renderer.challenge,
+            self.dpop_algorithms,
+            bearer=not self._dpop_only,
+            dpop_scheme=dpop_scheme,
+        )
+
+    def _dpop_url(self, request: RequestHead) -> str:
+        """The request URI for ``htu``: the adapter's scheme and raw path, the Host."""
+        assert self._dpop is not None  # noqa: S101 - DPoP is on
+        target = getattr(request, "target", None)
+        scheme, path = target() if target is not None else ("http", request.full_path())
+        return self._dpop.url(scheme, request.header("host"), path, request.field_lines)
+
+    def _dpop_found(self, request: RequestHead, authorization: Sequence[str]) -> ExtractedToken:
+        """The token of ``Authorization: DPoP``; a bearer one where only DPoP is accepted fails."""
+        if not DPoPVerifier.is_dpop(authorization):
+            # dpop="required": whatever bearer token there is, it is the wrong method.
+            query = request.query_string() if self._allow_query else ""
+            self.extractor.extract(authorization, query_string=query)
+            raise AuthFailure(Reason.DPOP_REQUIRED)
+        token = DPoPVerifier.token_from(authorization, self.extractor.max_token_bytes)
+        return ExtractedToken(token, TokenSource.HEADER)
+
+    def _authenticate_dpop(
+        self, request: RequestView, authorization: Sequence[str], *, optional: bool
+    ) -> Accepted | Rejected:
+        """:meth:`authenticate` for ``Authorization: DPoP`` (or any request when required)."""
+        dpop = self._dpop
+        assert dpop is not None  # noqa: S101 - DPoP is on
+        found = claims = None
+        try:
+            found = self._dpop_found(request, authorization)
+            proof = dpop.check(
+                request.field_lines("dpop"), request.method, self._dpop_url(request), found.token
+            )
+            claims = self.verifier.verify(found.token)
+            dpop.bind(proof, claims)
+            self._check_granted(claims)
+            dpop.check_replay(proof)  # last: a refused proof takes no slot
+        except AuthFailure as failure:
+            if claims is not None:  # decided on claims the verifier vouched for
+                failure.signature_verified = True
+            return self._refused(failure, request, found, authorization, optional=optional)
+        return self._dpop_accepted(request, found, claims)
+
+    async def _authenticate_dpop_async(
+        self, request: AsyncRequestView, authorization: Sequence[str], *, optional: bool
+    ) -> Accepted | Rejected:
+        """:meth:`authenticate_async` for ``Authorization: DPoP``."""
+        dpop = self._dpop
+        assert dpop is not None  # noqa: S101 - DPoP is on
+        found = claims = None
+        try:
+            found = self._dpop_found(request, authorization)
+            proof = dpop.check(
+                request.field_lines("dpop"), request.method, self._dpop_url(request), found.token
+            )
+            claims = await self.verifier.verify_async(found.token)
+            dpop.bind(proof, claims)
+            self._check_granted(claims)
+            await dpop.check_replay_async(proof)  # last: a refused proof takes no slot
+        except AuthFailure as failure:
+            if claims is not None:  # decided on claims the verifier vouched for
+                failure.signature_verified = True
+            return self._refused(failure, request, found, authorization, optional=optional)
+        return self._dpop_accepted(request, found, claims)
+
+    def _dpop_accepted(
+        self, request: RequestHead, found: ExtractedToken, claims: dict[str, Any]
+    ) -> Accepted:
+        if self._log_accepted:
+            self.events.accepted(lambda: self.facts(request), found.token, claims)
+        else:
+            self.events.count_accepted()
+        note = getattr(request, "note", None)
+        if note is not None:
+            note(self._accepted_outcome(found.token, claims))
+        return Accepted(claims, found.token, private=False)
+
+    def _dpop_answer(
+        self, answer: RenderedFailure, failure: AuthFailure, request: RequestHead
+    ) -> RenderedFailure:
+        """The challenges of RFC 9449 §7.1 in place of the bearer one, and a nonce."""
+        assert self._dpop is not None  # noqa: S101 - DPoP is on
+        challenges = self._dpop_challenges(
+            failure, dpop_scheme=DPoPVerifier.is_dpop(request.field_lines("authorization"))
+        )
+        headers = [(k, v) for k, v in answer.headers if k != _CHALLENGE]
+        if challenges:
+            headers.append((_CHALLENGE, ", ".join(challenges)))
+        nonce = self._dpop.nonce()
+        if nonce is not None and answer.status == 401:  # noqa: PLR2004
+            headers.append(("dpop-nonce", nonce))
+            if request.header("origin") is not None:
+                headers.append((_EXPOSE, "dpop-nonce"))
+        return RenderedFailure(answer.status, tuple(headers), answer.body)
 
     # -- facts for the log -------------------------------------------------------------
 
@@ -804,6 +965,22 @@ def _step_up_leeway(verifier: object) -> float:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
             return float(value)
     return DEFAULT_LEEWAY
+
+
+_D = frozenset("dD")
+
+
+def _dpop_scheme(authorization: Sequence[str]) -> bool:
+    """``Authorization: DPoP``: the first letter rules out ``Bearer`` at once (hot path)."""
+    return (
+        bool(authorization) and authorization[0][:1] in _D and DPoPVerifier.is_dpop(authorization)
+    )
+
+
+def _no_downgrade(claims: Mapping[str, Any]) -> None:
+    """RFC 9449 §7.2: a DPoP-bound token (``cnf.jkt``) is never accepted as a bearer token."""
+    if DPoPVerifier.is_bound(claims):
+        raise AuthFailure(Reason.DPOP_BOUND_BEARER)
 
 
 def expose_challenge(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

@@ -50,6 +50,13 @@ class Reason(str, Enum):
     INACTIVE_TOKEN = "inactive_token"
     INTROSPECTION_UNAVAILABLE = "introspection_unavailable"
     INSUFFICIENT_USER_AUTHENTICATION = "insufficient_user_authentication"
+    INVALID_DPOP_PROOF = "invalid_dpop_proof"
+    DPOP_REPLAYED = "dpop_replayed"
+    DPOP_NONCE_REQUIRED = "dpop_nonce_required"
+    DPOP_KEY_MISMATCH = "dpop_key_mismatch"
+    DPOP_BOUND_BEARER = "dpop_bound_bearer"
+    DPOP_REQUIRED = "dpop_required"
+    DPOP_REPLAY_UNAVAILABLE = "dpop_replay_unavailable"
 
     def __str__(self) -> str:
         """Return the wire value, so ``f"{reason}"`` is ``expired``, not ``Reason.EXPIRED``."""
@@ -224,6 +231,29 @@ _INFO: dict[Reason, _ReasonInfo] = {
         "insufficient_user_authentication",
         "Insufficient user authentication",
         Sentence.INSUFFICIENT_USER_AUTHENTICATION,
+    ),
+    # DPoP (RFC 9449). A bad proof, or one used before, is invalid_dpop_proof (§7.1); a
+    # missing nonce is use_dpop_nonce (§9); the token's own binding failing is
+    # invalid_token. Bearer where only DPoP is accepted is an unsupported method, which
+    # RFC 6750 §3.1 answers without an error code, as a missing token.
+    Reason.INVALID_DPOP_PROOF: _ReasonInfo(
+        401, "invalid_dpop_proof", "Invalid DPoP proof", Sentence.INVALID_DPOP_PROOF
+    ),
+    Reason.DPOP_REPLAYED: _ReasonInfo(
+        401, "invalid_dpop_proof", "DPoP proof replayed", Sentence.DPOP_REPLAYED
+    ),
+    Reason.DPOP_NONCE_REQUIRED: _ReasonInfo(
+        401, "use_dpop_nonce", "DPoP nonce required", Sentence.DPOP_NONCE_REQUIRED
+    ),
+    Reason.DPOP_KEY_MISMATCH: _ReasonInfo(
+        401, _INVALID_TOKEN, "DPoP key mismatch", Sentence.DPOP_KEY_MISMATCH
+    ),
+    Reason.DPOP_BOUND_BEARER: _ReasonInfo(
+        401, _INVALID_TOKEN, "DPoP-bound token sent as bearer", Sentence.DPOP_BOUND_BEARER
+    ),
+    Reason.DPOP_REQUIRED: _ReasonInfo(401, None, "DPoP required", Sentence.DPOP_REQUIRED),
+    Reason.DPOP_REPLAY_UNAVAILABLE: _ReasonInfo(
+        503, None, "DPoP replay check unavailable", Sentence.UNAVAILABLE
     ),
 }
 

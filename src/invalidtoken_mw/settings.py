@@ -22,6 +22,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from invalidtoken_mw.challenge import ChallengeSettings
+from invalidtoken_mw.dpop import (
+    DEFAULT_DPOP_ALGORITHMS,
+    DPOP_MODES,
+    DPoPVerifier,
+    MemoryReplayCache,
+)
 from invalidtoken_mw.extract import DEFAULT_MAX_TOKEN_BYTES
 from invalidtoken_mw.log import claim_names
 from invalidtoken_mw.render import (
@@ -42,6 +48,7 @@ from invalidtoken_mw.stepup import StepUp
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from invalidtoken_mw.dpop import ReplayCache
     from invalidtoken_mw.metrics import RejectionRecorder
 
 __all__ = [
@@ -467,6 +474,55 @@ class GuardSettings:
             " or none, gets 401 `insufficient_user_authentication` with `max_age`."
         ),
     )
+    dpop: str = field(
+        default="off",
+        metadata=_doc(
+            'DPoP (RFC 9449, [DPoP](dpop.md)): `"off"` (bearer only), `"allowed"` (DPoP'
+            ' and bearer; a DPoP-bound token sent as bearer is refused) or `"required"`'
+            " (DPoP only)."
+        ),
+    )
+    dpop_algorithms: Sequence[str] = field(
+        default=DEFAULT_DPOP_ALGORITHMS,
+        metadata=_doc(
+            "The asymmetric JWS algorithms accepted for DPoP proofs, announced in the"
+            " challenge's `algs` (never `none` or `HS*`)."
+        ),
+    )
+    dpop_iat_window: int = field(
+        default=300,
+        metadata=_doc("Seconds a DPoP proof is accepted after its `iat`."),
+    )
+    dpop_leeway: int = field(
+        default=30,
+        metadata=_doc("Seconds of clock skew allowed either way for a DPoP proof's `iat`."),
+    )
+    dpop_replay_cache: ReplayCache | None = field(
+        default=None,
+        metadata=_doc(
+            "Where DPoP proofs' `jti` are remembered: default a bounded in-memory cache per"
+            " process; `RedisReplayCache(url)` shares it between instances."
+        ),
+    )
+    dpop_nonce_secret: bytes | None = field(
+        default=None,
+        metadata=_doc(
+            "Secret (16 bytes or more) of stateless DPoP server nonces: with one, every"
+            " proof must carry a current nonce (`use_dpop_nonce` and `DPoP-Nonce`"
+            " otherwise); instances sharing it agree. `None`: no nonces."
+        ),
+    )
+    dpop_nonce_lifetime: int = field(
+        default=300,
+        metadata=_doc("Seconds of one DPoP nonce slot; a nonce is accepted for one to two slots."),
+    )
+    dpop_trust_forwarded: bool = field(
+        default=False,
+        metadata=_doc(
+            "Compare a DPoP proof's `htu` with the scheme and host of `X-Forwarded-Proto`"
+            " and `X-Forwarded-Host` (rightmost entry), set by your trusted reverse proxy."
+        ),
+    )
 
     def __post_init__(self) -> None:
         """Check every value once and store it in its one normal form."""
@@ -525,6 +581,7 @@ class GuardSettings:
         log_claims, hash_claims = _claim_options(self.log_claims, self.hash_claims)
         normal.update(log_claims=log_claims, hash_claims=hash_claims)
         normal.update(_step_up_options(self.acr_values, self.max_age))
+        normal.update(_dpop_options(self))
         for name, value in normal.items():
             object.__setattr__(self, name, value)
 
@@ -562,6 +619,35 @@ class GuardSettings:
         }
         merged.update(options)
         return cls.from_options(**merged)
+
+
+def _dpop_options(settings: GuardSettings) -> dict[str, object]:
+    """The ``dpop_*`` options checked together (the verifier they build checks itself)."""
+    mode = settings.dpop
+    if not isinstance(mode, str) or mode.strip().lower() not in DPOP_MODES:
+        raise ValueError(f'dpop must be "off", "allowed" or "required", got {mode!r}.')
+    secret: object = settings.dpop_nonce_secret
+    if isinstance(secret, str):  # from Flask config or the environment
+        secret = None if secret.strip().lower() in _OFF else secret.encode("utf-8")
+    options: dict[str, object] = {
+        "dpop": mode.strip().lower(),
+        "dpop_algorithms": as_list("dpop_algorithms", settings.dpop_algorithms),
+        "dpop_iat_window": as_number("dpop_iat_window", settings.dpop_iat_window, int, "300"),
+        "dpop_leeway": as_number("dpop_leeway", settings.dpop_leeway, int, "30"),
+        "dpop_nonce_secret": secret,
+        "dpop_nonce_lifetime": as_number(
+            "dpop_nonce_lifetime", settings.dpop_nonce_lifetime, int, "300"
+        ),
+    }
+    DPoPVerifier(
+        algorithms=options["dpop_algorithms"],  # type: ignore[arg-type]
+        iat_window=options["dpop_iat_window"],  # type: ignore[arg-type]
+        leeway=options["dpop_leeway"],  # type: ignore[arg-type]
+        nonce_secret=secret,  # type: ignore[arg-type]
+        nonce_lifetime=options["dpop_nonce_lifetime"],  # type: ignore[arg-type]
+        replay_cache=MemoryReplayCache(maxsize=1),
+    )
+    return options
 
 
 _SWITCHES = tuple(f.name for f in dataclasses.fields(GuardSettings) if f.type in {"bool", bool})

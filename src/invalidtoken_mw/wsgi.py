@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from invalidtoken_mw.guard import (
     ENVIRON_CLIENT_ID,
@@ -84,6 +85,10 @@ class _Request:
 
     def peer(self) -> str | None:
         return self.environ.get("REMOTE_ADDR")
+
+    def target(self) -> tuple[str, str]:
+        """The scheme and the path as sent (percent-encoded), for DPoP's ``htu``."""
+        return request_target(self.environ)
 
     def note(self, outcome: AuthOutcome) -> None:
         if outcome.reason is None:
@@ -162,6 +167,20 @@ class InvalidTokenWSGIMiddleware:
                 raise
             # start_response may be called again, with exc_info, until the body starts.
             return _send(start_response, refused, sys.exc_info() if started else None)
+
+
+def request_target(environ: WSGIEnvironment) -> tuple[str, str]:
+    """A WSGI environ's scheme and the path as sent, without the query.
+
+    The request line's own target (``REQUEST_URI``, ``RAW_URI``) when the server gives
+    it; otherwise the decoded ``SCRIPT_NAME`` and ``PATH_INFO``, encoded again.
+    """
+    scheme = str(environ.get("wsgi.url_scheme") or "http")
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if isinstance(raw, str) and raw.startswith("/"):
+        return scheme, raw.split("?", 1)[0]
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return scheme, quote(path.encode("latin-1", "replace"))
 
 
 def _send(

@@ -108,6 +108,16 @@ class Rejection:
 # Fields the failure's context adds to the event, for reasons added later (one entry each).
 _MORE_FIELDS: dict[Reason, frozenset[str]] = {
     Reason.INSUFFICIENT_USER_AUTHENTICATION: frozenset({"required_acr_values", "token_acr"}),
+    **{
+        reason: frozenset({"dpop_jkt"})
+        for reason in (
+            Reason.INVALID_DPOP_PROOF,
+            Reason.DPOP_REPLAYED,
+            Reason.DPOP_NONCE_REQUIRED,
+            Reason.DPOP_KEY_MISMATCH,
+            Reason.DPOP_REPLAY_UNAVAILABLE,
+        )
+    },
 }
 
 
@@ -158,6 +168,17 @@ SCRIPTED_CONTEXT: dict[Reason, dict[str, object]] = {
     Reason.INSUFFICIENT_USER_AUTHENTICATION: {
         "required_acr_values": ["urn:example:mfa"],
         "token_acr": "urn:example:pwd",
+    },
+    # The DPoP checks name the proof key's RFC 7638 thumbprint (never the proof).
+    **{
+        reason: {"dpop_jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+        for reason in (
+            Reason.INVALID_DPOP_PROOF,
+            Reason.DPOP_REPLAYED,
+            Reason.DPOP_NONCE_REQUIRED,
+            Reason.DPOP_KEY_MISMATCH,
+            Reason.DPOP_REPLAY_UNAVAILABLE,
+        )
     },
 }
 

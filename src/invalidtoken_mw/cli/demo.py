@@ -13,8 +13,11 @@ fails as an unreachable Redis does.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
+import secrets
 import shutil
 import socket
 import sys
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from invalidtoken_mw.any_token import AnyTokenVerifier
 from invalidtoken_mw.cli._term import EXIT_USAGE, EXIT_VALID, Style
+from invalidtoken_mw.dpop import DPoPVerifier, MemoryReplayCache, jwk_thumbprint, replay_key
 from invalidtoken_mw.introspection import IntrospectionVerifier
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.revocation import MemoryRevocationStore
@@ -45,6 +49,9 @@ INTROSPECTION_PATH = "/oauth2/introspect"
 OPAQUE_PREFIX = "demo-opaque-"  # the demo's opaque tokens (any non-JWT goes to introspection)
 _JWKS_COOLDOWN = 0.1  # short, so the demo's JWKS outage ends at once
 _FIXED_COLUMNS = 26 + 8 + 34  # request, status, reason (insufficient_user_authentication fits)
+DPOP_NONCE_SECRET = b"invalidtoken-mw demo nonce secret"
+DPOP_REPLAYED_JTI = "demo-proof-seen-before"
+DPOP_STORE_DOWN_JTI = "demo-proof-while-the-store-is-down"
 
 
 class DemoRequest(NamedTuple):
@@ -62,6 +69,8 @@ def demo_requests(
     other_key: Any,  # noqa: ANN401
     *,
     ttl: int = 300,
+    base_url: str = "http://127.0.0.1",
+    client_key: Any = None,  # noqa: ANN401 - the DPoP client's private key
 ) -> list[DemoRequest]:
     """The demo's requests, one per :class:`~invalidtoken_mw.Reason` plus valid ones."""
     base = {
@@ -88,6 +97,33 @@ def demo_requests(
 
     unknown_kid = mint_token(
         other_key, algorithm="ES256", claims=base, headers={**header, "kid": "retired-2025"}
+    )
+    # DPoP: the client's own key (not the issuer's), tokens bound to it, proofs per request.
+    import jwt  # noqa: PLC0415 - as the key types below, only when the demo runs
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from jwt.algorithms import ECAlgorithm  # noqa: PLC0415
+
+    client_key = client_key or ec.generate_private_key(ec.SECP256R1())
+    client_jwk = ECAlgorithm.to_jwk(client_key.public_key(), as_dict=True)
+    bound = token(cnf={"jkt": jwk_thumbprint(client_jwk)})
+    nonce = DPoPVerifier(nonce_secret=DPOP_NONCE_SECRET).nonce()
+
+    def dpop(
+        value: str, method: str = "GET", path: str = "/orders", jti: str = "", **more: object
+    ) -> dict[str, str]:
+        claims: dict[str, object] = {"jti": jti or secrets.token_urlsafe(12), "htm": method}
+        claims.update(htu=base_url + path, iat=int(time.time()), nonce=nonce)
+        claims["ath"] = _b64url(hashlib.sha256(value.encode()).digest())
+        claims.update(more)
+        headers = {"typ": "dpop+jwt", "jwk": client_jwk}
+        proof = jwt.encode(
+            {k: v for k, v in claims.items() if v is not None}, client_key, "ES256", headers
+        )
+        return {"authorization": f"DPoP {value}", "dpop": proof}
+
+    unbound_key = ec.generate_private_key(ec.SECP256R1())
+    other_bound = token(
+        cnf={"jkt": jwk_thumbprint(ECAlgorithm.to_jwk(unbound_key.public_key(), as_dict=True))}
     )
     return [
         DemoRequest("JWKS endpoint down", "GET", bearer(token()), jwks_down=True),
@@ -124,7 +160,45 @@ def demo_requests(
         ),
         # PUT /orders needs a multi-factor login (RFC 9470 step-up); this one used a password.
         DemoRequest("password login, MFA route", "PUT", bearer(token(acr="urn:example:pwd"))),
+        DemoRequest("DPoP proof, other URL", "GET", dpop(bound, path="/admin")),
+        DemoRequest("DPoP proof replayed", "GET", dpop(bound, jti=DPOP_REPLAYED_JTI)),
+        DemoRequest("DPoP proof without nonce", "GET", dpop(bound, nonce=None)),
+        DemoRequest("DPoP token of another key", "GET", dpop(other_bound)),
+        DemoRequest("DPoP token sent as Bearer", "GET", bearer(bound)),
+        DemoRequest("Bearer on DPoP-only route", "PATCH", bearer(token())),
+        DemoRequest("DPoP replay cache down", "GET", dpop(bound, jti=DPOP_STORE_DOWN_JTI)),
     ]
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class _DemoReplayCache(MemoryReplayCache):
+    """A replay cache that has "seen" one proof already and is "down" for another.
+
+    Staged like the revocation outage: the demo shows ``dpop_replayed`` and
+    ``dpop_replay_unavailable`` without sending a proof twice or stopping a Redis.
+    """
+
+    def remember(self, key: str, ttl: int) -> bool:
+        """Answer as a real cache would for the two staged proofs."""
+        if key in self.staged:
+            if self.staged[key]:
+                raise ConnectionError("the demo's replay cache is down")
+            return False
+        return super().remember(key, ttl)
+
+    def __init__(self, client_key: Any) -> None:  # noqa: ANN401 - a cryptography key
+        """Stage the two proofs of ``client_key``: one seen before, one meeting an outage."""
+        from jwt.algorithms import ECAlgorithm  # noqa: PLC0415
+
+        super().__init__()
+        jkt = jwk_thumbprint(ECAlgorithm.to_jwk(client_key.public_key(), as_dict=True))
+        self.staged = {
+            replay_key(jkt, DPOP_REPLAYED_JTI): False,
+            replay_key(jkt, DPOP_STORE_DOWN_JTI): True,
+        }
 
 
 class _DemoRevocationStore(MemoryRevocationStore):
@@ -237,9 +311,22 @@ def _run(args: argparse.Namespace) -> int:
         client_secret="demo-secret",  # noqa: S106 - the demo's own loopback endpoint
         inactive_ttl=0,
     )
-    app = _JWKSEndpoint(create_app(AnyTokenVerifier(jwt=verifier, opaque=opaque)), {"keys": [jwk]})  # type: ignore[arg-type]
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    dpop_options = {
+        "dpop": "allowed",
+        "dpop_nonce_secret": DPOP_NONCE_SECRET,
+        "dpop_replay_cache": _DemoReplayCache(client_key),
+    }
+    api = create_app(AnyTokenVerifier(jwt=verifier, opaque=opaque), **dpop_options)  # type: ignore[arg-type]
+    app = _JWKSEndpoint(api, {"keys": [jwk]})
     other_key = ec.generate_private_key(ec.SECP256R1())
-    requests = demo_requests(private_key, other_key, ttl=3600 if args.serve else 300)
+    requests = demo_requests(
+        private_key,
+        other_key,
+        ttl=3600 if args.serve else 300,
+        base_url=base_url,
+        client_key=client_key,
+    )
     with _serving(app, sock):
         if args.serve:
             return _serve(base_url, requests, style)

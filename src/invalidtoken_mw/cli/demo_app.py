@@ -17,6 +17,7 @@ from invalidtoken_mw.fastapi import (
     require_scopes,
     require_step_up,
 )
+from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
     from invalidtoken_mw.verify import JWTVerifier
@@ -30,16 +31,18 @@ MFA_ACR = "urn:example:mfa"
 """The ``acr`` a multi-factor login gets, required to replace the orders."""
 
 
-def create_app(verifier: JWTVerifier) -> FastAPI:
-    """The orders API: ``GET``, ``POST``, ``DELETE`` and ``PUT`` on ``/orders``.
+def create_app(verifier: JWTVerifier, **options: Any) -> FastAPI:  # noqa: ANN401 - GuardSettings
+    """The orders API: ``GET``, ``POST``, ``DELETE``, ``PUT`` and ``PATCH`` on ``/orders``.
 
     ``GET`` needs ``orders:read``, ``POST`` ``orders:write``, ``DELETE`` the
-    ``orders-admin`` role and ``PUT`` a multi-factor login (``acr``, RFC 9470).
+    ``orders-admin`` role, ``PUT`` a multi-factor login (``acr``, RFC 9470) and
+    ``PATCH`` a DPoP-bound token (RFC 9449).
 
     ``/health`` is public; every other answer to a bad token comes from ``verifier``.
+    ``options`` go to ``install``.
     """
     app = FastAPI(title="Orders API (invalidtoken-mw demo)")
-    install(app, verifier=verifier, realm="orders", exclude_paths=["/health"])
+    install(app, verifier=verifier, realm="orders", exclude_paths=["/health"], **options)
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -61,5 +64,12 @@ def create_app(verifier: JWTVerifier) -> FastAPI:
     @app.put("/orders", dependencies=[Depends(require_step_up(acr_values=[MFA_ACR]))])
     def replace_orders() -> dict[str, Any]:
         return {"orders": ORDERS}  # the demo never replaces: the list is shown
+
+    @app.patch("/orders")
+    def update_orders(claims: TokenClaims) -> dict[str, Any]:
+        # One route that takes proof-of-possession only: a bearer token is the wrong method.
+        if "jkt" not in (claims.get("cnf") or {}):
+            raise AuthFailure(Reason.DPOP_REQUIRED)
+        return {"orders": ORDERS}
 
     return app

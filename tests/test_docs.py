@@ -488,3 +488,24 @@ def test_quick_start_samples_run_on_their_own(page: Path) -> None:
     for sample in blocks:
         source = "\n" * (sample.line - 1) + sample.code
         exec(compile(source, str(page), "exec"), {"__name__": "quick_start"})  # noqa: S102
+
+
+_PINNED_BY = re.compile(r"`(tests/[\w/]+\.py)::(\w+)")
+CONFORMANCE_PAGES = ("dpop.md", "protected-resource.md", "step-up.md")
+
+
+@pytest.mark.parametrize("page", CONFORMANCE_PAGES)
+def test_every_test_a_conformance_table_names_exists(page: str) -> None:
+    """A row of a conformance table names a test that exists (file and function)."""
+    root = ROOT
+    text = (root / "docs" / page).read_text("utf-8").split("## Conformance", 1)
+    assert len(text) == 2, f"{page} has no Conformance section"
+    named = _PINNED_BY.findall(text[1])
+    assert len(named) >= 5, f"{page}: too few tests named"
+    missing = [
+        f"{path}::{name}"
+        for path, name in named
+        if not (root / path).is_file()
+        or not re.search(rf"^(async )?def {name}\(", (root / path).read_text("utf-8"), re.MULTILINE)
+    ]
+    assert missing == []

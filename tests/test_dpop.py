@@ -551,3 +551,23 @@ def test_dpop_with_a_resource_and_step_up(make: Callable[..., httpx.Client]) -> 
         in challenge
     )
     assert accepted.status_code == 200, accepted.text
+
+
+def test_resent_dpop_tokens_are_remembered_in_a_bounded_memo() -> None:
+    """The `Authorization: DPoP` value -> token memo gives back the same token, and is bounded."""
+    from invalidtoken_mw.guard import Guard  # noqa: PLC0415 - only this test needs it
+
+    checked = JWTVerifier(key="k" * 32, algorithms=["HS256"])
+    guard = Guard(GuardSettings(verifier=checked, dpop="allowed"))
+    request = object()  # never read: a DPoP value needs only the header
+    first = guard._dpop_found(request, ["DPoP tok-0"])  # type: ignore[arg-type]  # noqa: SLF001
+    again = guard._dpop_found(request, ["DPoP tok-0"])  # type: ignore[arg-type]  # noqa: SLF001
+    assert (first.token, again) == ("tok-0", first)
+    for number in range(1, 600):
+        found = guard._dpop_found(request, [f"DPoP tok-{number}"])  # type: ignore[arg-type]  # noqa: SLF001
+        assert found.token == f"tok-{number}"
+    assert 0 < len(guard._dpop_tokens) <= 256  # noqa: SLF001
+    with pytest.raises(AuthFailure) as refused:
+        guard._dpop_found(request, ['DPoP "quoted"'])  # type: ignore[arg-type]  # noqa: SLF001
+    assert refused.value.reason is Reason.MALFORMED_TOKEN
+    assert 'DPoP "quoted"' not in guard._dpop_tokens  # noqa: SLF001 - refusals are not kept

@@ -48,7 +48,10 @@ _POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
 _WS_ANSWERS = frozenset({"websocket.accept", "websocket.close", "websocket.http.response.start"})
 
 # Header names the guard asks for on every request, as ASGI carries them.
-_NAMES = {name: name.encode("latin-1") for name in ("authorization", "content-type", "origin")}
+_NAMES = {
+    name: name.encode("latin-1")
+    for name in ("authorization", "content-type", "origin", "dpop", "host")
+}
 
 
 class _Request:

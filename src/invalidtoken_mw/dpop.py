@@ -427,6 +427,9 @@ class DPoPVerifier:
         self.replay_cache: ReplayCache = (
             replay_cache if replay_cache is not None else MemoryReplayCache(ttl=self.replay_ttl)
         )
+        #: The replay cache is this process's memory: the async path calls it directly
+        #: (a dict operation under a lock never waits), sparing a coroutine per proof.
+        self.local_replay_cache = type(self.replay_cache) is MemoryReplayCache
         self._nonce_secret = nonce_secret
         self.nonce_lifetime = nonce_lifetime
         self.trust_forwarded = trust_forwarded

@@ -230,6 +230,8 @@ _QUERY = TokenSource.QUERY
 _PREFLIGHT = Rejected(RenderedFailure(PREFLIGHT_STATUS, (), b""))
 
 _OUTCOME_MEMO_SIZE = 256  # distinct tokens whose acceptance outcome is remembered
+_DPOP_MEMO_SIZE = 256  # distinct `Authorization: DPoP` values whose token is remembered
+_DPOP_MEMO_MAX_CHARS = 8192  # longer values are read every time (and refused as too large)
 _OUTCOME_MEMO_TOKEN = 2048  # longer tokens are not kept (as the extractor's memo)
 
 STATE_KEY = "invalidtoken"
@@ -366,9 +368,8 @@ class Guard:
         self._init_dpop(settings)
         self._init_resource(settings)
         # One attribute test on the hot path when no check on verified claims is configured.
-        self._checks_claims = bool(
-            self._resource is not None or self._dpop is not None or self.scopes or self.step_up
-        )
+        self._checks_grants = bool(self._resource is not None or self.scopes or self.step_up)
+        self._checks_claims = self._checks_grants or self._dpop is not None
 
     def _init_resource(self, settings: GuardSettings) -> None:
         """RFC 9728 metadata answers and the RFC 8707 audience check, built once."""
@@ -666,7 +667,8 @@ class Guard:
         """The checks on a bearer token's verified claims: no DPoP downgrade, then grants."""
         if self._dpop is not None and "cnf" in claims:
             _no_downgrade(claims)
-        self._check_granted(claims)
+        if self._checks_grants:
+            self._check_granted(claims)
 
     def _check_granted(self, claims: Mapping[str, Any]) -> None:
         """What the configuration requires of verified claims, in order.
@@ -810,6 +812,8 @@ class Guard:
         self._dpop_only = mode == "required"
         #: The DPoP algorithms announced (``algs``; RFC 9728 ``dpop_signing_alg_values_supported``).
         self.dpop_algorithms: tuple[str, ...] = tuple(settings.dpop_algorithms)
+        #: ``Authorization: DPoP`` header value -> its token, for resent tokens (bounded).
+        self._dpop_tokens: dict[str, ExtractedToken] = {}
         if mode == "off":
             return
         self._dpop = DPoPVerifier(
@@ -848,8 +852,20 @@ class Guard:
             query = request.query_string() if self._allow_query else ""
             self.extractor.extract(authorization, query_string=query)
             raise AuthFailure(Reason.DPOP_REQUIRED)
+        value = authorization[0] if len(authorization) == 1 else None
+        found = self._dpop_tokens.get(value) if value is not None else None
+        if found is not None:
+            # A client resends its token with each new proof: the same string as last
+            # time, its hash cached, so every cache keyed by the token below hashes nothing.
+            return found
         token = DPoPVerifier.token_from(authorization, self.extractor.max_token_bytes)
-        return ExtractedToken(token, TokenSource.HEADER)
+        found = ExtractedToken(token, TokenSource.HEADER)
+        if value is not None and len(value) <= _DPOP_MEMO_MAX_CHARS:
+            memo = self._dpop_tokens
+            if len(memo) >= _DPOP_MEMO_SIZE:
+                memo.clear()  # bounded; the next requests refill it
+            memo[value] = found
+        return found
 
     def _authenticate_dpop(
         self, request: RequestView, authorization: Sequence[str], *, optional: bool
@@ -888,7 +904,10 @@ class Guard:
             claims = await self.verifier.verify_async(found.token)
             dpop.bind(proof, claims)
             self._check_granted(claims)
-            await dpop.check_replay_async(proof)  # last: a refused proof takes no slot
+            if dpop.local_replay_cache:
+                dpop.check_replay(proof)  # in memory: no I/O, no await (last: see above)
+            else:
+                await dpop.check_replay_async(proof)  # last: a refused proof takes no slot
         except AuthFailure as failure:
             if claims is not None:  # decided on claims the verifier vouched for
                 failure.signature_verified = True
@@ -905,7 +924,7 @@ class Guard:
         note = getattr(request, "note", None)
         if note is not None:
             note(self._accepted_outcome(found.token, claims))
-        return Accepted(claims, found.token, private=False)
+        return tuple.__new__(Accepted, (claims, found.token, False))  # as the bearer path
 
     def _dpop_answer(
         self, answer: RenderedFailure, failure: AuthFailure, request: RequestHead

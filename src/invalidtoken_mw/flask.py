@@ -313,15 +313,7 @@ def require_any_scope(*scopes: str) -> Callable[[F], F]:
 
 
 def _scope_decorator(required: tuple[str, ...], *, any_of: bool) -> Callable[[F], F]:
-    def decorator(view: F) -> F:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any view
-            _state().guard.check_scopes(current_claims(), required, any_of=any_of)
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorator
+    return _checking(lambda guard, claims: guard.check_scopes(claims, required, any_of=any_of))
 
 
 def require_roles(*roles: str) -> Callable[[F], F]:
@@ -349,15 +341,7 @@ def require_any_role(*roles: str) -> Callable[[F], F]:
 
 
 def _role_decorator(required: tuple[str, ...], *, any_of: bool) -> Callable[[F], F]:
-    def decorator(view: F) -> F:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any view
-            _state().guard.check_roles(current_claims(), required, any_of=any_of)
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorator
+    return _checking(lambda guard, claims: guard.check_roles(claims, required, any_of=any_of))
 
 
 def require_step_up(
@@ -378,11 +362,16 @@ def require_step_up(
         TypeError: ``acr_values`` is a single string or ``max_age`` not an integer.
     """
     requirement = StepUp(acr_values, max_age)
+    return _checking(lambda guard, claims: guard.check_step_up(claims, requirement))
+
+
+def _checking(check: Callable[[Guard, dict[str, Any] | None], None]) -> Callable[[F], F]:
+    """A view decorator: ``check(guard, claims)`` (the route's own requirement), then the view."""
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any view
-            _state().guard.check_step_up(current_claims(), requirement)
+            check(_state().guard, current_claims())
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -15,29 +15,21 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from flask import Flask, g
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from invalidtoken_mw import (
     AnyTokenVerifier,
     AuthFailure,
-    InvalidTokenMiddleware,
     JWTVerifier,
     MultiIssuerVerifier,
     Reason,
 )
-from invalidtoken_mw import flask as flask_adapter
 from invalidtoken_mw.explain import explain
 from invalidtoken_mw.testing import LocalIssuer
-from support.servers import client, run_uvicorn, run_waitress
+from support.servers import claims_on_uvicorn, claims_on_waitress, client
 
 if TYPE_CHECKING:
     import contextlib
     from collections.abc import Callable, Iterator
-
-    from starlette.requests import Request
 
     Serve = Callable[[AnyTokenVerifier], contextlib.AbstractContextManager[str]]
 
@@ -229,33 +221,11 @@ def test_explain_follows_a_multi_issuer_jwt_member(
 # -- through real servers ---------------------------------------------------------------------
 
 
-async def _me(request: Request) -> JSONResponse:
-    return JSONResponse(request.state.token_claims)
-
-
-def _starlette(verifier: AnyTokenVerifier) -> contextlib.AbstractContextManager[str]:
-    app = Starlette(routes=[Route("/me", _me)])
-    app.add_middleware(InvalidTokenMiddleware, verifier=verifier, realm="orders")
-    return run_uvicorn(app)
-
-
-def _flask(verifier: AnyTokenVerifier) -> contextlib.AbstractContextManager[str]:
-    app = Flask("any-token")
-    flask_adapter.InvalidToken(app, verifier=verifier, realm="orders")
-
-    @app.get("/me")
-    def me() -> dict[str, Any]:
-        claims: dict[str, Any] = g.token_claims
-        return claims
-
-    return run_waitress(app)
-
-
 SERVE: dict[
     str, tuple[Callable[[AnyTokenVerifier], contextlib.AbstractContextManager[str]], str]
 ] = {
-    "uvicorn": (_starlette, "verify_async"),
-    "waitress": (_flask, "verify"),
+    "uvicorn": (claims_on_uvicorn, "verify_async"),
+    "waitress": (claims_on_waitress, "verify"),
 }
 
 

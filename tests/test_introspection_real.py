@@ -21,29 +21,20 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from flask import Flask, g
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from invalidtoken_mw import (
     AnyTokenVerifier,
     IntrospectionVerifier,
-    InvalidTokenMiddleware,
     JWTVerifier,
 )
-from invalidtoken_mw import flask as flask_adapter
 from invalidtoken_mw._jose import JWS_SHAPE
 from support import dot_provider, real_provider
 from support.dot_provider import DOTProvider, running_dot
 from support.real_provider import RealProvider, running_provider
-from support.servers import client, run_uvicorn, run_waitress
+from support.servers import CLAIMS_SERVERS, claims_on_uvicorn, client
 
 if TYPE_CHECKING:
-    import contextlib
-    from collections.abc import Callable, Iterator
-
-    from starlette.requests import Request
+    from collections.abc import Iterator
 
     from invalidtoken_mw import TokenVerifier
 
@@ -76,32 +67,7 @@ def dot_introspection(dot: DOTProvider, **options: Any) -> TokenVerifier:
     return IntrospectionVerifier(**(settings | options))
 
 
-async def _me(request: Request) -> JSONResponse:
-    return JSONResponse(request.state.token_claims)
-
-
-def _starlette(verifier: TokenVerifier) -> contextlib.AbstractContextManager[str]:
-    app = Starlette(routes=[Route("/me", _me)])
-    app.add_middleware(InvalidTokenMiddleware, verifier=verifier, realm="orders")
-    return run_uvicorn(app)
-
-
-def _flask(verifier: TokenVerifier) -> contextlib.AbstractContextManager[str]:
-    app = Flask("introspection-real")
-    flask_adapter.InvalidToken(app, verifier=verifier, realm="orders")
-
-    @app.get("/me")
-    def me() -> dict[str, Any]:
-        claims: dict[str, Any] = g.token_claims
-        return claims
-
-    return run_waitress(app)
-
-
-SERVE: dict[str, Callable[[TokenVerifier], contextlib.AbstractContextManager[str]]] = {
-    "uvicorn": _starlette,
-    "waitress": _flask,
-}
+SERVE = CLAIMS_SERVERS
 
 
 def get(base: str, token: str) -> httpx.Response:
@@ -238,7 +204,7 @@ def test_a_pasted_vendor_key_is_inactive_and_named(dot: DOTProvider, server: str
 def test_client_secret_post_authenticates_the_resource_server(dot: DOTProvider) -> None:
     """The toolkit accepts the resource server's credentials in the form body too."""
     token = dot.service_token()["access_token"]
-    with _starlette(dot_introspection(dot, auth_method="client_secret_post")) as base:
+    with claims_on_uvicorn(dot_introspection(dot, auth_method="client_secret_post")) as base:
         answer = get(base, token)
     assert (200, dot_provider.SERVICE_ID) == (answer.status_code, answer.json()["client_id"])
 
@@ -299,7 +265,7 @@ def test_nanoidps_introspection_endpoint_is_found_through_its_issuer_url(
             data={"token": revoked},
             auth=(real_provider.CLIENT_ID, real_provider.CLIENT_SECRET),
         ).raise_for_status()
-    with _starlette(verifier) as base:
+    with claims_on_uvicorn(verifier) as base:
         accepted = get(base, token)
         refused = get(base, revoked)
     assert 200 == accepted.status_code, accepted.text

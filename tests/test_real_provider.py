@@ -23,11 +23,8 @@ import httpx
 import jwt
 import pytest
 from flask import Flask, g
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from invalidtoken_mw import DiscoveryKeys, InvalidTokenMiddleware, JWTVerifier
+from invalidtoken_mw import DiscoveryKeys, JWTVerifier
 from invalidtoken_mw import flask as flask_adapter
 from support import dot_provider
 from support.dot_provider import DOTProvider, running_dot
@@ -39,13 +36,12 @@ from support.real_provider import (
     RealProvider,
     running_provider,
 )
-from support.servers import run_uvicorn, run_waitress
+from support.servers import claims_on_uvicorn, run_waitress
 
 if TYPE_CHECKING:
     import contextlib
     from collections.abc import Callable, Iterator
 
-    from starlette.requests import Request
 
 SERVERS = ["uvicorn", "waitress"]
 ROLE = "ORDERS_ADMIN"  # the role support.real_provider gives its user
@@ -77,16 +73,6 @@ def verifier_for(provider: RealProvider | DOTProvider, **options: Any) -> JWTVer
     return JWTVerifier(**(settings | options))
 
 
-async def _me(request: Request) -> JSONResponse:
-    return JSONResponse(request.state.token_claims)
-
-
-def _starlette(verifier: JWTVerifier) -> contextlib.AbstractContextManager[str]:
-    app = Starlette(routes=[Route("/me", _me)])
-    app.add_middleware(InvalidTokenMiddleware, verifier=verifier, realm="orders")
-    return run_uvicorn(app)
-
-
 def _flask(verifier: JWTVerifier) -> contextlib.AbstractContextManager[str]:
     app = Flask("real-provider")
     flask_adapter.InvalidToken(app, verifier=verifier, realm="orders", role_claims=["roles"])
@@ -111,7 +97,7 @@ def _flask(verifier: JWTVerifier) -> contextlib.AbstractContextManager[str]:
 
 
 SERVE: dict[str, Callable[[JWTVerifier], contextlib.AbstractContextManager[str]]] = {
-    "uvicorn": _starlette,
+    "uvicorn": claims_on_uvicorn,
     "waitress": _flask,
 }
 
@@ -195,7 +181,7 @@ def test_an_issuer_url_that_differs_from_the_providers_by_a_slash_is_unavailable
     provider: RealProvider,
 ) -> None:
     """The discovery document's issuer must equal issuer_url exactly: 503, never a 500."""
-    with _starlette(verifier_for(provider, issuer_url=provider.issuer + "/")) as base:
+    with claims_on_uvicorn(verifier_for(provider, issuer_url=provider.issuer + "/")) as base:
         answer = get(base, "/me", provider.token())
     assert (503, "key_unavailable") == (answer.status_code, answer.json()["reason"])
 
@@ -277,7 +263,7 @@ def test_django_oauth_toolkits_tampered_id_token_is_a_bad_signature(
 ) -> None:
     """A rewritten payload under the toolkit's signature: 401 bad_signature."""
     forged = tampered(dot_tokens["id_token"], sub="2")
-    with _starlette(verifier_for(dot, audience=dot_provider.CLIENT_ID)) as base:
+    with claims_on_uvicorn(verifier_for(dot, audience=dot_provider.CLIENT_ID)) as base:
         answer = get(base, "/me", forged)
     assert (401, "bad_signature") == (answer.status_code, answer.json()["reason"])
 

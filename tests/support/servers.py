@@ -41,13 +41,14 @@ import waitress
 from fastapi import FastAPI
 from flask import Flask
 from flask import Response as FlaskResponse
+from flask import g as flask_g
 from flask import request as flask_request
 from granian.constants import Interfaces as GranianInterfaces
 from granian.server.embed import Server as GranianServer
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from starlette.applications import Starlette
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from waitress import wasyncore
 
@@ -57,6 +58,7 @@ from invalidtoken_mw import (
     InvalidTokenWSGIMiddleware,
     JWTVerifier,
 )
+from invalidtoken_mw.flask import InvalidToken
 from support.tokens import AUDIENCE, ISSUER, SECRET
 
 if TYPE_CHECKING:
@@ -65,6 +67,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
     from starlette.websockets import WebSocket
+
+    from invalidtoken_mw import TokenVerifier
 
 REALM = "orders"
 REQUIRED_SCOPE = "orders:write"
@@ -456,3 +460,37 @@ def run_waitress(app: Any, *, threads: int = 8, **adjustments: Any) -> Iterator[
     finally:
         stop.set()
         thread.join(START_TIMEOUT)
+
+
+# -- a verifier's claims at /me, under uvicorn and waitress ---------------------------------
+
+
+async def _claims_json(request: Request) -> JSONResponse:
+    return JSONResponse(request.state.token_claims)
+
+
+def claims_on_uvicorn(verifier: TokenVerifier) -> contextlib.AbstractContextManager[str]:
+    """Starlette with ``InvalidTokenMiddleware`` under uvicorn: ``GET /me`` answers the claims."""
+    app = Starlette(routes=[Route("/me", _claims_json)])
+    app.add_middleware(InvalidTokenMiddleware, verifier=verifier, realm=REALM)
+    return run_uvicorn(app)
+
+
+def claims_on_waitress(verifier: TokenVerifier) -> contextlib.AbstractContextManager[str]:
+    """Flask with the ``InvalidToken`` extension under waitress: ``GET /me`` answers the claims."""
+    app = Flask("claims")
+    InvalidToken(app, verifier=verifier, realm=REALM)
+
+    @app.get("/me")
+    def me() -> dict[str, Any]:
+        claims: dict[str, Any] = flask_g.token_claims
+        return claims
+
+    return run_waitress(app)
+
+
+#: The two servers by name, for tests parametrized over them.
+CLAIMS_SERVERS: dict[str, Callable[[TokenVerifier], contextlib.AbstractContextManager[str]]] = {
+    "uvicorn": claims_on_uvicorn,
+    "waitress": claims_on_waitress,
+}

@@ -110,13 +110,22 @@ def test_cache_size_zero_disables_both_caches(monkeypatch: pytest.MonkeyPatch) -
 
 def test_returned_claims_are_copies() -> None:
     """Mutating a returned dict, even a nested list or object, never changes the next result."""
-    payload = claims(scp=["read"], cnf={"jkt": "abc"})
+    payload = claims(
+        scp=["read"],
+        cnf={"jkt": "abc"},
+        realm_access={"roles": ["user"], "meta": {"tags": ["a"]}},
+        groups=[{"id": 1, "tags": ["x"]}, "plain", [["deep"]]],
+    )
     verifier = static_verifier()
     token = mint(payload=payload)
     first = verifier.verify(token)
     first["sub"] = "admin"
     first["scp"].append("admin")
     first["cnf"]["jkt"] = "evil"
+    first["realm_access"]["roles"].append("admin")
+    first["realm_access"]["meta"]["tags"].clear()
+    first["groups"][0]["tags"].append("y")
+    first["groups"][2][0].append("deeper")
     second = verifier.verify(token)
     second["scp"].append("write")
     assert payload == verifier.verify(token)

@@ -66,7 +66,7 @@ class _Accepted(NamedTuple):
     claims: dict[str, Any]
     reuse_until: float  # the earlier of ttl and expires_at
     expires_at: float  # exp + leeway
-    nested: bool  # any list or object among the claims: copies must be deep
+    nested: tuple[str, ...]  # the claims holding a list or an object: copied deep
     key: VerifyingKey  # the key that verified the token
     version: int  # the key source's version when last known to hold ``key``
 
@@ -89,21 +89,31 @@ def digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()[:_DIGEST_BYTES]
 
 
+_CONTAINERS = (dict, list)  # the JSON values a copy must copy in turn
+
+
 def copy_claims(claims: dict[str, Any], *, nested: bool) -> dict[str, Any]:
     """A copy of decoded JSON claims the caller may change without touching ``claims``.
 
     Deep only where it must be (``nested``), and several times faster than ``deepcopy``.
     """
-    return {k: _copy_value(v) for k, v in claims.items()} if nested else dict(claims)
+    return _copy_value(claims) if nested else dict(claims)
 
 
-def _copy_value(value: Any) -> Any:  # noqa: ANN401 - any JSON value
-    kind = type(value)
-    if kind is dict:
-        return {k: _copy_value(v) for k, v in value.items()}
-    if kind is list:
-        return [_copy_value(v) for v in value]
-    return value
+def _containers(claims: dict[str, Any]) -> tuple[str, ...]:
+    """The names of the claims holding an object or an array (copied deep)."""
+    return tuple(name for name, value in claims.items() if type(value) in _CONTAINERS)
+
+
+def _copy_value(value: Any) -> Any:  # noqa: ANN401 - a JSON object or array
+    """A deep copy of a JSON object or array: a shallow one, then its containers copied."""
+    if type(value) is dict:
+        copy = dict(value)  # one C call; then only the nested values are replaced
+        for key, member in value.items():
+            if type(member) in _CONTAINERS:
+                copy[key] = _copy_value(member)
+        return copy
+    return [_copy_value(item) if type(item) in _CONTAINERS else item for item in value]
 
 
 class VerdictCache:
@@ -208,8 +218,12 @@ class VerdictCache:
             with self._lock:
                 if self._accepted is not None and key in self._accepted:
                     self._accepted[key] = hit._replace(version=self._keys.version)
-        # Deep when nested: the app may change a scope list of its copy.
-        return copy_claims(hit.claims, nested=hit.nested)
+        # Deep where nested: the app may change a scope list of its copy.
+        claims = hit.claims
+        copy = dict(claims)
+        for name in hit.nested:
+            copy[name] = _copy_value(claims[name])
+        return copy
 
     def remember(
         self,
@@ -237,7 +251,8 @@ class VerdictCache:
             except OverflowError:
                 expires_at = math.inf
         reuse_until = min(time.time() + self._ttl, expires_at)
-        entry = _Accepted(claims, reuse_until, expires_at, nested, verified_by, version)
+        containers = _containers(claims) if nested else ()
+        entry = _Accepted(claims, reuse_until, expires_at, containers, verified_by, version)
         with self._lock:
             self._accepted[key] = entry
         return copy_claims(claims, nested=nested)

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.utils import der_to_raw_signature
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -40,6 +42,7 @@ from invalidtoken_mw.dpop import (
     MemoryReplayCache,
     jwk_thumbprint,
     normalize_htu,
+    replay_key,
 )
 from invalidtoken_mw.reasons import AuthFailure, Reason
 from invalidtoken_mw.testing import LocalIssuer
@@ -203,6 +206,44 @@ def test_key_of_another_type_than_alg_is_refused() -> None:
     assert "valid jwk" in refusal([proof(header={"jwk": rsa_jwk})]).description
 
 
+def test_an_ecdsa_signature_of_the_wrong_size_or_curve_is_refused() -> None:
+    """§4.3 (6): ES256 is R || S of 32 bytes each on P-256 (RFC 7518 §3.4), nothing else."""
+    head, body, signature = proof().split(".")
+    raw = base64.urlsafe_b64decode(signature + "==")
+    for wrong in (raw[:-1], raw + raw[:1], raw[32:] + raw[:32]):
+        failure = refusal([f"{head}.{body}.{b64url(wrong)}"])
+        assert failure.description == "The DPoP proof signature is invalid."
+    # A P-384 key under ES256 (RFC 7518 §3.4: P-256 only), even with a good SHA-256
+    # signature by that key (PyJWT will not make one; it once passed here).
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    p384_jwk = ECAlgorithm.to_jwk(p384.public_key(), as_dict=True)
+    head = b64url(json.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": p384_jwk}).encode())
+    signing_input = f"{head}.{body}"
+    der = p384.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+    wrong_curve = f"{signing_input}.{b64url(der_to_raw_signature(der, p384.curve))}"
+    assert "valid jwk" in refusal([wrong_curve]).description
+    es384 = proof(key=p384, alg="ES384", header={"jwk": p384_jwk})
+    assert verifier().check([es384], "GET", URL, TOKEN).jkt == jwk_thumbprint(p384_jwk)
+
+
+def signed(payload: str, key: Any = KEY) -> str:
+    """A proof whose payload segment is exactly ``payload`` (any JSON text), signed."""
+    head = b64url(json.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": JWK}).encode())
+    signing_input = f"{head}.{b64url(payload.encode())}"
+    algorithm = ECAlgorithm(ECAlgorithm.SHA256)
+    return f"{signing_input}.{b64url(algorithm.sign(signing_input.encode(), key))}"
+
+
+def test_the_claims_are_read_as_json_reads_them() -> None:
+    """Whitespace around the claims is JSON; data after them, or no object, is no JWT."""
+    claims = json.dumps({"jti": "j-1", "htm": "GET", "htu": URL, "iat": NOW, "ath": ath()})
+    for text in (claims, f" \n{claims}\t ", claims.replace(",", " , ")):
+        assert verifier().check([signed(text)], "GET", URL, TOKEN).jti == "j-1"
+    for text in (f"{claims} x", f"{claims}{claims}", "[]", "1", claims[:-1], ""):
+        failure = refusal([signed(text)])
+        assert failure.description == "The DPoP proof is not a well-formed signed JWT."
+
+
 def test_htm_must_match_the_method() -> None:
     """§4.3 (8): htm matches the HTTP method of the current request (case-sensitive)."""
     assert "(htm)" in refusal([proof()], method="POST").description
@@ -268,9 +309,13 @@ def test_nonces_are_stateless_and_last_two_slots() -> None:
     assert not DPoPVerifier(nonce_secret=b"another-secret-0123456").nonce_accepted(first)
 
 
-@pytest.mark.parametrize("iat", [NOW - 331, NOW + 31, True])
+@pytest.mark.parametrize("iat", [NOW - 331, NOW + 31, True, float("nan"), float("inf")])
 def test_iat_must_be_within_the_window(iat: object) -> None:
-    """§4.3 (11): iat is within an acceptable window (300 s, 30 s leeway either way)."""
+    """§4.3 (11): iat is within an acceptable window (300 s, 30 s leeway either way).
+
+    NaN (which Python's JSON reads) compares false with everything: it was accepted
+    once, and a proof accepted without a time would outlive its replay-cache entry.
+    """
     failure = refusal([proof(iat=iat)])
     assert "(iat)" in failure.description or "iat claim" in failure.description
 
@@ -309,6 +354,27 @@ def test_replay_is_one_cache_operation_and_refused() -> None:
         dpop.check_replay(checked)
     assert replayed.value.reason is Reason.DPOP_REPLAYED
     assert cache.operations == 2  # the refusal took exactly one operation
+
+
+def test_a_shared_replay_cache_gets_a_fixed_size_key() -> None:
+    """Another store (Redis, your own) is given a hash of the key's thumbprint and jti."""
+
+    keys: list[str] = []
+
+    class Recording(MemoryReplayCache):
+        def remember(self, key: str, ttl: int) -> bool:
+            keys.append(key)
+            return super().remember(key, ttl)
+
+    long_jti = "j" * 256
+    dpop = verifier(replay_cache=Recording())
+    checked = dpop.check([proof(jti=long_jti)], "GET", URL, TOKEN)
+    dpop.check_replay(checked)
+    with pytest.raises(AuthFailure):
+        dpop.check_replay(checked)
+    assert keys == [replay_key(JKT, long_jti)] * 2
+    assert len(keys[0]) == 40
+    assert long_jti not in keys[0]
 
 
 def test_memory_replay_cache_is_bounded() -> None:

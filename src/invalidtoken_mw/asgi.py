@@ -46,6 +46,8 @@ _WS_DENIAL = "websocket.http.response"
 _POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
 # Messages that answer a websocket handshake: after one, the middleware cannot deny.
 _WS_ANSWERS = frozenset({"websocket.accept", "websocket.close", "websocket.http.response.start"})
+# The http scheme a websocket scope's scheme stands for (DPoP's htu is an http URI).
+_HTTP_SCHEMES = {"ws": "http", "wss": "https"}
 
 # Header names the guard asks for on every request, as ASGI carries them.
 _NAMES = {
@@ -237,10 +239,10 @@ class InvalidTokenMiddleware:
 def request_target(scope: Scope) -> tuple[str, str]:
     """An ASGI scope's scheme (``ws`` read as ``http``) and raw path, without the query."""
     scheme = str(scope.get("scheme") or "http")
-    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+    scheme = _HTTP_SCHEMES.get(scheme, scheme)
     raw = scope.get("raw_path")
-    if isinstance(raw, bytes) and raw:
-        return scheme, raw.decode("latin-1").split("?", 1)[0]
+    if raw and type(raw) is bytes:
+        return scheme, raw.decode("latin-1").partition("?")[0]
     return scheme, quote(str(scope.get("root_path", "")) + str(scope.get("path", "")))
 
 

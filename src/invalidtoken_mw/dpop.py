@@ -33,12 +33,18 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import jwt
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from jwt.algorithms import ECAlgorithm
 
 from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+
+    from cryptography.hazmat.primitives import hashes
 
 __all__ = [
     "DEFAULT_DPOP_ALGORITHMS",
@@ -72,6 +78,8 @@ DEFAULT_DPOP_ALGORITHMS: tuple[str, ...] = (
 _ASYMMETRIC = frozenset(DEFAULT_DPOP_ALGORITHMS) | {"ES256K", "Ed25519", "Ed448"}
 # Members of a private JWK, by kty (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+# RFC 7518 §3.4 and RFC 8812 §3.2: the curve each ECDSA algorithm signs with.
+_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521", "ES256K": "secp256k1"}
 # RFC 7638 §3.2: the required members of each key type, in lexicographic order.
 _THUMBPRINT_MEMBERS = {
     "EC": ("crv", "kty", "x", "y"),
@@ -82,7 +90,7 @@ _MAX_PROOF_CHARS = 8192  # a proof with an RSA-4096 key is about 1.5 KB
 _HEADERS_REMEMBERED = 256  # distinct proof headers (one per client key): bounded
 _DPOP_SCHEME = "dpop "
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]*")  # a translated segment, before padding
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -91,22 +99,42 @@ _NONCE_BYTES = 18  # 144 bits of HMAC output, 24 base64url characters
 
 # base64url to base64, with '+', '/' and '=' (not base64url, RFC 7515 §2) made invalid.
 _TO_BASE64 = bytes.maketrans(b"-_+/=", b"+/***")
+_PADDING = (b"", b"===", b"==", b"=")  # by length modulo 4 (1: invalid whatever follows)
 _decode_json = json.JSONDecoder().decode
+_raw_decode_json = json.JSONDecoder().raw_decode
+
+
+def _json_value(text: str) -> object:
+    """Decode ``text`` as JSON, like ``json.loads`` but cheaper for a compact document.
+
+    ``raw_decode`` reads a proof's claims in one call (``loads`` adds a frame and two
+    whitespace matches); whitespace around them, trailing data or an error goes to the
+    full decoder, which then decides as ``loads`` would.
+
+    Raises:
+        ValueError: Not JSON.
+        RecursionError: Nested too deep.
+    """
+    try:
+        value, end = _raw_decode_json(text)
+    except ValueError:
+        end = -1
+    return value if end == len(text) else _decode_json(text)
+
 
 if sys.version_info >= (3, 11):
 
-    def _b64url_decode(segment: str) -> bytes:
-        """Decode one base64url segment, strictly (one C call: a proof is read per request)."""
-        data = segment.encode("ascii").translate(_TO_BASE64)
-        return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
+    def _unbase64(data: bytes) -> bytes:
+        """Decode one segment already translated by ``_TO_BASE64``, strictly (one C call)."""
+        return binascii.a2b_base64(data + _PADDING[len(data) % 4], strict_mode=True)
 
 else:  # pragma: no cover - Python 3.10 has no strict mode
 
-    def _b64url_decode(segment: str) -> bytes:
-        """Decode one base64url segment; any stray character fails."""
-        if not _B64URL.fullmatch(segment):
+    def _unbase64(data: bytes) -> bytes:
+        """Decode one segment already translated by ``_TO_BASE64``; any stray byte fails."""
+        if not _BASE64.fullmatch(data):
             raise binascii.Error("not base64url")
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return binascii.a2b_base64(data + _PADDING[len(data) % 4])
 
 
 @functools.lru_cache(maxsize=256)  # a resent token is checked once
@@ -355,10 +383,42 @@ class DPoPProof(NamedTuple):
 class _Header(NamedTuple):
     """One distinct proof header, decoded and checked once (a client reuses its key)."""
 
-    key: jwt.PyJWK | None
+    verify: Callable[[bytes, Any, bytes], bool] | None  # None: refused, see `refusal`
+    public_key: Any  # the key object ``verify`` takes
     alg: str
     jkt: str
-    refusal: str | None  # the sentence refusing every proof with this header
+    refusal: str  # the sentence refusing every proof with this header
+
+
+def _refused_header(alg: str, sentence: str) -> _Header:
+    return _Header(None, None, alg, "", sentence)
+
+
+def _ecdsa_verify(
+    key_bits: int, hash_algorithm: hashes.HashAlgorithm
+) -> Callable[[bytes, ec.EllipticCurvePublicKey, bytes], bool]:
+    """An ECDSA check of JWS signatures (RFC 7518 §3.4) for one curve and hash.
+
+    What PyJWT's ``ECAlgorithm.verify`` does, with its per-call allocations (the
+    ``ECDSA`` object, the number conversions through hex) made once: a client signs
+    every proof with the same key, and this runs on every DPoP request.
+    """
+    size = (key_bits + 7) // 8
+    algorithm = ec.ECDSA(hash_algorithm)
+
+    def verify(signing_input: bytes, key: ec.EllipticCurvePublicKey, signature: bytes) -> bool:
+        if len(signature) != 2 * size:  # R || S, each as wide as the curve order
+            return False
+        der = encode_dss_signature(
+            int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        )
+        try:
+            key.verify(der, signing_input, algorithm)
+        except InvalidSignature:
+            return False
+        return True
+
+    return verify
 
 
 def _invalid(sentence: str, **context: object) -> AuthFailure:
@@ -424,6 +484,7 @@ class DPoPVerifier:
         self.leeway = leeway
         #: How long a ``jti`` is remembered: as long as its proof could be accepted.
         self.replay_ttl = iat_window + 2 * leeway + 1
+        self._oldest = iat_window + leeway  # seconds before now the oldest iat accepted
         self.replay_cache: ReplayCache = (
             replay_cache if replay_cache is not None else MemoryReplayCache(ttl=self.replay_ttl)
         )
@@ -504,7 +565,7 @@ class DPoPVerifier:
             host = fhost or host
         return f"{scheme}://{host or ''}{path or '/'}"
 
-    def check(self, lines: Sequence[str], method: str, url: str, token: str) -> DPoPProof:  # noqa: C901, PLR0912 - one branch per check of RFC 9449 §4.3, in its order
+    def check(self, lines: Sequence[str], method: str, url: str, token: str) -> DPoPProof:  # noqa: C901, PLR0912, PLR0915 - one branch per check of RFC 9449 §4.3, in its order
         """Every check of RFC 9449 §4.3 but the binding and ``jti``'s replay.
 
         Args:
@@ -517,59 +578,60 @@ class DPoPVerifier:
             AuthFailure: ``invalid_dpop_proof`` (which check, in the description) or
                 ``dpop_nonce_required``.
         """
-        if not lines:
-            raise _invalid(Sentence.DPOP_MISSING)
+        # Run once per request with a fresh proof: nothing is built unless a check fails.
         if len(lines) != 1 or "," in lines[0]:
-            raise _invalid(Sentence.DPOP_SEVERAL)
-        proof = lines[0].strip(" \t")
-        parts = proof.split(".")
-        if len(proof) > _MAX_PROOF_CHARS or len(parts) != 3:  # noqa: PLR2004 - a compact JWS
+            raise _invalid(Sentence.DPOP_SEVERAL if lines else Sentence.DPOP_MISSING)
+        try:
+            proof = lines[0].strip(" \t").encode("ascii")
+        except UnicodeEncodeError:
+            raise _invalid(Sentence.DPOP_NOT_JWS) from None
+        if len(proof) > _MAX_PROOF_CHARS:
+            raise _invalid(Sentence.DPOP_NOT_JWS)
+        # One translation to the base64 alphabet for all three segments ('.' is kept).
+        parts = proof.translate(_TO_BASE64).split(b".")
+        if len(parts) != 3:  # noqa: PLR2004 - a compact JWS
             raise _invalid(Sentence.DPOP_NOT_JWS)
         header = self._headers(parts[0])
-        if header.refusal is not None:
+        jkt = header.jkt
+        if header.verify is None:
             raise _invalid(header.refusal, dpop_alg=header.alg)
         try:
-            claims = _decode_json(_b64url_decode(parts[1]).decode("utf-8"))
-            signature = _b64url_decode(parts[2])
+            claims = _json_value(_unbase64(parts[1]).decode("utf-8"))
+            signature = _unbase64(parts[2])
         except (binascii.Error, ValueError, RecursionError, UnicodeError):
             raise _invalid(Sentence.DPOP_NOT_JWS) from None
-        if not isinstance(claims, dict):
+        if type(claims) is not dict:
             raise _invalid(Sentence.DPOP_NOT_JWS)
-        assert header.key is not None  # noqa: S101 - no refusal: a key
-        signing_input = proof.rpartition(".")[0].encode("ascii")
-        if not header.key.Algorithm.verify(signing_input, header.key.key, signature):
-            raise _invalid(Sentence.DPOP_BAD_SIGNATURE, dpop_jkt=header.jkt)
-        context = {"dpop_jkt": header.jkt}
-        jti, htm, htu, iat = (
-            claims.get("jti"),
-            claims.get("htm"),
-            claims.get("htu"),
-            claims.get("iat"),
-        )
-        if not isinstance(jti, str) or not jti or len(jti) > 256:  # noqa: PLR2004
-            raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="jti"), **context)
-        if not isinstance(htm, str):
-            raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="htm"), **context)
-        if not isinstance(htu, str):
-            raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="htu"), **context)
-        if isinstance(iat, bool) or not isinstance(iat, (int, float)):
-            raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="iat"), **context)
+        signing_input = proof[: len(proof) - len(parts[2]) - 1]
+        if not header.verify(signing_input, header.public_key, signature):
+            raise _invalid(Sentence.DPOP_BAD_SIGNATURE, dpop_jkt=jkt)
+        get = claims.get
+        jti = get("jti")
+        if type(jti) is not str or not jti or len(jti) > 256:  # noqa: PLR2004
+            raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="jti"), dpop_jkt=jkt)
+        htm, htu, iat = get("htm"), get("htu"), get("iat")
+        if type(htm) is not str:
+            raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="htm"), dpop_jkt=jkt)
+        if type(htu) is not str:
+            raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="htu"), dpop_jkt=jkt)
+        if type(iat) is not int and type(iat) is not float:  # never a bool
+            raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="iat"), dpop_jkt=jkt)
         if htm != method:
-            raise _invalid(Sentence.DPOP_WRONG_HTM, **context)
-        expected = normalize_htu(url)
-        if expected is None or normalize_htu(htu) != expected:
-            raise _invalid(Sentence.DPOP_WRONG_HTU, **context)
-        if self._nonce_secret is not None and not self._nonce_ok(claims.get("nonce")):
-            raise AuthFailure(Reason.DPOP_NONCE_REQUIRED, context=context)
+            raise _invalid(Sentence.DPOP_WRONG_HTM, dpop_jkt=jkt)
+        expected = normalize_htu(url)  # None: the request's own URI is unusable
+        if expected is None or (htu != url and normalize_htu(htu) != expected):
+            raise _invalid(Sentence.DPOP_WRONG_HTU, dpop_jkt=jkt)
+        if self._nonce_secret is not None and not self._nonce_ok(get("nonce")):
+            raise AuthFailure(Reason.DPOP_NONCE_REQUIRED, context={"dpop_jkt": jkt})
         now = self._clock()
-        if iat > now + self.leeway or iat < now - self.iat_window - self.leeway:
-            raise _invalid(Sentence.DPOP_STALE, **context)
-        ath = claims.get("ath")
-        if not isinstance(ath, str):
-            raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="ath"), **context)
+        if not now - self._oldest <= iat <= now + self.leeway:  # NaN is never within
+            raise _invalid(Sentence.DPOP_STALE, dpop_jkt=jkt)
+        ath = get("ath")
+        if type(ath) is not str:
+            raise _invalid(Sentence.DPOP_CLAIM_MISSING.format(claim="ath"), dpop_jkt=jkt)
         if not hmac.compare_digest(ath, token_hash(token)):
-            raise _invalid(Sentence.DPOP_WRONG_ATH, **context)
-        return DPoPProof(header.jkt, jti)
+            raise _invalid(Sentence.DPOP_WRONG_ATH, dpop_jkt=jkt)
+        return tuple.__new__(DPoPProof, (jkt, jti))
 
     @staticmethod
     def bind(proof: DPoPProof, claims: Mapping[str, Any]) -> None:
@@ -595,9 +657,6 @@ class DPoPVerifier:
         cnf = claims.get("cnf")
         return isinstance(cnf, dict) and "jkt" in cnf
 
-    def _replay_key(self, proof: DPoPProof) -> str:
-        return replay_key(proof.jkt, proof.jti)
-
     def _replayed(self, proof: DPoPProof) -> AuthFailure:
         return AuthFailure(Reason.DPOP_REPLAYED, context={"dpop_jkt": proof.jkt})
 
@@ -613,8 +672,11 @@ class DPoPVerifier:
         Raises:
             AuthFailure: ``dpop_replayed``, or ``dpop_replay_unavailable``.
         """
+        # In this process's memory the thumbprint (always 43 characters) and the jti
+        # themselves are the key; a shared store gets a fixed-size hash of them.
+        key = proof.jkt + proof.jti if self.local_replay_cache else replay_key(proof.jkt, proof.jti)
         try:
-            fresh = self.replay_cache.remember(self._replay_key(proof), self.replay_ttl)
+            fresh = self.replay_cache.remember(key, self.replay_ttl)
         except Exception as exc:  # noqa: BLE001 - any store failure is a 503, never a 500
             raise self._unavailable(proof, exc) from None
         if not fresh:
@@ -623,34 +685,44 @@ class DPoPVerifier:
     async def check_replay_async(self, proof: DPoPProof) -> None:
         """As :meth:`check_replay`, without blocking the event loop."""
         try:
-            fresh = await self.replay_cache.remember_async(self._replay_key(proof), self.replay_ttl)
+            fresh = await self.replay_cache.remember_async(
+                replay_key(proof.jkt, proof.jti), self.replay_ttl
+            )
         except Exception as exc:  # noqa: BLE001 - any store failure is a 503, never a 500
             raise self._unavailable(proof, exc) from None
         if not fresh:
             raise self._replayed(proof)
 
-    def _read_header(self, segment: str) -> _Header:  # noqa: PLR0911 - one answer per header check
-        """Decode and check one proof header (remembered: a client resends its own)."""
+    def _read_header(self, segment: bytes) -> _Header:  # noqa: PLR0911 - one answer per header check
+        """Decode and check one (translated) proof header; remembered: a client resends its own."""
         try:
-            header = _decode_json(_b64url_decode(segment).decode("utf-8"))
+            header = _decode_json(_unbase64(segment).decode("utf-8"))
         except (binascii.Error, ValueError, RecursionError, UnicodeError):
-            return _Header(None, "", "", Sentence.DPOP_NOT_JWS)
+            return _refused_header("", Sentence.DPOP_NOT_JWS)
         if not isinstance(header, dict):
-            return _Header(None, "", "", Sentence.DPOP_NOT_JWS)
+            return _refused_header("", Sentence.DPOP_NOT_JWS)
         alg = header.get("alg")
         alg = alg if isinstance(alg, str) and len(alg) <= 16 else ""  # noqa: PLR2004 - log only a sane alg
         if header.get("typ") != "dpop+jwt":
-            return _Header(None, alg, "", Sentence.DPOP_WRONG_TYP)
+            return _refused_header(alg, Sentence.DPOP_WRONG_TYP)
         if alg not in self._allowed:
-            return _Header(None, alg, "", Sentence.DPOP_ALGORITHM)
+            return _refused_header(alg, Sentence.DPOP_ALGORITHM)
         jwk = header.get("jwk")
         if not isinstance(jwk, dict):
-            return _Header(None, alg, "", Sentence.DPOP_NO_JWK)
+            return _refused_header(alg, Sentence.DPOP_NO_JWK)
         if _PRIVATE_MEMBERS.intersection(jwk):
-            return _Header(None, alg, "", Sentence.DPOP_PRIVATE_KEY)
+            return _refused_header(alg, Sentence.DPOP_PRIVATE_KEY)
+        if alg in _CURVES and jwk.get("crv") != _CURVES[alg]:
+            return _refused_header(alg, Sentence.DPOP_NO_JWK)  # RFC 7518 §3.4: one curve per alg
         try:
             key = jwt.PyJWK(jwk, algorithm=alg)
             jkt = jwk_thumbprint(jwk)
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-            return _Header(None, alg, "", Sentence.DPOP_NO_JWK)
-        return _Header(key, alg, jkt, None)
+            return _refused_header(alg, Sentence.DPOP_NO_JWK)
+        # The signature check, prepared once for every proof this key makes.
+        verify: Callable[[bytes, Any, bytes], bool] = key.Algorithm.verify
+        if isinstance(key.Algorithm, ECAlgorithm) and isinstance(
+            key.key, ec.EllipticCurvePublicKey
+        ):
+            verify = _ecdsa_verify(key.key.curve.key_size, key.Algorithm.hash_alg())
+        return _Header(verify, key.key, alg, jkt, "")

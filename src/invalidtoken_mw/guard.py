@@ -847,17 +847,18 @@ class Guard:
 
     def _dpop_found(self, request: RequestHead, authorization: Sequence[str]) -> ExtractedToken:
         """The token of ``Authorization: DPoP``; a bearer one where only DPoP is accepted fails."""
-        if not DPoPVerifier.is_dpop(authorization):
-            # dpop="required": whatever bearer token there is, it is the wrong method.
-            query = request.query_string() if self._allow_query else ""
-            self.extractor.extract(authorization, query_string=query)
-            raise AuthFailure(Reason.DPOP_REQUIRED)
         value = authorization[0] if len(authorization) == 1 else None
         found = self._dpop_tokens.get(value) if value is not None else None
         if found is not None:
             # A client resends its token with each new proof: the same string as last
             # time, its hash cached, so every cache keyed by the token below hashes nothing.
+            # (Only `DPoP` values are remembered.)
             return found
+        if not DPoPVerifier.is_dpop(authorization):
+            # dpop="required": whatever bearer token there is, it is the wrong method.
+            query = request.query_string() if self._allow_query else ""
+            self.extractor.extract(authorization, query_string=query)
+            raise AuthFailure(Reason.DPOP_REQUIRED)
         token = DPoPVerifier.token_from(authorization, self.extractor.max_token_bytes)
         found = ExtractedToken(token, TokenSource.HEADER)
         if value is not None and len(value) <= _DPOP_MEMO_MAX_CHARS:
@@ -881,7 +882,8 @@ class Guard:
             )
             claims = self.verifier.verify(found.token)
             dpop.bind(proof, claims)
-            self._check_granted(claims)
+            if self._checks_grants:
+                self._check_granted(claims)
             dpop.check_replay(proof)  # last: a refused proof takes no slot
         except AuthFailure as failure:
             if claims is not None:  # decided on claims the verifier vouched for
@@ -903,7 +905,8 @@ class Guard:
             )
             claims = await self.verifier.verify_async(found.token)
             dpop.bind(proof, claims)
-            self._check_granted(claims)
+            if self._checks_grants:
+                self._check_granted(claims)
             if dpop.local_replay_cache:
                 dpop.check_replay(proof)  # in memory: no I/O, no await (last: see above)
             else:

@@ -604,6 +604,12 @@ def test_a_flood_of_new_tokens_uses_a_bounded_pool_and_sheds_load(
     endpoint.delay = 0.15
     verifier = make_verifier(endpoint.url)
 
+    def pool_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("invalidtoken-mw-introspect")}
+
+    # Other tests' verifiers may still hold idle workers: count the threads this one starts.
+    before = pool_threads()
+
     async def main() -> list[dict[str, Any] | BaseException]:
         tokens = [f"flood-token-number-{i:04d}" for i in range(50)]
         calls = (verifier.verify_async(token) for token in tokens)
@@ -611,10 +617,7 @@ def test_a_flood_of_new_tokens_uses_a_bounded_pool_and_sheds_load(
 
     with _LOG_LOCK, capture_logs() as events:
         results = asyncio.run(main())
-        # The verifier's own pool threads (by name): other tests' threads may come and go.
-        workers = sum(
-            t.name.startswith("invalidtoken-mw-introspect") for t in threading.enumerate()
-        )
+        workers = len(pool_threads() - before)
     reasons = [r.reason for r in results if isinstance(r, AuthFailure)]
     assert len(reasons) == 50
     # 20 waited for their answer (inactive); 30 were shed at once, never sent.

@@ -247,10 +247,11 @@ class MemoryReplayCache:
         maxsize: How many proofs are remembered. When full, the oldest go first: a
             replay of one of them within its window is then caught only by ``iat``
             and a nonce. Size it above your DPoP requests per window.
-        ttl: How long a proof is remembered (the guard sizes it from the window).
+
+    Each proof is remembered for the ``ttl`` the verifier passes (its window).
     """
 
-    def __init__(self, maxsize: int = 100_000, ttl: int = 600) -> None:
+    def __init__(self, maxsize: int = 100_000) -> None:
         """Create an empty cache."""
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ValueError("MemoryReplayCache maxsize must be a positive int, e.g. 100000.")
@@ -258,7 +259,6 @@ class MemoryReplayCache:
         # entries are always at the front (an OrderedDict pops there in O(1)).
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._maxsize = maxsize
-        self.ttl = ttl
         self._lock = threading.Lock()
         #: How many operations were made (for tests and benchmarks).
         self.operations = 0
@@ -486,7 +486,7 @@ class DPoPVerifier:
         self.replay_ttl = iat_window + 2 * leeway + 1
         self._oldest = iat_window + leeway  # seconds before now the oldest iat accepted
         self.replay_cache: ReplayCache = (
-            replay_cache if replay_cache is not None else MemoryReplayCache(ttl=self.replay_ttl)
+            replay_cache if replay_cache is not None else MemoryReplayCache()
         )
         #: The replay cache is this process's memory: the async path calls it directly
         #: (a dict operation under a lock never waits), sparing a coroutine per proof.

@@ -684,17 +684,7 @@ class Guard:
         if self.scopes and not self._grants_scopes(claims):
             check_scopes(claims, self.scopes, claim_names=self.scope_claims)
         if self.step_up is not None:
-            self._check_app_step_up(claims, self.step_up)
-
-    def _check_app_step_up(self, claims: Mapping[str, Any], requirement: StepUp) -> None:
-        """The app-wide step-up check, on claims the verifier has just vouched for."""
-        try:
-            check_step_up(claims, requirement, now=time.time(), leeway=self.step_up_leeway)
-        except AuthFailure as failure:
-            # Decided on verified claims: the log's signature_verified says so, as it
-            # does for a route's check (reject() with the accepted token).
-            failure.signature_verified = True
-            raise
+            self.check_step_up(claims, self.step_up)
 
     def check_step_up(self, claims: Mapping[str, Any] | None, requirement: StepUp) -> None:
         """The step-up check of one route (RFC 9470): ``acr`` and/or ``auth_time``.

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,7 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from invalidtoken_mw import InvalidTokenMiddleware, InvalidTokenWSGIMiddleware
-from invalidtoken_mw.dpop import DPoPVerifier, RedisReplayCache
+from invalidtoken_mw.dpop import DPoPVerifier
+from invalidtoken_mw.redis_store import RedisReplayCache
 from invalidtoken_mw.testing import LocalIssuer
 from support.redis_server import running_redis
 from support.servers import run_uvicorn, run_waitress
@@ -210,3 +214,48 @@ def test_redis_replay_cache_is_shared(tmp_path: Path, issuer: LocalIssuer) -> No
     assert first.status_code == 200
     assert second.status_code == 401
     assert second.json()["reason"] == "dpop_replayed"
+
+
+@contextlib.contextmanager
+def _silent_redis() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers (a blackholed Redis)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in [*held, listener]:
+            connection.close()
+
+
+def test_a_silent_redis_is_a_prompt_503_never_a_hang(
+    server: Callable[..., str], issuer: LocalIssuer
+) -> None:
+    """Redis accepts but never answers: each DPoP request is refused 503
+    dpop_replay_unavailable within a few timeouts (it once waited redis-py's 5 s)."""
+    key = DPoPKey.generate(alg="ES256")
+    auth = _bound(issuer, key)
+    with _silent_redis() as url:
+        cache = RedisReplayCache(url, timeout=0.2)
+        base = server(dpop="required", dpop_replay_cache=cache)
+        for _ in range(2):
+            began = time.monotonic()
+            answer = requests.get(f"{base}/orders", auth=auth, timeout=10)
+            assert answer.status_code == 503
+            assert answer.json()["reason"] == "dpop_replay_unavailable"
+            assert time.monotonic() - began < 2.0
+        cache.close()

@@ -12,7 +12,7 @@ from invalidtoken_mw.asgi import InvalidTokenMiddleware
 from invalidtoken_mw.challenge import ChallengeSettings, build_challenge
 from invalidtoken_mw.classify import failure_from_pyjwt
 from invalidtoken_mw.discovery import DiscoveryKeys, IssuerMetadata
-from invalidtoken_mw.dpop import DPoPVerifier, MemoryReplayCache, RedisReplayCache, ReplayCache
+from invalidtoken_mw.dpop import DPoPVerifier, MemoryReplayCache, ReplayCache
 from invalidtoken_mw.envconfig import verifier_from_env
 from invalidtoken_mw.explain import Check, Explanation
 from invalidtoken_mw.extract import ExtractedToken, TokenExtractor, TokenSource
@@ -25,7 +25,7 @@ from invalidtoken_mw.metrics import OpenTelemetryMetrics, PrometheusMetrics, Rej
 from invalidtoken_mw.multi_issuer import MultiIssuerVerifier
 from invalidtoken_mw.ratelimit import EventRateLimiter
 from invalidtoken_mw.reasons import AuthFailure, Reason
-from invalidtoken_mw.redis_store import RedisRevocationStore
+from invalidtoken_mw.redis_store import RedisReplayCache, RedisRevocationStore
 from invalidtoken_mw.render import (
     ErrorBody,
     RenderedFailure,

@@ -23,7 +23,6 @@ import binascii
 import functools
 import hashlib
 import hmac
-import importlib
 import json
 import re
 import sys
@@ -52,7 +51,6 @@ __all__ = [
     "DPoPProof",
     "DPoPVerifier",
     "MemoryReplayCache",
-    "RedisReplayCache",
     "ReplayCache",
     "jwk_thumbprint",
     "normalize_htu",
@@ -287,85 +285,6 @@ class MemoryReplayCache:
         """How many proofs are remembered now."""
         with self._lock:
             return len(self._seen)
-
-
-class RedisReplayCache:
-    """A replay cache shared by every instance through Redis: one ``SET NX EX`` per proof.
-
-    Args:
-        url: The Redis URL (``redis://host:6379/0``); or give ``client`` and
-            ``async_client``.
-        prefix: Prefix of the keys written.
-        client: A ``redis.Redis`` for synchronous adapters.
-        async_client: A ``redis.asyncio.Redis`` for ASGI adapters (made from ``url``,
-            one per event loop, when not given).
-    """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        prefix: str = "invalidtoken:dpop:",
-        client: Any = None,  # noqa: ANN401 - redis.Redis, an optional dependency
-        async_client: Any = None,  # noqa: ANN401
-    ) -> None:
-        """Connect lazily; nothing is sent until the first proof."""
-        if url is None and client is None and async_client is None:
-            raise ValueError("RedisReplayCache needs url= (e.g. 'redis://localhost:6379/0').")
-        try:
-            redis = importlib.import_module("redis")
-            importlib.import_module("redis.asyncio")
-        except ImportError as exc:  # pragma: no cover - exercised only without the extra
-            raise ImportError(
-                "RedisReplayCache needs: pip install 'invalidtoken-mw[redis]'"
-            ) from exc
-        self._redis = redis
-        self._url = url
-        self.prefix = prefix
-        self._client = client if client is not None else (url and redis.Redis.from_url(url))
-        self._async_client = async_client
-        self._loop_clients: dict[int, Any] = {}
-        self._lock = threading.Lock()
-
-    def remember(self, key: str, ttl: int) -> bool:
-        """Record ``key`` with ``SET NX EX``; ``False`` if it was there."""
-        if not self._client:
-            raise RuntimeError("RedisReplayCache has no synchronous client: give url= or client=.")
-        return bool(self._client.set(self.prefix + key, b"1", nx=True, ex=ttl))
-
-    async def remember_async(self, key: str, ttl: int) -> bool:
-        """As :meth:`remember`, with an asyncio client of the running loop."""
-        client = self._async_client
-        if client is None:
-            client = self._loop_client()
-        return bool(await client.set(self.prefix + key, b"1", nx=True, ex=ttl))
-
-    def _loop_client(self) -> Any:  # noqa: ANN401 - redis.asyncio.Redis
-        import asyncio  # noqa: PLC0415 - only for the loop's identity
-
-        loop = id(asyncio.get_running_loop())
-        with self._lock:
-            client = self._loop_clients.get(loop)
-            if client is None:
-                if len(self._loop_clients) >= 16:  # noqa: PLR2004 - bounded: test loops come and go
-                    self._loop_clients.clear()
-                client = self._redis.asyncio.Redis.from_url(self._url)
-                self._loop_clients[loop] = client
-            return client
-
-    def close(self) -> None:
-        """Close the synchronous client's connections."""
-        if self._client:
-            self._client.close()
-
-    async def aclose(self) -> None:
-        """Close the running loop's asyncio client (e.g. at the application's shutdown)."""
-        import asyncio  # noqa: PLC0415 - only for the loop's identity
-
-        with self._lock:
-            client = self._loop_clients.pop(id(asyncio.get_running_loop()), None)
-        if client is not None:
-            await client.aclose()
 
 
 class DPoPProof(NamedTuple):

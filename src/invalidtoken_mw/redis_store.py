@@ -1,4 +1,11 @@
-"""RedisRevocationStore: revocations shared by every instance, through Redis.
+"""State shared by every instance through Redis: revocations, and DPoP proofs seen.
+
+:class:`RedisReplayCache` remembers DPoP proofs (RFC 9449 §11.1) with one
+``SET key 1 NX EX ttl`` each, on clients with the same short timeouts and no retries as
+the revocation store's, so an unreachable or silent Redis costs a request at most a
+few timeouts and answers 503 (``dpop_replay_unavailable``), never a hang.
+
+:class:`RedisRevocationStore`:
 
 - Keys are ``{prefix}jti:<hash of iss and jti>`` and ``{prefix}sub:<hash of iss and
   sub>``; token entries expire at the token's ``exp`` plus leeway (the end of the year
@@ -50,7 +57,7 @@ from invalidtoken_mw.revocation import (
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
 
-__all__ = ["RedisRevocationStore"]
+__all__ = ["RedisReplayCache", "RedisRevocationStore"]
 
 _log = structlog.get_logger("invalidtoken_mw")
 # Connection settings copied from a given sync client to its asyncio twin.
@@ -111,15 +118,22 @@ class LocalBackpressureError(Exception):
     """No connection to Redis came free in time: this process is saturated, not Redis."""
 
 
-def _import_redis() -> Any:  # noqa: ANN401 - optional dependency
+def _import_redis(needed_by: str = "RedisRevocationStore") -> Any:  # noqa: ANN401 - optional dependency
     try:
         import redis  # noqa: PLC0415 - optional dependency
         import redis.asyncio  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError(
-            "RedisRevocationStore needs: pip install 'invalidtoken-mw[redis]'"
-        ) from exc
+        raise ImportError(f"{needed_by} needs: pip install 'invalidtoken-mw[redis]'") from exc
     return redis
+
+
+def _client_options(redis: Any, timeout: float) -> dict[str, Any]:  # noqa: ANN401 - redis
+    """Connection settings of every client on the request path: short timeouts, no retries."""
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+    }
 
 
 def _digest(*parts: str) -> str:
@@ -232,11 +246,7 @@ class RedisRevocationStore:
         self.timeout = float(timeout)
         self.retry_interval = float(retry_interval)
         self.max_connections = int(max_connections)
-        self._options: dict[str, Any] = {
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-        }
+        self._options = _client_options(redis, timeout)
         self._url = url
         if client is None:
             # Blocking: more concurrent revocations than connections wait for one.
@@ -618,3 +628,89 @@ def _forget(
     """Drop a finished flight (unless a newer one already took its place)."""
     if flights.get(key) is done:
         del flights[key]
+
+
+class RedisReplayCache:
+    """A DPoP replay cache shared by every instance through Redis (see the module).
+
+    Args:
+        url: The Redis URL (``redis://host:6379/0``); or give ``client`` and
+            ``async_client``.
+        prefix: Prefix of the keys written.
+        client: A ``redis.Redis`` for synchronous adapters (used as it is: its own
+            timeouts apply).
+        async_client: A ``redis.asyncio.Redis`` for ASGI adapters (made from ``url``,
+            one per event loop, when not given).
+        timeout: Seconds Redis has to connect and to answer, for clients made from
+            ``url``.
+
+    Raises:
+        ValueError: No ``url`` nor client; a ``timeout`` that is not positive.
+        ImportError: ``redis`` is not installed (extra ``invalidtoken-mw[redis]``).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str = "invalidtoken:dpop:",
+        client: Any = None,  # noqa: ANN401 - redis.Redis, an optional dependency
+        async_client: Any = None,  # noqa: ANN401
+        timeout: float = 0.25,
+    ) -> None:
+        """Configure the clients; nothing connects until the first proof."""
+        if url is None and client is None and async_client is None:
+            raise ValueError("RedisReplayCache needs url= (e.g. 'redis://localhost:6379/0').")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError(f"RedisReplayCache timeout must be seconds > 0, got {timeout!r}.")
+        redis = _import_redis("RedisReplayCache")
+        self._redis = redis
+        self._url = url
+        self.prefix = prefix
+        self._options = _client_options(redis, float(timeout))
+        if client is None and url is not None:
+            client = redis.Redis.from_url(url, **self._options)
+        self._client = client
+        self._async_client = async_client
+        self._loop_clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, key: str, ttl: int) -> bool:
+        """Record ``key`` with ``SET NX EX``; ``False`` if it was there."""
+        if self._client is None:
+            raise RuntimeError("RedisReplayCache has no synchronous client: give url= or client=.")
+        return bool(self._client.set(self.prefix + key, b"1", nx=True, ex=ttl))
+
+    async def remember_async(self, key: str, ttl: int) -> bool:
+        """As :meth:`remember`, with an asyncio client of the running loop."""
+        client = self._async_client
+        if client is None:
+            client = self._loop_client()
+        return bool(await client.set(self.prefix + key, b"1", nx=True, ex=ttl))
+
+    def _loop_client(self) -> Any:  # noqa: ANN401 - redis.asyncio.Redis
+        """The running loop's client (connections belong to a loop); closed loops' go."""
+        loop = asyncio.get_running_loop()
+        client = self._loop_clients.get(loop)
+        if client is None:
+            with self._lock:
+                client = self._loop_clients.get(loop)
+                if client is None:
+                    client = self._redis.asyncio.Redis.from_url(self._url, **self._options)
+                    self._loop_clients = {
+                        **{lp: c for lp, c in self._loop_clients.items() if not lp.is_closed()},
+                        loop: client,
+                    }
+        return client
+
+    def close(self) -> None:
+        """Close the synchronous client's connections."""
+        if self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's asyncio client (e.g. at the application's shutdown)."""
+        with self._lock:
+            client = self._loop_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import ECAlgorithm
 
+from invalidtoken_mw._grammar import B64TOKEN_RE
 from invalidtoken_mw._sentences import Sentence
 from invalidtoken_mw.reasons import AuthFailure, Reason
 
@@ -87,7 +88,6 @@ _THUMBPRINT_MEMBERS = {
 _MAX_PROOF_CHARS = 8192  # a proof with an RSA-4096 key is about 1.5 KB
 _HEADERS_REMEMBERED = 256  # distinct proof headers (one per client key): bounded
 _DPOP_SCHEME = "dpop "
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]*")  # a translated segment, before padding
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -137,7 +137,7 @@ else:  # pragma: no cover - Python 3.10 has no strict mode
 
 @functools.lru_cache(maxsize=256)  # a resent token is checked once
 def _b64token(token: str) -> bool:
-    return _B64TOKEN.fullmatch(token) is not None
+    return B64TOKEN_RE.fullmatch(token) is not None
 
 
 def _b64url(data: bytes) -> str:

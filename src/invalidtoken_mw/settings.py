@@ -192,11 +192,6 @@ def _claim_options(
 def _step_up_options(acr_values: object, max_age: object) -> dict[str, object]:
     """``acr_values`` and ``max_age`` in normal form, checked as a :class:`StepUp`."""
     acr = None if acr_values is None else as_list("acr_values", acr_values, _SCOPE_SEPARATORS)
-    if acr is not None and not acr:
-        raise ValueError(
-            "acr_values is empty: name the accepted acr values, e.g. ['urn:example:mfa'],"
-            " or leave it out (None)."
-        )
     age = None
     if max_age is not None:
         if isinstance(max_age, bool) or not isinstance(max_age, (int, str)):
@@ -205,7 +200,7 @@ def _step_up_options(acr_values: object, max_age: object) -> dict[str, object]:
             )
         age = as_number("max_age", max_age, int, "300")
     if acr is not None or age is not None:
-        StepUp(acr, age)  # raises for a value a challenge cannot carry, or a negative age
+        StepUp(acr, age)  # raises for an empty list, a value no challenge carries, an age < 0
     return {"acr_values": acr, "max_age": age}
 
 

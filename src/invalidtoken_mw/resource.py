@@ -315,12 +315,9 @@ def issuers_of(verifier: object) -> tuple[str, ...]:
     that are not http(s) URLs are left out.
     """
     found: dict[str, None] = {}
-
-    def visit(current: object, depth: int) -> None:
-        if current is None or depth > _NESTING:
-            return
+    for leaf in _leaves(verifier):  # the verifiers holding others name no issuer
         for name in ("issuer_url", "issuer"):
-            value = getattr(current, name, None)
+            value = getattr(leaf, name, None)
             for item in (value,) if isinstance(value, str) else value or ():
                 if (
                     isinstance(item, str)
@@ -329,16 +326,11 @@ def issuers_of(verifier: object) -> tuple[str, ...]:
                     and uri_problem(item, absolute=True) is None
                 ):
                     found[item] = None
-        for child in getattr(current, "verifiers", None) or ():
-            visit(child, depth + 1)
-        for name in ("jwt", "opaque"):
-            visit(getattr(current, name, None), depth + 1)
-
-    visit(verifier, 0)
     return tuple(found)
 
 
 def _leaves(verifier: object, depth: int = 0) -> list[object]:
+    """The verifiers that check tokens themselves, below the ones routing to others."""
     children = [*(getattr(verifier, "verifiers", None) or ())]
     children += [c for c in (getattr(verifier, n, None) for n in ("jwt", "opaque")) if c]
     if not children or depth > _NESTING:
